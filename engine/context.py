@@ -1,0 +1,46 @@
+"""The open Madoguchi instance: configuration + store + data folders (like Anki's Collection)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as config_mod
+from . import logs, netguard
+from .store import Store, open_store
+
+
+@dataclass
+class Context:
+    config: config_mod.Config
+    store: Store
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    @property
+    def audio_dir(self) -> Path:
+        p = self.data_dir / "audio"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def subdir(self, name: str) -> Path:
+        p = self.data_dir / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_context(data_dir: str | Path | None = None, overrides: dict | None = None,
+                 guard_network: bool = True) -> Context:
+    ov = dict(overrides or {})
+    if data_dir:
+        ov["data_dir"] = str(data_dir)
+    cfg = config_mod.load(ov)
+    if guard_network:
+        netguard.install(cfg["office_server"])
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    logs.setup(cfg.data_dir, cfg["log_level"])
+    return Context(cfg, open_store(cfg.data_dir))
