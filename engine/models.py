@@ -9,6 +9,7 @@ Resolution order of the models folder: ``MADOGUCHI_MODELS_DIR`` → machine conf
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -241,6 +242,22 @@ _cache: dict[tuple, Any] = {}
 _lock = threading.Lock()
 
 
+def unload_all() -> None:
+    """Free every loaded model (also run at exit, before the interpreter tears modules down)."""
+    with _lock:
+        for key, obj in list(_cache.items()):
+            close = getattr(obj, "close", None)
+            if key[0] == "llm" and close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+        _cache.clear()
+
+
+atexit.register(unload_all)
+
+
 def _cached(key: tuple, factory):
     with _lock:
         if key not in _cache:
@@ -313,6 +330,6 @@ def load_check(name: str, config=None) -> str:
         return f"loads (dim {len(v)})"
     if spec.kind == "dictionary":
         from sudachipy import Dictionary
-        Dictionary(dict="core").create()
+        Dictionary(dict="core").tokenizer()
         return "loads"
     return "unknown kind"
