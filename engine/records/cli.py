@@ -1,0 +1,251 @@
+"""CLI: ``madoguchi draft``, ``madoguchi records …``, ``madoguchi users …``, ``madoguchi audit verify``.
+
+Sign-in for commands that act for a person: ``--user NAME``; the password comes from the
+``MADOGUCHI_PASSWORD`` environment variable or is asked for on the terminal.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import MadoguchiError
+
+
+class CliInputError(MadoguchiError):
+    ja_default = "入力に誤りがあります。"
+
+
+def _password(prompt: str = "password: ", env: str = "MADOGUCHI_PASSWORD") -> str:
+    if os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if line:
+            return line.rstrip("\n")
+    return getpass.getpass(prompt)
+
+
+def _signed_in(args, ctx):
+    from .. import users
+    if not getattr(args, "user", None):
+        raise CliInputError("this command needs --user NAME (password from MADOGUCHI_PASSWORD or the terminal)",
+                            ja="ユーザー名を指定してください。")
+    return users.sign_in(ctx.store, args.user, _password())
+
+
+def _add_user_arg(p) -> None:
+    p.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
+                   help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
+
+
+# ----------------------------------------------------------------------------- draft
+
+def cmd_draft(args) -> int:
+    from engine.cli import context, print_json
+    from . import draft as draft_mod
+    from . import template as template_mod
+    ctx = context(args)
+    tpl = template_mod.load(args.template or ctx.config["records.template"])
+    if args.session is not None:
+        segments = draft_mod.segments_from_session(ctx.store, args.session)
+    elif args.transcript:
+        segments = draft_mod.segments_from_file(Path(args.transcript))
+    else:
+        raise CliInputError("give TRANSCRIPT.json or --session ID", ja="文字起こしを指定してください。")
+    use_llm = ctx.config["llm.enabled"] and not args.no_llm
+    d = draft_mod.draft(segments, tpl, ctx.config, use_llm=use_llm, model=args.model)
+    if args.save:
+        from . import workflow
+        user = _signed_in(args, ctx)
+        rec = workflow.create(ctx.store, user, d, session_id=args.session, case_number=args.case_number or "")
+        print(f"saved as record {rec.id} (version {rec.version}, {rec.state_ja})", file=sys.stderr)
+    if args.json:
+        print_json(d.to_dict())
+    else:
+        from .export import to_text
+        print(to_text(d))
+    return 0
+
+
+# ----------------------------------------------------------------------------- records
+
+def cmd_records(args) -> int:
+    from engine.cli import context, print_json
+    from . import workflow
+    ctx = context(args)
+    user = _signed_in(args, ctx)
+    c = args.records_cmd
+    if c == "list":
+        recs = workflow.list_records(ctx.store, user, state=args.state, owner=args.owner)
+        if args.json:
+            print_json([r.summary() for r in recs])
+        else:
+            for r in recs:
+                print(f"{r.id:>5}  {r.state_ja:<4}  v{r.version}  rev{r.revision}  {r.owner:<12} "
+                      f"{r.case_number:<10} {r.template}  要確認{len(r.content.flagged())}")
+        return 0
+    if c == "show":
+        rec = workflow.get(ctx.store, user, args.id, args.version)
+        if args.json:
+            print_json(rec.to_dict())
+        else:
+            from .export import to_text
+            print(f"record {rec.id}  {rec.state_ja}  version {rec.version}  revision {rec.revision}")
+            if rec.comment:
+                print(f"差戻しコメント: {rec.comment}")
+            print(to_text(rec.content, show_flags=True))
+        return 0
+    if c == "submit":
+        rec = workflow.submit(ctx.store, user, args.id, args.revision)
+    elif c == "approve":
+        rec = workflow.get(ctx.store, user, args.id)
+        if args.ack_flags:
+            for sec, st in rec.content.flagged():
+                print(f"要確認 [{sec.title}] {st.text} — {'; '.join(f.message for f in st.flags)}", file=sys.stderr)
+            for f in rec.content.flags:
+                print(f"注意 {f.message} {f.detail}", file=sys.stderr)
+        rec = workflow.approve(ctx.store, user, args.id, args.revision, acknowledge_flags=args.ack_flags)
+    elif c == "return":
+        rec = workflow.return_record(ctx.store, user, args.id, args.revision, args.comment)
+    elif c == "export":
+        from . import export
+        rec = workflow.approved(ctx.store, user, args.id) if not args.draft else workflow.get(ctx.store, user, args.id)
+        out = export.export(rec, args.format, Path(args.output) if args.output else None,
+                            office_name=ctx.config["office_name"])
+        print(str(out))
+        from .. import audit
+        audit.append(ctx.store, user.username, "record.export", "record", rec.id,
+                     {"version": rec.version, "format": args.format})
+        return 0
+    else:
+        return 2
+    if args.json:
+        print_json(rec.summary())
+    else:
+        print(f"record {rec.id}: {rec.state_ja} (version {rec.version}, revision {rec.revision})")
+    return 0
+
+
+# ----------------------------------------------------------------------------- users
+
+def cmd_users(args) -> int:
+    from engine.cli import context, print_json
+    from .. import users
+    ctx = context(args)
+    c = args.users_cmd
+    if c == "add":
+        actor = None if users.count(ctx.store) == 0 else _signed_in(args, ctx)
+        pw = _password(f"password for {args.username}: ", env="MADOGUCHI_NEW_PASSWORD")
+        u = users.add_user(ctx.store, actor, args.username, args.name or args.username, args.role, pw)
+        print(f"user {u.username} added ({u.role})")
+        return 0
+    actor = _signed_in(args, ctx)
+    if c == "list":
+        us = users.list_users(ctx.store, actor)
+        if args.json:
+            print_json([{"username": u.username, "display_name": u.display_name, "role": u.role,
+                         "active": u.active} for u in us])
+        else:
+            for u in us:
+                print(f"{u.username:<16} {u.role:<11} {'active' if u.active else 'inactive':<9} {u.display_name}")
+        return 0
+    if c == "passwd":
+        target = args.username or actor.username
+        old = os.environ.get("MADOGUCHI_PASSWORD") if target == actor.username else None
+        users.set_password(ctx.store, actor, target, _password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
+                           old_password=old)
+        print(f"password of {target} changed")
+        return 0
+    if c in ("deactivate", "activate"):
+        users.set_active(ctx.store, actor, args.username, c == "activate")
+        print(f"user {args.username} {c}d")
+        return 0
+    return 2
+
+
+def cmd_audit(args) -> int:
+    from engine.cli import context, print_json
+    from .. import audit
+    ctx = context(args)
+    ok, bad = audit.verify(ctx.store)
+    n = ctx.store.query_one("SELECT COUNT(*) AS n FROM audit_log")["n"]
+    if args.json:
+        print_json({"ok": ok, "first_bad_id": bad, "entries": n})
+    else:
+        print(f"audit log ok ({n} entries)" if ok else f"audit log TAMPERED: first bad entry {bad}")
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------- registration
+
+def register(sub) -> None:
+    d = sub.add_parser("draft", help="draft a consultation record from a transcript")
+    d.add_argument("transcript", nargs="?", help="TRANSCRIPT.json as printed by `madoguchi transcribe --json`")
+    d.add_argument("--session", type=int, default=None, help="draft from a stored session instead")
+    d.add_argument("--template", default=None, help="template name in resources/templates (default: config)")
+    d.add_argument("--model", default=None, help="GGUF model name (default: config llm.model)")
+    d.add_argument("--no-llm", action="store_true", help="extractive draft only (no language model)")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--save", action="store_true", help="store the draft as a record (needs --user)")
+    d.add_argument("--case-number", default="")
+    _add_user_arg(d)
+    d.set_defaults(func=cmd_draft)
+
+    r = sub.add_parser("records", help="list, show, submit, approve, return or export records")
+    rs = r.add_subparsers(dest="records_cmd", required=True)
+    p = rs.add_parser("list")
+    p.add_argument("--state", choices=("draft", "submitted", "approved", "returned"))
+    p.add_argument("--owner")
+    p.add_argument("--json", action="store_true")
+    _add_user_arg(p)
+    p = rs.add_parser("show")
+    p.add_argument("id", type=int)
+    p.add_argument("--version", type=int)
+    p.add_argument("--json", action="store_true")
+    _add_user_arg(p)
+    for name in ("submit", "approve", "return"):
+        p = rs.add_parser(name)
+        p.add_argument("id", type=int)
+        p.add_argument("--revision", type=int, default=None, help="expected revision (optimistic lock)")
+        p.add_argument("--json", action="store_true")
+        _add_user_arg(p)
+        if name == "approve":
+            p.add_argument("--ack-flags", action="store_true",
+                           help="print every 要確認 flag and acknowledge having reviewed them")
+        if name == "return":
+            p.add_argument("--comment", required=True, help="差戻し comment")
+    p = rs.add_parser("export")
+    p.add_argument("id", type=int)
+    p.add_argument("--format", choices=("pdf", "docx", "txt"), default="pdf")
+    p.add_argument("--output", "-o", default=None)
+    p.add_argument("--draft", action="store_true", help="export the current version even if not approved")
+    _add_user_arg(p)
+    r.set_defaults(func=cmd_records)
+
+    u = sub.add_parser("users", help="add, list users, change passwords")
+    us = u.add_subparsers(dest="users_cmd", required=True)
+    p = us.add_parser("add", help="add a user (password: MADOGUCHI_NEW_PASSWORD or prompt)")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=("staff", "supervisor", "admin", "inspector"))
+    p.add_argument("--name", default="", help="display name")
+    _add_user_arg(p)
+    p = us.add_parser("list")
+    p.add_argument("--json", action="store_true")
+    _add_user_arg(p)
+    p = us.add_parser("passwd")
+    p.add_argument("username", nargs="?")
+    _add_user_arg(p)
+    for name in ("deactivate", "activate"):
+        p = us.add_parser(name)
+        p.add_argument("username")
+        _add_user_arg(p)
+    u.set_defaults(func=cmd_users)
+
+    a = sub.add_parser("audit", help="verify the hash-chained audit log")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    p = asub.add_parser("verify")
+    p.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_audit)

@@ -1,0 +1,188 @@
+"""Users, roles and sign-in.
+
+Roles: ``staff`` (drafts and submits records), ``supervisor`` (査察指導員 / 係長: approves or
+returns them), ``admin`` (manages users), ``inspector`` (reads). Passwords are stored as
+argon2id hashes (argon2-cffi). Failed sign-ins are rate-limited: after ``MAX_FAILURES`` in a
+row the account is locked for a time that doubles with every further failure (capped).
+Every engine operation that acts for a person takes a :class:`User` and calls
+:func:`require_role` first.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from . import audit
+from .errors import MadoguchiError
+from .store import Store
+
+ROLES = ("staff", "supervisor", "admin", "inspector")
+ROLE_JA = {"staff": "職員", "supervisor": "査察指導員", "admin": "管理者", "inspector": "監査"}
+MAX_FAILURES = 5
+LOCK_SECONDS = 60.0
+LOCK_MAX_SECONDS = 15 * 60.0
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+
+
+class UserError(MadoguchiError):
+    ja_default = "ユーザー情報に誤りがあります。入力内容を確認してください。"
+
+
+class SignInError(MadoguchiError):
+    ja_default = "ユーザー名またはパスワードが違います。もう一度入力してください。"
+
+
+class SignInLocked(SignInError):
+    ja_default = "サインインの失敗が続いたため、しばらくロックされています。時間をおいてもう一度お試しください。"
+
+
+class PermissionDenied(MadoguchiError):
+    ja_default = "この操作を行う権限がありません。権限のある職員に依頼してください。"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool = True
+
+    @property
+    def role_ja(self) -> str:
+        return ROLE_JA.get(self.role, self.role)
+
+
+SYSTEM = User(0, "system", "システム", "admin")
+
+
+def _row_user(r: dict) -> User:
+    return User(r["id"], r["username"], r["display_name"], r["role"], bool(r["active"]))
+
+
+def require_role(user: User | None, *roles: str) -> User:
+    """Raise :class:`PermissionDenied` unless ``user`` is active and has one of ``roles``."""
+    if user is None:
+        raise PermissionDenied("sign in first", ja="サインインしてください。")
+    if not user.active:
+        raise PermissionDenied(f"user '{user.username}' is deactivated",
+                               ja="このアカウントは無効です。管理者に連絡してください。")
+    if roles and user.role not in roles:
+        raise PermissionDenied(f"user '{user.username}' ({user.role}) may not do this; needs {' or '.join(roles)}",
+                               ja=f"この操作には{'・'.join(ROLE_JA.get(r, r) for r in roles)}の権限が必要です。")
+    return user
+
+
+def _check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise UserError(f"password must have at least {MIN_PASSWORD} characters",
+                        ja=f"パスワードは{MIN_PASSWORD}文字以上にしてください。")
+
+
+def count(store: Store) -> int:
+    return store.query_one("SELECT COUNT(*) AS n FROM users")["n"]
+
+
+def add_user(store: Store, actor: User | None, username: str, display_name: str, role: str,
+             password: str) -> User:
+    """Create a user. ``actor`` must be an admin — except for the very first user of an empty
+    store, who must be an admin and may be created by nobody (installation bootstrap)."""
+    first = count(store) == 0
+    if first:
+        if role != "admin":
+            raise UserError("the first user must be an admin (role 'admin')",
+                            ja="最初のユーザーは管理者にしてください。")
+    else:
+        require_role(actor, "admin")
+    username = (username or "").strip()
+    if not username or any(c.isspace() for c in username):
+        raise UserError("username must be non-empty without spaces", ja="ユーザー名を空白なしで入力してください。")
+    if role not in ROLES:
+        raise UserError(f"unknown role '{role}'; choose one of {', '.join(ROLES)}",
+                        ja="役割を選んでください（職員・査察指導員・管理者・監査）。")
+    _check_password(password)
+    with store.transaction():
+        if store.query_one("SELECT id FROM users WHERE username = ?", (username,)):
+            raise UserError(f"user '{username}' already exists", ja="そのユーザー名はすでに使われています。")
+        uid = store.insert("users", {"username": username, "display_name": display_name or username,
+                                     "role": role, "password_hash": _hasher.hash(password),
+                                     "created_at": time.time()})
+        audit.append(store, actor.username if actor else username, "user.add", "user", username,
+                     {"role": role})
+    return get_user(store, username)
+
+
+def get_user(store: Store, username: str) -> User:
+    r = store.query_one("SELECT * FROM users WHERE username = ?", (username,))
+    if r is None:
+        raise UserError(f"no user '{username}'", ja="そのユーザーは登録されていません。")
+    return _row_user(r)
+
+
+def list_users(store: Store, actor: User) -> list[User]:
+    require_role(actor, "admin", "supervisor")
+    return [_row_user(r) for r in store.query("SELECT * FROM users ORDER BY username")]
+
+
+def sign_in(store: Store, username: str, password: str, now: float | None = None) -> User:
+    """Check a password. Raises :class:`SignInError` / :class:`SignInLocked`; audits both outcomes."""
+    now = time.time() if now is None else now
+    r = store.query_one("SELECT * FROM users WHERE username = ?", (username,))
+    if r is None:
+        _hasher.hash(password or "x")  # same cost as a real check: do not reveal which names exist
+        audit.append(store, username or "?", "signin.fail", "user", username, {"reason": "unknown"})
+        raise SignInError("wrong username or password")
+    if r["locked_until"] and r["locked_until"] > now:
+        audit.append(store, username, "signin.locked", "user", username, {})
+        raise SignInLocked(f"too many failed sign-ins; try again in {int(r['locked_until'] - now) + 1} s")
+    if not r["active"]:
+        raise SignInError(f"user '{username}' is deactivated", ja="このアカウントは無効です。管理者に連絡してください。")
+    try:
+        _hasher.verify(r["password_hash"], password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        fails = r["failed_attempts"] + 1
+        locked = None
+        if fails >= MAX_FAILURES:
+            locked = now + min(LOCK_SECONDS * 2 ** (fails - MAX_FAILURES), LOCK_MAX_SECONDS)
+        with store.transaction():
+            store.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE id = ?",
+                          (fails, locked, r["id"]))
+            audit.append(store, username, "signin.fail", "user", username, {"failures": fails})
+        raise SignInError("wrong username or password") from None
+    with store.transaction():
+        if r["failed_attempts"] or r["locked_until"]:
+            store.execute("UPDATE users SET failed_attempts = 0, locked_until = NULL WHERE id = ?", (r["id"],))
+        if _hasher.check_needs_rehash(r["password_hash"]):
+            store.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), r["id"]))
+        audit.append(store, username, "signin", "user", username, {})
+    return _row_user(r)
+
+
+def set_password(store: Store, actor: User, username: str, new_password: str,
+                 old_password: str | None = None) -> None:
+    """Admins set anyone's password; a user changes their own with the old password."""
+    if actor.username == username and actor.role != "admin":
+        require_role(actor)
+        sign_in(store, username, old_password or "")
+    else:
+        require_role(actor, "admin")
+    _check_password(new_password)
+    target = get_user(store, username)
+    with store.transaction():
+        store.execute("UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = NULL WHERE id = ?",
+                      (_hasher.hash(new_password), target.id))
+        audit.append(store, actor.username, "user.passwd", "user", username, {})
+
+
+def set_active(store: Store, actor: User, username: str, active: bool) -> User:
+    require_role(actor, "admin")
+    target = get_user(store, username)
+    with store.transaction():
+        store.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), target.id))
+        audit.append(store, actor.username, "user.activate" if active else "user.deactivate", "user", username, {})
+    return get_user(store, username)
