@@ -1,0 +1,291 @@
+"""``madoguchi self-test`` (also ``madoguchi --self-test``): IT's post-install check.
+
+Runs in a throw-away data folder (nothing is added to the real database), with no screen and no
+network: loads every model of the manifest, transcribes the bundled sample recording, drafts a
+record, searches the bundled manuals and diagnoses the bundled mirror photo, then prints one line
+per check with PASS / FAIL / SKIP and the time it took.
+
+A domain whose engine API is not part of this build is reported as ``SKIP … not built`` — never as
+a pass. Exit status: 0 when nothing failed, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import models
+from .errors import MadoguchiError
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+SAMPLE_WAV = "samples/consultation_ja.wav"
+SAMPLE_TEXT = "samples/consultation_ja.txt"
+MAX_SAMPLE_CER = 0.35
+
+
+@dataclass
+class Result:
+    area: str
+    name: str
+    status: str      # PASS | FAIL | SKIP
+    seconds: float
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAIL
+
+
+class NotBuilt(Exception):
+    """The engine API a check needs is not part of this build."""
+
+
+class CheckFailed(MadoguchiError):
+    ja_default = "自己診断で問題が見つかりました。システム管理者に連絡してください。"
+
+
+def resources_dir() -> Path:
+    return models.app_root() / "resources"
+
+
+def _api(module: str, *names: str):
+    """The first of ``names`` that ``module`` defines, or NotBuilt."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            raise NotBuilt(f"{module} is not built") from None
+        raise
+    for n in names:
+        if hasattr(mod, n):
+            return getattr(mod, n)
+    raise NotBuilt(f"{module} has no {' / '.join(names)}")
+
+
+def _timed(area: str, name: str, fn: Callable[[], str]) -> Result:
+    t0 = time.perf_counter()
+    try:
+        detail = fn()
+        status = PASS
+    except NotBuilt as e:
+        status, detail = SKIP, f"not built in this version ({e})"
+    except Exception as e:  # any failure of a check is a FAIL with its message, never a crash
+        status, detail = FAIL, f"{type(e).__name__}: {e}"
+    return Result(area, name, status, round(time.perf_counter() - t0, 2), detail)
+
+
+# --------------------------------------------------------------------------- checks
+
+def check_models(config, checksums: bool = False) -> Iterator[Result]:
+    """Every model of the manifest: present (size, optionally sha256) and actually loads."""
+    for name, spec in models.load_manifest().items():
+        st = models.verify(name, config, deep=checksums)
+        if not st.ok and spec.optional:
+            yield Result("model", name, SKIP, 0.0, "optional model not in this package")
+            continue
+
+        def one(name=name, st=st) -> str:
+            if not st.ok:
+                raise CheckFailed(st.detail)
+            return ("checksum ok; " if checksums else "size ok; ") + models.load_check(name, config)
+        yield _timed("model", name, one)
+
+
+def pick_llm(config) -> str:
+    """The configured drafting model, or the first GGUF model present when that one is optional
+    and absent (the light package)."""
+    manifest = models.load_manifest()
+    want = config["llm.model"]
+    spec = manifest.get(want)
+    if spec is None or not spec.optional or models.verify(want, config, deep=False).ok:
+        return want
+    for name, s in manifest.items():
+        if s.kind == "gguf" and models.verify(name, config, deep=False).ok:
+            return name
+    return want
+
+
+def transcribe_sample(ctx) -> str:
+    wav = resources_dir() / SAMPLE_WAV
+    expected = (resources_dir() / SAMPLE_TEXT).read_text(encoding="utf-8").strip()
+    from .asr.metrics import cer
+    try:
+        transcribe_file = _api("engine.asr.transcribe", "transcribe_file")
+    except NotBuilt:
+        transcribe_file = None
+    if transcribe_file is not None:
+        result = transcribe_file(wav, config=ctx.config)
+        text = result if isinstance(result, str) else getattr(result, "text", None)
+        if text is None:
+            text = "".join(s.text for s in result)
+        via = "engine.asr.transcribe"
+    else:  # the ASR domain is not built: the model loader + faster-whisper, as the domain would
+        model = models.load_whisper(ctx.config["asr.model"], ctx.config, threads=ctx.config["asr.threads"])
+        segments, _info = model.transcribe(str(wav), language=ctx.config["asr.language"], beam_size=1,
+                                           vad_filter=False, condition_on_previous_text=False)
+        text = "".join(s.text for s in segments)
+        via = "faster-whisper"
+    rate = cer(expected, text)
+    if rate > MAX_SAMPLE_CER:
+        raise CheckFailed(f"sample transcribed with CER {rate:.2f} (> {MAX_SAMPLE_CER}) via {via}")
+    return f"{wav.name}: CER {rate:.2f} via {via}"
+
+
+def draft_record(ctx, transcript: str) -> str:
+    draft = _api("engine.records.draft", "draft_record", "draft")
+    llm = pick_llm(ctx.config)
+    result = draft(transcript, config=ctx.config, model=llm)
+    sections = getattr(result, "sections", None)
+    if not sections:
+        raise CheckFailed("the draft has no sections")
+    filled = sum(1 for s in sections if getattr(s, "statements", None))
+    if filled == 0:
+        raise CheckFailed("the draft has no statements")
+    return f"{filled} of {len(sections)} sections filled with {llm}"
+
+
+def search_manuals(ctx) -> str:
+    index = _api("engine.manuals.index", "index_folder", "ingest_folder")
+    search = _api("engine.manuals.search", "search")
+    folder = resources_dir() / "manuals"
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise CheckFailed(f"no bundled sample manuals in {folder}")
+    index(ctx, folder)
+    hits = search(ctx, "生活保護の申請に必要な書類")
+    if not hits:
+        raise CheckFailed("no hit for a query the sample manuals answer")
+    return f"{len(hits)} hits"
+
+
+def diagnose_mirror(ctx) -> str:
+    diagnose = _api("engine.mirrors.diagnose", "diagnose_photo", "diagnose")
+    photos = sorted((resources_dir() / "mirrors").glob("*.jp*g"))
+    if not photos:
+        raise CheckFailed("no bundled sample mirror photo")
+    result = diagnose(ctx, photos[0])
+    grade = getattr(result, "grade", None)
+    if not grade:
+        raise CheckFailed("diagnosis gave no grade")
+    return f"{photos[0].name}: grade {grade}"
+
+
+def check_desktop() -> str:
+    """The desktop program starts its GUI toolkit without a screen (frozen bundle only)."""
+    if not getattr(sys, "frozen", False):
+        import importlib.util
+        if importlib.util.find_spec("desktop") is None:
+            raise NotBuilt("desktop package")
+        r = subprocess.run([sys.executable, "-c", "import desktop.app"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    else:
+        exe = Path(sys.executable).with_name("madoguchi-desktop" + (".exe" if sys.platform == "win32" else ""))
+        if not exe.is_file():
+            raise CheckFailed(f"{exe.name} is missing beside {Path(sys.executable).name}")
+        r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise CheckFailed(f"desktop program does not start (exit {r.returncode}): {tail[0]}")
+    return "Qt loads offscreen"
+
+
+def check_install(ctx) -> Iterator[Result]:
+    """The doctor's checks on the database, disk, fonts and audio (in the throw-away folder)."""
+    from . import doctor
+    for c in doctor.check_store(ctx) + doctor.check_fonts() + doctor.check_audio():
+        status = PASS if c.ok else (FAIL if c.required else SKIP)
+        yield Result(c.area, c.name, status, 0.0, c.detail)
+
+
+def configured_data_dir_writable(config) -> str:
+    d = Path(config["data_dir"])
+    d.mkdir(parents=True, exist_ok=True)
+    probe = d / ".self-test-probe"
+    probe.write_bytes(b"x")
+    probe.unlink()
+    return str(d)
+
+
+# --------------------------------------------------------------------------- runner
+
+def run(config=None, checksums: bool = False, progress: Callable[[Result], None] | None = None) -> list[Result]:
+    """Run every check; returns the results (``progress`` is called after each one)."""
+    from . import config as config_mod
+    from .context import open_context
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    config = config or config_mod.load()
+    out: list[Result] = []
+
+    def emit(r: Result) -> None:
+        out.append(r)
+        if progress:
+            progress(r)
+
+    emit(_timed("install", "data folder writable", lambda: configured_data_dir_writable(config)))
+    tmp = Path(tempfile.mkdtemp(prefix="madoguchi-selftest-"))
+    try:
+        overrides = {k: config[k] for k in ("models_dir", "manuals_dir") if config[k]}
+        ctx = open_context(tmp / "data", overrides=overrides)
+        try:
+            for r in check_models(ctx.config, checksums):
+                emit(r)
+            for r in check_install(ctx):
+                emit(r)
+            transcript = (resources_dir() / SAMPLE_TEXT).read_text(encoding="utf-8").strip()
+            emit(_timed("asr", "transcription", lambda: transcribe_sample(ctx)))
+            emit(_timed("records", "draft", lambda: draft_record(ctx, transcript)))
+            emit(_timed("manuals", "search", lambda: search_manuals(ctx)))
+            emit(_timed("mirrors", "diagnosis", lambda: diagnose_mirror(ctx)))
+            emit(_timed("desktop", "start-up", check_desktop))
+        finally:
+            ctx.close()
+    finally:
+        import logging
+        root = logging.getLogger()
+        for h in list(root.handlers):  # release the throw-away folder's log file before removing it
+            if str(tmp) in str(getattr(h, "baseFilename", "")):
+                root.removeHandler(h)
+                h.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def format_line(r: Result) -> str:
+    return f"{r.status:<4}  {r.area + ' ' + r.name:<34} {r.seconds:7.2f}s  {r.detail}"
+
+
+def cmd_self_test(args) -> int:
+    from . import config as config_mod
+    from .cli import print_json
+    config = config_mod.load({"data_dir": args.data_dir} if args.data_dir else None)
+    t0 = time.perf_counter()
+    results = run(config, checksums=args.checksums,
+                  progress=None if args.json else (lambda r: print(format_line(r), flush=True)))
+    failed = [r for r in results if r.status == FAIL]
+    total = round(time.perf_counter() - t0, 2)
+    if args.json:
+        print_json({"passed": not failed, "seconds": total, "results": [asdict(r) for r in results]})
+    else:
+        skipped = sum(r.status == SKIP for r in results)
+        print(f"self-test {'PASSED' if not failed else 'FAILED'}: {len(results) - len(failed) - skipped} passed, "
+              f"{len(failed)} failed, {skipped} skipped in {total:.1f}s")
+    return 1 if failed else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("self-test", help="post-install check: load every model, run each domain once "
+                                                "on bundled samples (also: madoguchi --self-test)")
+    p.add_argument("--checksums", action="store_true", help="also verify the sha256 of every model file")
+    p.add_argument("--json", action="store_true")
+    # `madoguchi --self-test --data-dir X` puts the global option after the subcommand: accept it here too.
+    p.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_self_test)
