@@ -93,3 +93,26 @@ def format_table(checks: list[Check]) -> str:
     lines.append("")
     lines.append("VERDICT: " + ("ready" if verdict(checks) else "NOT READY — fix the FAIL rows above"))
     return "\n".join(lines)
+
+
+def cli_command() -> list[str]:
+    """How to run the engine CLI from this process (frozen-aware)."""
+    import sys
+    from pathlib import Path
+    if getattr(sys, "frozen", False):
+        exe = Path(sys.executable).with_name("madoguchi.exe" if sys.platform == "win32" else "madoguchi")
+        return [str(exe)]
+    return [sys.executable, "-m", "engine.cli"]
+
+
+def run_isolated(data_dir, timeout: float = 600) -> list[Check]:
+    """Run the checks in a child process: a corrupt model that crashes its native loader cannot take
+    the caller (the desktop) down, and native loaders that hold the GIL cannot stall its UI."""
+    import json
+    r = subprocess.run(cli_command() + ["--data-dir", str(data_dir), "doctor", "--json"], capture_output=True,
+                       text=True, timeout=timeout)
+    try:
+        out = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return [Check("doctor", "run", False, f"doctor exited with {r.returncode}: {r.stderr.strip()[-300:]}")]
+    return [Check(**c) for c in out["checks"]]

@@ -1,0 +1,104 @@
+"""The main window: one tab per job, chosen by the signed-in user's role."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+
+from engine import __version__
+
+from . import strings as S
+
+log = logging.getLogger(__name__)
+
+# (tab title, module, class, roles that see it)
+TABS = [
+    (S.TAB_CONSULT, "desktop.views.consult", "ConsultView", ("staff", "supervisor", "admin")),
+    (S.TAB_RECORD, "desktop.views.record", "RecordView", ("staff", "supervisor", "admin")),
+    (S.TAB_APPROVAL, "desktop.views.approval", "ApprovalView", ("supervisor", "admin")),
+    (S.TAB_MANUALS, "desktop.views.manuals", "ManualsView", ("staff", "supervisor", "admin", "inspector")),
+    (S.TAB_MIRRORS, "desktop.views.mirrors", "MirrorsView", ("inspector", "supervisor", "admin", "staff")),
+    (S.TAB_SETTINGS, "desktop.views.settings", "SettingsView", ("staff", "supervisor", "admin", "inspector")),
+]
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, ctx, user):
+        super().__init__()
+        self.ctx, self.user = ctx, user
+        self.setWindowTitle(f"{S.APP_TITLE} — {user.display_name}（{user.role_ja}）")
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.views = {}
+        for title, modname, cls, roles in TABS:
+            if user.role not in roles:
+                continue
+            try:
+                mod = importlib.import_module(modname)
+            except ModuleNotFoundError as e:
+                if e.name == modname:
+                    continue  # that screen is not part of this build
+                raise
+            view = getattr(mod, cls)(ctx, user, self)
+            self.views[title] = view
+            self.tabs.addTab(view, title)
+        self._menus()
+        self.status = QLabel(S.READY)
+        self.statusBar().addPermanentWidget(QLabel(f"{user.display_name}（{user.role_ja}）"))
+        self.statusBar().addWidget(self.status)
+        self._restore()
+
+    def _menus(self) -> None:
+        m = self.menuBar().addMenu(S.MENU_FILE)
+        quit_ = QAction(S.ACT_QUIT, self)
+        quit_.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_.triggered.connect(self.close)
+        m.addAction(quit_)
+        um = self.menuBar().addMenu(f"{S.MENU_USER} {self.user.display_name}（{self.user.role_ja}）")
+        so = QAction(S.ACT_SIGN_OUT, self)
+        so.triggered.connect(self.sign_out)
+        um.addAction(so)
+        for i in range(self.tabs.count()):
+            act = QAction(self.tabs.tabText(i), self)
+            act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            self.addAction(act)
+        hm = self.menuBar().addMenu(S.MENU_HELP)
+        about = QAction(S.ACT_ABOUT, self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, S.ACT_ABOUT, f"{S.APP_TITLE}\nバージョン {__version__}\nすべての処理はこのPC内で行われ、"
+                               "データが外部に送信されることはありません。"))
+        hm.addAction(about)
+
+    def _restore(self) -> None:
+        s = QSettings("Madoguchi", "Madoguchi")
+        geo = s.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        st = s.value("window/state")
+        if st is not None:
+            self.restoreState(st)
+        tab = s.value("window/tab")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))
+
+    def sign_out(self) -> None:
+        self.signed_out = True
+        self.close()
+
+    def closeEvent(self, ev) -> None:
+        for v in self.views.values():
+            closer = getattr(v, "shutdown", None)
+            if closer:
+                closer()
+        s = QSettings("Madoguchi", "Madoguchi")
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/tab", self.tabs.currentIndex())
+        super().closeEvent(ev)

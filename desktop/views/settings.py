@@ -1,0 +1,180 @@
+"""設定: microphone, models, folders, users (admin only), diagnostics (the doctor table)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QScrollArea)
+
+from engine import config as cm
+from engine import doctor, models, users
+from engine.errors import MadoguchiError
+
+from .. import strings as S
+from ..errors import show_error
+from ..ops import run_op
+
+
+class SettingsView(QWidget):
+    def __init__(self, ctx, user, parent=None):
+        super().__init__(parent)
+        self.ctx, self.user = ctx, user
+        outer = QVBoxLayout(self)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        outer.addWidget(scroll)
+        inner = QWidget()
+        scroll.setWidget(inner)
+        lay = QVBoxLayout(inner)
+
+        g = QGroupBox("音声・モデル・フォルダ", inner)
+        form = QFormLayout(g)
+        self.mic = QComboBox(g)
+        self.mic.setAccessibleName(S.MIC)
+        self.mic.addItem(S.MIC_DEFAULT, "")
+        try:
+            import sounddevice as sd
+            for d in sd.query_devices():
+                if d["max_input_channels"] > 0:
+                    self.mic.addItem(d["name"], d["name"])
+        except OSError:
+            pass
+        form.addRow(S.MIC, self.mic)
+        self.whisper = QComboBox(g)
+        self.llm = QComboBox(g)
+        self._fill_models()
+        form.addRow("文字起こしモデル", self.whisper)
+        form.addRow("記録作成モデル (GGUF)", self.llm)
+        self.manuals_dir = QLineEdit(ctx.config["manuals_dir"], g)
+        self.manuals_dir.setAccessibleName("マニュアルフォルダ")
+        form.addRow("マニュアルフォルダ", self.manuals_dir)
+        data = QLabel(str(ctx.data_dir), g)
+        data.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("データフォルダ", data)
+        save = QPushButton(S.SAVE, g)
+        save.clicked.connect(self.save)
+        form.addRow("", save)
+        self.saved = QLabel("", g)
+        form.addRow("", self.saved)
+        lay.addWidget(g)
+
+        if user.role == "admin":
+            lay.addWidget(self._users_box(inner))
+
+        dg = QGroupBox(S.DOCTOR, inner)
+        dl = QVBoxLayout(dg)
+        self.doctor_btn = QPushButton(S.RUN_DOCTOR, dg)
+        self.doctor_btn.clicked.connect(self.run_doctor)
+        dl.addWidget(self.doctor_btn)
+        self.doctor_table = QTableWidget(0, 4, dg)
+        self.doctor_table.setHorizontalHeaderLabels(["区分", "項目", "結果", "詳細"])
+        self.doctor_table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.doctor_table.setMinimumHeight(260)
+        self.doctor_table.setAccessibleName(S.DOCTOR)
+        dl.addWidget(self.doctor_table)
+        self.verdict = QLabel("", dg)
+        dl.addWidget(self.verdict)
+        lay.addWidget(dg)
+        lay.addStretch(1)
+
+    def _fill_models(self) -> None:
+        base = models.models_dir(self.ctx.config)
+        whispers = [n for n, s in models.load_manifest().items() if s.kind == "whisper-ct2"]
+        llms = [n for n, s in models.load_manifest().items() if s.kind == "gguf"]
+        if base.is_dir():
+            for p in sorted(base.iterdir()):
+                if p.is_dir() and (p / "model.bin").is_file() and p.name not in whispers:
+                    whispers.append(p.name)
+                if p.suffix == ".gguf":
+                    llms.append(p.stem)
+        for combo, names, key in ((self.whisper, whispers, "asr.model"), (self.llm, llms, "llm.model")):
+            for n in names:
+                combo.addItem(n, n)
+            i = combo.findData(self.ctx.config[key])
+            if i >= 0:
+                combo.setCurrentIndex(i)
+
+    def save(self) -> None:
+        try:
+            cm.set_user_value("asr.device", self.mic.currentData() or "")
+            cm.set_user_value("asr.model", self.whisper.currentData())
+            cm.set_user_value("llm.model", self.llm.currentData())
+            cm.set_user_value("manuals_dir", self.manuals_dir.text().strip())
+            from engine import audit
+            audit.append(self.ctx.store, self.user.username, "settings.change", "config", "user",
+                         {"asr.model": self.whisper.currentData(), "llm.model": self.llm.currentData()})
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        self.saved.setText("保存しました。次回の録音・作成から反映されます。")
+
+    # ------------------------------------------------------------------ users
+    def _users_box(self, parent) -> QGroupBox:
+        g = QGroupBox("ユーザー管理（管理者のみ）", parent)
+        lay = QVBoxLayout(g)
+        self.users_table = QTableWidget(0, 3, g)
+        self.users_table.setHorizontalHeaderLabels(["ユーザー名", "氏名", "役割"])
+        self.users_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.users_table.setMaximumHeight(180)
+        lay.addWidget(self.users_table)
+        row = QHBoxLayout()
+        self.new_user = QLineEdit(g)
+        self.new_user.setPlaceholderText(S.SIGNIN_USER)
+        self.new_name = QLineEdit(g)
+        self.new_name.setPlaceholderText(S.DISPLAY_NAME)
+        self.new_role = QComboBox(g)
+        for r in ("staff", "supervisor", "admin", "inspector"):
+            self.new_role.addItem(users.ROLE_JA[r], r)
+        self.new_pw = QLineEdit(g)
+        self.new_pw.setPlaceholderText(S.SIGNIN_PASSWORD)
+        self.new_pw.setEchoMode(QLineEdit.EchoMode.Password)
+        add = QPushButton("追加", g)
+        add.clicked.connect(self.add_user)
+        for w in (self.new_user, self.new_name, self.new_role, self.new_pw, add):
+            row.addWidget(w)
+        lay.addLayout(row)
+        self.refresh_users()
+        return g
+
+    def refresh_users(self) -> None:
+        rows = users.list_users(self.ctx.store, self.user)
+        self.users_table.setRowCount(len(rows))
+        for i, u in enumerate(rows):
+            for j, v in enumerate((u.username, u.display_name, u.role_ja)):
+                self.users_table.setItem(i, j, QTableWidgetItem(v))
+
+    def add_user(self) -> None:
+        try:
+            users.add_user(self.ctx.store, self.user, self.new_user.text().strip(), self.new_name.text().strip(),
+                           self.new_role.currentData(), self.new_pw.text())
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        self.new_user.clear(), self.new_name.clear(), self.new_pw.clear()
+        self.refresh_users()
+
+    # ------------------------------------------------------------------ doctor
+    def run_doctor(self) -> None:
+        self.doctor_btn.setEnabled(False)
+        self.verdict.setText(S.BUSY)
+        run_op(self, lambda task: doctor.run_isolated(self.ctx.data_dir), success=self.show_doctor,
+               failure=self._doctor_failed)
+
+    def _doctor_failed(self, exc) -> None:
+        self.doctor_btn.setEnabled(True)
+        self.verdict.setText("")
+        show_error(self, exc)
+
+    def show_doctor(self, checks) -> None:
+        self.doctor_btn.setEnabled(True)
+        self.doctor_table.setRowCount(len(checks))
+        for i, c in enumerate(checks):
+            mark = "OK" if c.ok else ("異常" if c.required else "注意")
+            items = [QTableWidgetItem(c.area), QTableWidgetItem(c.name), QTableWidgetItem(mark), QTableWidgetItem(c.detail)]
+            if not c.ok:
+                items[2].setForeground(QColor("#c62828" if c.required else "#ef6c00"))
+            for j, it in enumerate(items):
+                self.doctor_table.setItem(i, j, it)
+        self.doctor_table.resizeColumnsToContents()
+        ok = doctor.verdict(checks)
+        self.verdict.setText("判定：利用できます" if ok else "判定：要対応（異常の行を確認してください）")

@@ -1,0 +1,98 @@
+"""Sign-in (and first-run admin registration) dialogs."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
+                               QVBoxLayout)
+
+from engine import users
+from engine.errors import MadoguchiError
+
+from .. import strings as S
+
+
+class SignInDialog(QDialog):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.user: users.User | None = None
+        self.setWindowTitle(f"{S.SIGNIN_TITLE} — {S.APP_TITLE}")
+        self.setMinimumWidth(420)
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.username = QLineEdit(self)
+        self.username.setAccessibleName(S.SIGNIN_USER)
+        self.password = QLineEdit(self)
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setAccessibleName(S.SIGNIN_PASSWORD)
+        form.addRow(S.SIGNIN_USER, self.username)
+        form.addRow(S.SIGNIN_PASSWORD, self.password)
+        lay.addLayout(form)
+        self.message = QLabel("", self)
+        self.message.setStyleSheet("color: #c62828;")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.message)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        bb.button(QDialogButtonBox.StandardButton.Ok).setText(S.SIGNIN_BUTTON)
+        bb.accepted.connect(self.try_sign_in)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+        self.username.setFocus()
+
+    def try_sign_in(self) -> None:
+        try:
+            self.user = users.sign_in(self.store, self.username.text().strip(), self.password.text())
+        except MadoguchiError as e:
+            self.message.setText(e.ja)
+            self.password.selectAll()
+            self.password.setFocus()
+            return
+        self.accept()
+
+
+class FirstRunDialog(QDialog):
+    """No user exists yet: register the first administrator."""
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.user: users.User | None = None
+        self.setWindowTitle(S.FIRST_RUN_TITLE)
+        self.setMinimumWidth(460)
+        lay = QVBoxLayout(self)
+        intro = QLabel(S.FIRST_RUN_TEXT, self)
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        form = QFormLayout()
+        self.username = QLineEdit(self)
+        self.display = QLineEdit(self)
+        self.password = QLineEdit(self)
+        self.password2 = QLineEdit(self)
+        for w, label in ((self.username, S.SIGNIN_USER), (self.display, S.DISPLAY_NAME),
+                         (self.password, S.SIGNIN_PASSWORD), (self.password2, S.PASSWORD_AGAIN)):
+            w.setAccessibleName(label)
+            form.addRow(label, w)
+        for w in (self.password, self.password2):
+            w.setEchoMode(QLineEdit.EchoMode.Password)
+        lay.addLayout(form)
+        self.message = QLabel("", self)
+        self.message.setStyleSheet("color: #c62828;")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.message)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        bb.button(QDialogButtonBox.StandardButton.Ok).setText(S.REGISTER)
+        bb.accepted.connect(self.register)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+
+    def register(self) -> None:
+        if self.password.text() != self.password2.text():
+            self.message.setText(S.PASSWORDS_DIFFER)
+            return
+        try:
+            users.add_user(self.store, None, self.username.text().strip(), self.display.text().strip(), "admin",
+                           self.password.text())
+            self.user = users.sign_in(self.store, self.username.text().strip(), self.password.text())
+        except MadoguchiError as e:
+            self.message.setText(e.ja)
+            return
+        self.accept()
