@@ -1,0 +1,230 @@
+"""承認: the supervisor's queue (age, flags), a record with its transcript and flags, a diff against
+the previous version, 承認 or 差戻し with a comment; approved records read-only with export/print."""
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout,
+                               QWidget, QAbstractItemView)
+
+from engine.errors import MadoguchiError
+from engine.records import workflow
+from engine.records.model import Draft
+
+from .. import strings as S
+from ..errors import show_error
+from ..ops import run_op
+from .recordpanel import RecordPanel
+
+
+def age_text(ts: float) -> str:
+    mins = int((time.time() - ts) / 60)
+    if mins < 60:
+        return f"{mins}分前"
+    if mins < 60 * 24:
+        return f"{mins // 60}時間前"
+    return f"{mins // 1440}日前"
+
+
+def draft_lines(d: Draft) -> list[str]:
+    out = []
+    for sec in d.sections:
+        out.append(f"■ {sec.title}")
+        for st in sec.statements:
+            out.append(f"・{st.text}")
+    return out
+
+
+class ApprovalView(QWidget):
+    def __init__(self, ctx, user, parent=None):
+        super().__init__(parent)
+        self.ctx, self.user = ctx, user
+        self.current: workflow.RecordDraft | None = None
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.show_all = QCheckBox("承認済・差戻しも表示", self)
+        self.show_all.toggled.connect(self.refresh)
+        refresh = QPushButton("更新", self)
+        refresh.clicked.connect(self.refresh)
+        top.addWidget(QLabel("提出された記録", self))
+        top.addStretch(1)
+        top.addWidget(self.show_all)
+        top.addWidget(refresh)
+        lay.addLayout(top)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        lay.addWidget(split, 1)
+        self.queue = QTableWidget(0, 6, split)
+        self.queue.setHorizontalHeaderLabels(["番号", "件名", "ケース番号", "作成者", "状態", "経過・要確認"])
+        self.queue.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.queue.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.queue.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.queue.setAccessibleName("承認待ちの一覧")
+        self.queue.itemSelectionChanged.connect(self._selected)
+        detail = QWidget(split)
+        dl = QVBoxLayout(detail)
+        dl.setContentsMargins(0, 0, 0, 0)
+        self.header = QLabel("", detail)
+        self.header.setWordWrap(True)
+        dl.addWidget(self.header)
+        self.tabs = QTabWidget(detail)
+        self.panel = RecordPanel(detail, editable=False)
+        self.diff = QTextBrowser(detail)
+        self.diff.setAccessibleName("前の版との差分")
+        self.tabs.addTab(self.panel, "記録と根拠")
+        self.tabs.addTab(self.diff, "前の版との差分")
+        dl.addWidget(self.tabs, 1)
+        actions = QHBoxLayout()
+        self.ack = QCheckBox("要確認の記載をすべて確認しました", detail)
+        self.approve_btn = QPushButton(S.APPROVE, detail)
+        self.return_btn = QPushButton(S.RETURN, detail)
+        self.pdf_btn = QPushButton(S.EXPORT_PDF, detail)
+        self.docx_btn = QPushButton(S.EXPORT_DOCX, detail)
+        self.print_btn = QPushButton(S.PRINT, detail)
+        self.approve_btn.clicked.connect(self.approve)
+        self.return_btn.clicked.connect(self.return_record)
+        self.pdf_btn.clicked.connect(lambda: self.export("pdf"))
+        self.docx_btn.clicked.connect(lambda: self.export("docx"))
+        self.print_btn.clicked.connect(self.print_record)
+        for w in (self.ack, self.approve_btn, self.return_btn):
+            actions.addWidget(w)
+        actions.addStretch(1)
+        for w in (self.pdf_btn, self.docx_btn, self.print_btn):
+            actions.addWidget(w)
+        dl.addLayout(actions)
+        split.setSizes([260, 640])
+        self.message = QLabel("", self)
+        lay.addWidget(self.message)
+        self._set_actions()
+        self.refresh()
+
+    def showEvent(self, ev):
+        self.refresh()
+        super().showEvent(ev)
+
+    # ------------------------------------------------------------------ queue
+    def refresh(self) -> None:
+        try:
+            recs = workflow.list_records(self.ctx.store, self.user, state=None if self.show_all.isChecked() else "submitted")
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        keep = self.current.id if self.current else None
+        self.records = recs
+        self.queue.blockSignals(True)
+        self.queue.setRowCount(len(recs))
+        for i, r in enumerate(recs):
+            flagged = len(r.content.flagged()) + len(r.content.flags)
+            vals = [str(r.id), r.title, r.case_number, r.owner, r.state_ja,
+                    f"{age_text(r.submitted_at or r.updated_at)}・要確認 {flagged}件"]
+            for j, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                it.setData(Qt.ItemDataRole.UserRole, r.id)
+                self.queue.setItem(i, j, it)
+        self.queue.blockSignals(False)
+        if keep is not None:
+            for i, r in enumerate(recs):
+                if r.id == keep:
+                    self.queue.selectRow(i)
+
+    def _selected(self) -> None:
+        rows = self.queue.selectionModel().selectedRows()
+        if not rows:
+            return
+        rid = self.queue.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        self.open_record(rid)
+
+    def open_record(self, rid: int) -> None:
+        rec = workflow.get(self.ctx.store, self.user, rid)
+        self.current = rec
+        self.header.setText(f"記録 {rec.id}（第{rec.version}版・{rec.state_ja}）　件名：{rec.title}　"
+                            f"作成者：{rec.owner}" + (f"　差戻し理由：{rec.comment}" if rec.comment else ""))
+        self.panel.set_draft(rec.content)
+        self.diff.setHtml(self._diff_html(rec))
+        self.ack.setChecked(False)
+        self._set_actions()
+
+    def _diff_html(self, rec) -> str:
+        if rec.version <= 1:
+            return "<p>最初の版です（比較する前の版はありません）。</p>"
+        prev = workflow.get(self.ctx.store, self.user, rec.id, version=rec.version - 1)
+        rows = []
+        for line in difflib.ndiff(draft_lines(prev.content), draft_lines(rec.content)):
+            tag, text = line[:2], line[2:]
+            if tag == "? ":
+                continue
+            color = {"+ ": "#e8f5e9", "- ": "#ffebee"}.get(tag, "white")
+            sign = {"+ ": "＋", "- ": "－"}.get(tag, "　")
+            rows.append(f"<div style='background:{color}'>{sign} {text}</div>")
+        return f"<p>第{rec.version - 1}版 → 第{rec.version}版</p>" + "".join(rows)
+
+    def _set_actions(self) -> None:
+        rec = self.current
+        pending = rec is not None and rec.state == "submitted"
+        own = rec is not None and rec.owner == self.user.username
+        self.approve_btn.setEnabled(pending and not own and self.user.role == "supervisor")
+        self.return_btn.setEnabled(pending and not own and self.user.role == "supervisor")
+        self.ack.setEnabled(pending)
+        approved = rec is not None and rec.approved_version is not None
+        for b in (self.pdf_btn, self.docx_btn, self.print_btn):
+            b.setEnabled(approved)
+        if own and pending:
+            self.message.setText("自分が作成した記録は承認できません。")
+
+    # ------------------------------------------------------------------ actions
+    def approve(self) -> None:
+        rec = self.current
+        try:
+            self.current = workflow.approve(self.ctx.store, self.user, rec.id, rec.revision,
+                                            acknowledge_flags=self.ack.isChecked())
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        self.message.setText(f"記録 {rec.id} を承認しました。承認済みの記録は変更できません。")
+        self.refresh()
+        self.open_record(rec.id)
+
+    def return_record(self, comment: str | None = None) -> None:
+        rec = self.current
+        if not comment:
+            comment, ok = QInputDialog.getMultiLineText(self, S.RETURN, S.RETURN_COMMENT)
+            if not ok or not comment.strip():
+                return
+        try:
+            workflow.return_record(self.ctx.store, self.user, rec.id, rec.revision, comment.strip())
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        self.message.setText(f"記録 {rec.id} を差し戻しました。")
+        self.refresh()
+        self.open_record(rec.id)
+
+    def export(self, fmt: str, path: str | None = None) -> None:
+        rec = self.current
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, S.EXPORT_PDF if fmt == "pdf" else S.EXPORT_DOCX,
+                                                  str(Path.home() / f"面接相談記録_{rec.id}.{fmt}"),
+                                                  "PDF (*.pdf)" if fmt == "pdf" else "Word (*.docx)")
+            if not path:
+                return
+        from engine.records import export as rexport
+        fn = rexport.export_pdf if fmt == "pdf" else rexport.export_docx
+        self.message.setText(S.BUSY)
+        run_op(self, lambda task: fn(self.ctx, self.user, rec.id, Path(path)),
+               success=lambda p: self.message.setText(f"出力しました：{p}"),
+               failure=lambda e: (self.message.setText(""), show_error(self, e)))
+
+    def print_record(self) -> None:
+        from PySide6.QtPrintSupport import QPrintDialog, QPrinter
+        from engine.records import export as rexport
+        rec = self.current
+        doc = QTextDocument(self)
+        doc.setPlainText(rexport.export_text(self.ctx, self.user, rec.id))
+        printer = QPrinter()
+        dlg = QPrintDialog(printer, self)
+        if dlg.exec():
+            doc.print_(printer)
