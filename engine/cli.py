@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from . import __version__
@@ -90,6 +91,20 @@ def cmd_config(args) -> int:
     return 2
 
 
+def cmd_retention(args) -> int:
+    from . import retention
+    from .records.cli import _signed_in
+    ctx = context(args)
+    user = _signed_in(args, ctx)
+    done = retention.run(ctx, user, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for d in done:
+        print(f"session {d.session_id}: {verb} {len(d.files)} audio file(s)")
+    print(f"{len(done)} session(s) {'due' if args.dry_run else 'cleaned'}; retention "
+          f"{ctx.config['retention.audio_days']} days after approval")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="madoguchi", description="Madoguchi (窓口) engine: offline counter assistant")
     p.add_argument("--version", action="version", version=f"madoguchi {__version__}")
@@ -120,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("key")
     cs.add_argument("value")
     c.set_defaults(func=cmd_config)
+
+    r = sub.add_parser("retention", help="delete consultation audio N days after approval (retention.audio_days)")
+    rsub = r.add_subparsers(dest="retention_cmd", required=True)
+    rr = rsub.add_parser("run")
+    rr.add_argument("--dry-run", action="store_true")
+    rr.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
+                    help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
+    r.set_defaults(func=cmd_retention)
 
     for modname in DOMAIN_CLIS:
         try:
