@@ -48,6 +48,8 @@ def sign_in(ctx, parent=None):
 
 
 def main(argv=None) -> int:
+    import multiprocessing
+    multiprocessing.freeze_support()  # engine.jobs spawns children, also from the frozen bundle
     ap = argparse.ArgumentParser(prog="madoguchi-desktop")
     ap.add_argument("--data-dir", default=None)
     args, qt_args = ap.parse_known_args(argv)

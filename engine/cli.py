@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+    multiprocessing.freeze_support()  # engine.jobs spawns children, also from the frozen bundle
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--self-test" in argv:  # IT's post-install check: `madoguchi --self-test`
         argv = ["self-test"] + [a for a in argv if a != "--self-test"]

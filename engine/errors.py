@@ -9,3 +9,12 @@ class MadoguchiError(Exception):
     def __init__(self, message: str, ja: str | None = None):
         super().__init__(message)
         self.ja = ja or self.ja_default
+
+    def __reduce__(self):  # keep the Japanese message across processes (engine.jobs)
+        return (_rebuild, (type(self), str(self), self.ja))
+
+
+def _rebuild(cls, message: str, ja: str):
+    e = cls.__new__(cls)
+    MadoguchiError.__init__(e, message, ja)
+    return e

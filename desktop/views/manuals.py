@@ -1,0 +1,255 @@
+"""マニュアル検索: instant results (citation, document, page, highlighted snippet), the PDF page at
+the hit on the right (rendered with pypdfium2), 回答案 on request, indexing with progress/cancel."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+                               QPushButton, QScrollArea, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
+
+from engine.manuals import index as mindex
+from engine.jobs import run_in_child
+from engine.manuals import search as msearch
+
+from .. import strings as S
+from ..errors import show_error
+from ..ops import run_op
+
+ROLE_HIT = Qt.ItemDataRole.UserRole
+
+
+def render_page(path: str, page: int, width: int = 900):
+    """Render one PDF page to a QImage-compatible RGB buffer (runs on a worker thread)."""
+    import pypdfium2 as pdfium
+    pdf = pdfium.PdfDocument(path)
+    try:
+        n = len(pdf)
+        idx = max(0, min(n - 1, page - 1))
+        pg = pdf[idx]
+        scale = width / pg.get_width()
+        pil = pg.render(scale=scale).to_pil().convert("RGB")
+        return pil.tobytes(), pil.width, pil.height, idx + 1, n
+    finally:
+        pdf.close()
+
+
+class ManualsView(QWidget):
+    def __init__(self, ctx, user, parent=None):
+        super().__init__(parent)
+        self.ctx, self.user = ctx, user
+        self.hits: list[msearch.Hit] = []
+        self._search_op = None
+        self._index_op = None
+        self._pending_query = None
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.query = QLineEdit(self)
+        self.query.setPlaceholderText(S.SEARCH_PLACEHOLDER)
+        self.query.setAccessibleName("検索語")
+        self.query.setClearButtonEnabled(True)
+        f = self.query.font()
+        f.setPointSize(f.pointSize() + 3)
+        self.query.setFont(f)
+        self.query.textChanged.connect(self._debounce)
+        self.query.returnPressed.connect(self.search_now)
+        self.answer_btn = QPushButton(S.ANSWER, self)
+        self.answer_btn.clicked.connect(self.answer)
+        top.addWidget(self.query, 1)
+        top.addWidget(self.answer_btn)
+        lay.addLayout(top)
+        status_row = QHBoxLayout()
+        self.status = QLabel("", self)
+        self.index_btn = QPushButton("索引を更新", self)
+        self.index_btn.clicked.connect(self.reindex)
+        self.cancel_btn = QPushButton(S.CANCEL, self)
+        self.cancel_btn.setVisible(False)
+        self.cancel_btn.clicked.connect(lambda: self._index_op and self._index_op.cancel())
+        self.progress = QProgressBar(self)
+        self.progress.setVisible(False)
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.progress)
+        status_row.addWidget(self.index_btn)
+        status_row.addWidget(self.cancel_btn)
+        lay.addLayout(status_row)
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        lay.addWidget(split, 1)
+        left = QWidget(split)
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        self.results = QListWidget(left)
+        self.results.setWordWrap(True)
+        self.results.setAccessibleName("検索結果")
+        self.results.currentItemChanged.connect(lambda cur, _prev: cur and self.show_hit(cur.data(ROLE_HIT)))
+        ll.addWidget(self.results, 3)
+        self.answer_box = QTextBrowser(left)
+        self.answer_box.setAccessibleName("回答案")
+        self.answer_box.setVisible(False)
+        ll.addWidget(self.answer_box, 2)
+        right = QWidget(split)
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        self.page_label = QLabel("", right)
+        rl.addWidget(self.page_label)
+        self.page_scroll = QScrollArea(right)
+        self.page_scroll.setWidgetResizable(False)
+        self.page_view = QLabel(right)
+        self.page_view.setAccessibleName("マニュアルのページ")
+        self.page_view.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
+        self.page_scroll.setWidget(self.page_view)
+        rl.addWidget(self.page_scroll, 1)
+        self.passage = QTextBrowser(right)
+        self.passage.setVisible(False)
+        rl.addWidget(self.passage, 1)
+        split.setSizes([560, 700])
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self.search_now)
+        self.update_status()
+
+    # ------------------------------------------------------------------ status / indexing
+    def update_status(self) -> None:
+        st = mindex.status(self.ctx.store)
+        folder = self.ctx.config["manuals_dir"] or "（未設定：設定タブで指定）"
+        self.status.setText(f"マニュアル {st.documents}件・{st.pages}ページ・{st.chunks}項目"
+                            + (f"（読めないファイル {st.skipped}件）" if st.skipped else "") + f"　フォルダ：{folder}")
+
+    def reindex(self, paths: list[str] | None = None) -> None:
+        paths = paths or ([self.ctx.config["manuals_dir"]] if self.ctx.config["manuals_dir"] else [])
+        if not paths:
+            self.status.setText("マニュアルフォルダが設定されていません。設定タブで指定してください。")
+            return
+        self.index_btn.setEnabled(False)
+        self.cancel_btn.setVisible(True)
+        self.progress.setVisible(True)
+        self.progress.setValue(0)
+
+        def op(task):
+            def prog(p):
+                task.progress(p.done, p.total, p.path if p.phase == "read" else "意味検索の準備")
+            return run_in_child("engine.jobs:manuals_index", self.ctx.data_dir, {"paths": paths},
+                                progress=prog, cancel=task.cancel_event)
+
+        self._index_op = run_op(self, op, success=self._indexed, failure=self._index_failed,
+                                progress=self._index_progress)
+
+    def _index_progress(self, done, total, label) -> None:
+        self.progress.setMaximum(int(total) or 1)
+        self.progress.setValue(int(done))
+        self.status.setText(f"索引作成中… {int(done)}/{int(total)} {Path(label).name if label else ''}")
+
+    def _indexed(self, report) -> None:
+        self.index_btn.setEnabled(True)
+        self.cancel_btn.setVisible(False)
+        self.progress.setVisible(False)
+        self.update_status()
+        if getattr(report, "cancelled", False):
+            self.status.setText(self.status.text() + "　（中止しました。次回は続きから索引を作成します）")
+        skipped = getattr(report, "skipped", [])
+        if skipped:
+            self.status.setText(self.status.text() + "　読めなかったファイル：" + "、".join(
+                f"{Path(s.path).name}（{getattr(s, 'message_ja', '') or s.reason}）" for s in skipped[:3]))
+
+    def _index_failed(self, exc) -> None:
+        self.index_btn.setEnabled(True)
+        self.cancel_btn.setVisible(False)
+        self.progress.setVisible(False)
+        show_error(self, exc)
+
+    # ------------------------------------------------------------------ search
+    def _debounce(self) -> None:
+        self.timer.start()
+
+    def search_now(self) -> None:
+        self.timer.stop()
+        q = self.query.text().strip()
+        if not q:
+            self.results.clear()
+            return
+        if self._search_op is not None and self._search_op.running:
+            self._pending_query = q  # run again when the current search returns
+            return
+        self._search_op = run_op(self, lambda task: msearch.search(self.ctx.store, q, top=10),
+                                 success=lambda hits: self._show_results(q, hits),
+                                 failure=lambda e: show_error(self, e))
+
+    def _show_results(self, q: str, hits) -> None:
+        nxt, self._pending_query = self._pending_query, None
+        if nxt and nxt != q:
+            self.search_now()  # the text changed while searching: search again, show the newest
+            return
+        self.hits = hits
+        self.results.clear()
+        if not hits:
+            it = QListWidgetItem(S.NO_HITS)
+            self.results.addItem(it)
+            return
+        for h in hits:
+            page = f"{h.page}ページ" if h.page else ""
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.RichText)
+            snip = h.marked("\x01", "\x02")
+            snip = html.escape(snip).replace("\x01", "<b style='background:#fff59d'>").replace("\x02", "</b>")
+            label.setText(f"<b>{html.escape(h.citation)}</b>　<span style='color:#555'>{html.escape(h.doc)} {page}"
+                          f"　{html.escape(h.heading)}</span><br>{snip}")
+            label.setContentsMargins(6, 4, 6, 4)
+            label.setAccessibleName(f"{h.citation} {h.doc} {page}")
+            it = QListWidgetItem()
+            it.setData(ROLE_HIT, h)
+            it.setToolTip(h.heading)
+            self.results.addItem(it)
+            label.setFixedWidth(max(300, self.results.viewport().width() - 8))
+            label.adjustSize()
+            it.setSizeHint(label.sizeHint())
+            self.results.setItemWidget(it, label)
+        self.results.setCurrentRow(0)
+
+    def show_hit(self, h: msearch.Hit | None) -> None:
+        if h is None:
+            return
+        self.page_label.setText(f"{h.citation}　{h.doc}" + (f"　{h.page}ページ" if h.page else ""))
+        if h.path.lower().endswith(".pdf") and h.page:
+            self.page_scroll.setVisible(True)
+            self.passage.setVisible(False)
+            run_op(self, lambda task: render_page(h.path, h.page), success=self._show_page,
+                   failure=lambda e: self._show_passage(h))
+        else:
+            self._show_passage(h)
+
+    def _show_page(self, r) -> None:
+        data, w, hgt, page, n = r
+        img = QImage(data, w, hgt, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.page_view.setPixmap(QPixmap.fromImage(img))
+        self.page_view.resize(w, hgt)
+        self.page_label.setText(self.page_label.text() + f"（{page}/{n}）")
+
+    def _show_passage(self, h) -> None:
+        self.page_scroll.setVisible(False)
+        self.passage.setVisible(True)
+        self.passage.setPlainText(f"{h.heading}\n\n{h.text or h.snippet}")
+
+    # ------------------------------------------------------------------ 回答案
+    def answer(self) -> None:
+        q = self.query.text().strip()
+        if not q:
+            return
+        try:
+            from engine.manuals import answer as manswer
+        except ModuleNotFoundError:
+            self.answer_box.setVisible(True)
+            self.answer_box.setPlainText("回答案の機能はこの版には含まれていません。")
+            return
+        self.answer_box.setVisible(True)
+        self.answer_box.setPlainText("回答案を作成中…（AIによる下書きです）")
+        self.answer_btn.setEnabled(False)
+        run_op(self, lambda task: manswer.answer(self.ctx, q), success=self._show_answer,
+               failure=lambda e: (self.answer_btn.setEnabled(True), show_error(self, e)))
+
+    def _show_answer(self, ans) -> None:
+        self.answer_btn.setEnabled(True)
+        text = getattr(ans, "text", None) or str(ans)
+        self.answer_box.setPlainText("【回答案（AIによる下書き・要確認）】\n" + text)

@@ -1,0 +1,95 @@
+"""Run a long engine job in a child process.
+
+Heavy CPU work that spends long stretches inside C extensions holding the GIL (tokenising a
+2,000-page manual folder, decoding hundreds of photos) would stall a caller's UI thread even
+from a worker thread. :func:`run_in_child` runs ``module:function`` in a spawned process with
+its own :class:`~engine.context.Context` on the same data folder, forwards its progress
+reports, passes cancellation in, and returns its result or re-raises its error. A crash of a
+native parser in the child (a hostile PDF, say) becomes a clear error instead of taking the
+caller down. SQLite WAL lets both processes use the database at once.
+
+The target is called as ``function(ctx, progress=callable, cancel=threading.Event, **kwargs)``.
+"""
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import queue
+import threading
+from typing import Any, Callable
+
+from .errors import MadoguchiError
+
+
+class JobCrashed(MadoguchiError):
+    ja_default = "処理が異常終了しました。保存済みのデータは失われていません。もう一度お試しください。"
+
+
+def _child(target: str, data_dir: str, kwargs: dict, q, cancel_flag) -> None:
+    try:
+        import os
+        if hasattr(os, "nice"):
+            os.nice(5)  # background work yields to the counter's UI and live transcription
+        from .context import open_context
+        ctx = open_context(data_dir)
+        cancel = threading.Event()
+
+        def watch():
+            while not cancel.is_set():
+                if cancel_flag.wait(0.2):
+                    cancel.set()
+        threading.Thread(target=watch, daemon=True).start()
+        mod, fn = target.split(":")
+        func = getattr(importlib.import_module(mod), fn)
+        result = func(ctx, progress=lambda p: q.put(("progress", p)), cancel=cancel, **kwargs)
+        ctx.close()
+        q.put(("result", result))
+    except BaseException as e:  # reported to the parent, which re-raises it
+        try:
+            q.put(("error", e))
+        except Exception:
+            q.put(("error", MadoguchiError(f"{type(e).__name__}: {e}")))
+    finally:
+        cancel_flag.set()  # stops the watcher thread
+
+
+def run_in_child(target: str, data_dir, kwargs: dict | None = None,
+                 progress: Callable[[Any], None] | None = None, cancel: threading.Event | None = None,
+                 poll: float = 0.1) -> Any:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    cancel_flag = ctx.Event()
+    proc = ctx.Process(target=_child, args=(target, str(data_dir), kwargs or {}, q, cancel_flag), daemon=True)
+    proc.start()
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                cancel_flag.set()
+            try:
+                kind, payload = q.get(timeout=poll)
+            except queue.Empty:
+                if not proc.is_alive():
+                    try:  # a last message may still be in the pipe
+                        kind, payload = q.get(timeout=1.0)
+                    except queue.Empty:
+                        raise JobCrashed(f"job {target} ended without a result (exit code {proc.exitcode})") from None
+                else:
+                    continue
+            if kind == "progress":
+                if progress is not None:
+                    progress(payload)
+            elif kind == "result":
+                return payload
+            elif kind == "error":
+                raise payload
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+# ------------------------------------------------------------------ job entry points (child side)
+
+def manuals_index(ctx, progress, cancel, paths: list[str]):
+    from .manuals.index import index_paths
+    return index_paths(ctx.store, paths, progress=progress, cancel=cancel, prune=True)

@@ -1,0 +1,53 @@
+"""engine.jobs: a job in a child process reports progress, can be cancelled, and its errors
+(with their Japanese message) and crashes come back as exceptions."""
+import threading
+
+import pytest
+
+from engine.errors import MadoguchiError
+from engine.jobs import JobCrashed, run_in_child
+
+
+def test_manuals_index_in_child_with_progress(data_dir, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.txt").write_text("第1章 総則\n問1-1 家賃の扱いは？\n答 住宅扶助の範囲で認める。\n", encoding="utf-8")
+    seen = []
+    rep = run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [str(tmp_path / "m")]}, progress=seen.append)
+    assert seen and rep is not None
+    from engine.store import open_store
+    st = open_store(data_dir)
+    assert st.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"] >= 1
+    st.close()
+
+
+def test_error_keeps_japanese_message(data_dir):
+    with pytest.raises(MadoguchiError) as e:
+        run_in_child("tests.test_jobs:_fail", data_dir, {})
+    assert str(e.value) == "disk is full" and e.value.ja == "ディスクがいっぱいです。"
+    with pytest.raises(TypeError):
+        run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [], "bogus": 1})
+
+
+def test_cancel_and_crash(data_dir):
+    cancel = threading.Event()
+    cancel.set()
+    run_in_child("tests.test_jobs:_slow", data_dir, {}, cancel=cancel)  # returns once it sees the cancel
+    with pytest.raises(JobCrashed):
+        run_in_child("tests.test_jobs:_crash", data_dir, {})
+
+
+def _slow(ctx, progress, cancel):
+    for i in range(600):
+        if cancel.wait(0.1):
+            return "cancelled"
+        progress(i)
+    raise AssertionError("never cancelled")
+
+
+def _crash(ctx, progress, cancel):
+    import os
+    os._exit(3)
+
+
+def _fail(ctx, progress, cancel):
+    raise MadoguchiError("disk is full", ja="ディスクがいっぱいです。")
