@@ -40,7 +40,7 @@ class MainWindow(QMainWindow):
             try:
                 mod = importlib.import_module(modname)
             except ModuleNotFoundError as e:
-                if e.name == modname:
+                if e.name and modname.startswith(e.name):
                     continue  # that screen is not part of this build
                 raise
             view = getattr(mod, cls)(ctx, user, self)
