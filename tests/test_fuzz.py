@@ -1,0 +1,36 @@
+"""Hostile and broken input: every parser that takes an untrusted file answers with a clear
+error (MadoguchiError) or a result — never another exception, a crash or a hang.
+CI-sized runs; bench/fuzz.py runs the same targets far longer and reports the counts."""
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import fuzz_targets as ft
+
+EXAMPLES = 40
+DEADLINE_MS = 10_000
+
+
+@pytest.mark.parametrize("name", list(ft.TARGETS))
+def test_mutated_files(name):
+    target, seed_fn = ft.TARGETS[name]
+    seed = seed_fn()
+    target(seed)  # the valid seed itself parses
+    rng = np.random.default_rng(20261122)
+    worst = 0.0
+    for _ in range(EXAMPLES):
+        data = ft.mutate(seed, rng)
+        t0 = time.perf_counter()
+        target(data)
+        worst = max(worst, time.perf_counter() - t0)
+    assert worst < DEADLINE_MS / 1000, f"{name}: slowest input took {worst:.1f} s"
+
+
+@pytest.mark.parametrize("name", list(ft.TARGETS))
+@settings(max_examples=EXAMPLES, deadline=DEADLINE_MS, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(data=st.binary(max_size=4096))
+def test_random_bytes(name, data):
+    ft.TARGETS[name][0](data)
