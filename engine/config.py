@@ -75,6 +75,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("embed.model", "embed-ja", str, "Sentence-embedding model for manual search."),
     Key("records.template", "seikatsu_hogo", str, "Default record template (file name in resources/templates)."),
     Key("retention.audio_days", 30, int, "Days after approval before consultation audio is deleted.", check=lambda v: v >= 0),
+    Key("security.encrypt", False, bool, "Encrypt the database (SQLCipher) and consultation audio (AES-GCM) with the OS-protected data key."),
     Key("mirrors.id_pattern", r"(?P<id>[A-Z]{0,3}-?\d{3,6})", str, "Regex that takes the 管理番号 from a photo file name."),
 ]}
 

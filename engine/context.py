@@ -13,6 +13,7 @@ from .store import Store, open_store
 class Context:
     config: config_mod.Config
     store: Store
+    key: bytes | None = None      # the data key when encryption at rest is on (engine.keystore)
 
     @property
     def data_dir(self) -> Path:
@@ -43,4 +44,8 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
         netguard.install(cfg["office_server"])
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     logs.setup(cfg.data_dir, cfg["log_level"])
-    return Context(cfg, open_store(cfg.data_dir))
+    key = None
+    if cfg["security.encrypt"]:
+        from .keystore import load_key
+        key = load_key(cfg.data_dir)
+    return Context(cfg, open_store(cfg.data_dir, key=key), key)

@@ -41,8 +41,22 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+try:  # SQLCipher (AES-256 page encryption), same DB-API as sqlite3
+    import sqlcipher3.dbapi2 as sqlcipher
+except ImportError:  # pragma: no cover - a build without encryption support
+    sqlcipher = None
+
+DatabaseError: tuple = (sqlite3.DatabaseError,) + ((sqlcipher.DatabaseError,) if sqlcipher else ())
+"""Catch this instead of ``sqlite3.DatabaseError``: it covers the encrypted connections too."""
+
+
 class Store:
-    def __init__(self, path: Path | str, migrate: bool = True):
+    """``key``: a raw 32-byte key → the file is an SQLCipher database (see engine.keystore)."""
+
+    def __init__(self, path: Path | str, migrate: bool = True, key: bytes | None = None):
+        self.key = key
+        if key is not None and sqlcipher is None:
+            raise StoreError("database encryption requested but sqlcipher3 is not installed")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -57,14 +71,22 @@ class Store:
         c = getattr(self._local, "conn", None)
         if c is None:
             try:
-                c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                c.row_factory = sqlite3.Row
+                if self.key is not None:
+                    c = sqlcipher.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+                    c.execute(f"PRAGMA key = \"x'{self.key.hex()}'\"")
+                    c.row_factory = sqlcipher.Row
+                else:
+                    c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                    c.row_factory = sqlite3.Row
+                c.execute("SELECT count(*) FROM sqlite_master").fetchone()  # wrong key / not a DB fails here
                 c.execute("PRAGMA journal_mode=WAL")
                 c.execute("PRAGMA synchronous=FULL")
                 c.execute("PRAGMA foreign_keys=ON")
                 c.execute("PRAGMA busy_timeout=30000")
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"database {self.path} cannot be opened: {e}") from e
+            except DatabaseError as e:
+                raise StoreError(f"database {self.path} cannot be opened (wrong key, not a database or damaged): {e}",
+                                 ja="データベースを開けません（暗号鍵が違うか、ファイルが壊れています）。"
+                                    "システム管理者に連絡してください。") from e
             self._local.conn = c
             with self._lock:
                 self._all.append(c)
@@ -83,7 +105,7 @@ class Store:
             for c in self._all:
                 try:
                     c.close()
-                except sqlite3.Error:
+                except Exception:
                     pass
             self._all.clear()
         self._local = threading.local()
@@ -142,7 +164,7 @@ class Store:
                       f"({version}, '{name}', {time.time()});\nCOMMIT;")
             try:
                 self.conn.executescript(script)
-            except sqlite3.Error as e:
+            except (sqlite3.Error,) + ((sqlcipher.Error,) if sqlcipher else ()) as e:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise StoreError(f"migration {version:04d}_{name} failed: {e}") from e
@@ -167,5 +189,46 @@ class Store:
                      (key, json.dumps(value, ensure_ascii=False)))
 
 
-def open_store(data_dir: Path | str) -> Store:
-    return Store(Path(data_dir) / DB_NAME)
+    def rekey(self, new_key: bytes) -> None:
+        """Re-encrypt the database with a new key (key rotation). Other connections are closed first."""
+        if self.key is None:
+            raise StoreError("the database is not encrypted; nothing to rotate")
+        c = self.conn
+        with self._lock:
+            for other in self._all:
+                if other is not c:
+                    other.close()
+            self._all = [c]
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.execute(f"PRAGMA rekey = \"x'{new_key.hex()}'\"")
+        self.key = new_key
+
+    @staticmethod
+    def encrypt_plain(path: Path, key: bytes) -> None:
+        """Turn an existing unencrypted database into an encrypted one (in place, atomically)."""
+        tmp = path.with_name(path.name + ".encrypting")
+        tmp.unlink(missing_ok=True)
+        c = sqlcipher.connect(str(path), isolation_level=None)
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.execute(f"ATTACH DATABASE '{str(tmp).replace(chr(39), chr(39) * 2)}' AS enc KEY \"x'{key.hex()}'\"")
+        c.execute("SELECT sqlcipher_export('enc')")
+        v = c.execute("PRAGMA user_version").fetchone()[0]
+        c.execute(f"PRAGMA enc.user_version = {int(v)}")
+        c.execute("DETACH DATABASE enc")
+        c.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        import os
+        os.replace(tmp, path)
+
+
+def is_plain_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def open_store(data_dir: Path | str, key: bytes | None = None) -> Store:
+    path = Path(data_dir) / DB_NAME
+    if key is not None and path.is_file() and path.stat().st_size > 0 and is_plain_sqlite(path):
+        Store.encrypt_plain(path, key)
+    return Store(path, key=key)
