@@ -1,0 +1,230 @@
+"""One photo → :class:`MirrorInspection`: intake, quality gate, geometry, CNN, grading.
+
+``diagnose(path)`` is what the CLI, the ledger import and the desktop call. Geometry measures
+pole tilt and face deformation; the CNN (when ``resources/mirrors/mirror_cnn.onnx`` exists)
+judges every other defect and also votes on deformation. Each finding carries the grade-consistent
+confidence; a finding below the table's ``min_confidence`` makes the photo *needs review*, and a
+photo that would be Ⅰ with any uncertainty gets no grade (要確認).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import geometry as geo
+from .defects import CNN_DEFECTS, DEFECTS, GRADES, label_ja
+from .grading import GradingTable, grade_findings, load_table
+from .intake import Photo, Quality, check_quality, load_photo
+
+# Measurement noise (1 σ) of the geometry, from the synthetic benchmark: used to turn a measured
+# value into class probabilities around the table's thresholds.
+TILT_SIGMA_DEG = 1.2
+DEFORM_SIGMA_PCT = 0.9
+
+
+@dataclass
+class Finding:
+    member: str
+    defect: str
+    severity: int                    # 1 軽度, 2 中度, 3 重度
+    confidence: float                # probability that the grade this finding implies is right
+    box: list[float] | None          # [x0, y0, x1, y1] in photo pixels
+    source: str = "cnn"              # "cnn" | "geometry" | "cnn+geometry"
+    uncertain: bool = False
+    possible: bool = False           # most likely absent but too probable to ignore (review only)
+    measure: float | None = None     # tilt in degrees / deformation in %
+
+    @property
+    def key(self) -> str:
+        return f"{self.member}.{self.defect}"
+
+    @property
+    def label_ja(self) -> str:
+        return label_ja(self.key)
+
+    def to_json(self) -> dict:
+        d = {"member": self.member, "defect": self.defect, "severity": self.severity,
+             "confidence": round(float(self.confidence), 3),
+             "box": [round(float(v), 1) for v in self.box] if self.box else None,
+             "label_ja": self.label_ja, "source": self.source, "uncertain": self.uncertain,
+             "possible": self.possible}
+        if self.measure is not None:
+            d["measure"] = round(float(self.measure), 2)
+        return d
+
+
+@dataclass
+class MirrorInspection:
+    path: str
+    sha256: str
+    grade: str | None                # Ⅰ–Ⅳ, or None = 要確認 / not judgeable
+    provisional_grade: str | None
+    needs_review: bool
+    findings: list[Finding]
+    quality: Quality
+    size: tuple[int, int] = (0, 0)
+    taken_at: str | None = None
+    gps: tuple[float, float] | None = None
+    mirrors: list[dict] = field(default_factory=list)   # face boxes, shape, deformation
+    pole: dict | None = None                            # box, top, base, tilt
+    reasons: list[str] = field(default_factory=list)    # Japanese
+    model: str | None = None
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"grade": self.grade, "findings": [f.to_json() for f in self.findings],
+                "quality": self.quality.to_json(), "photo": self.path, "sha256": self.sha256,
+                "provisional_grade": self.provisional_grade, "needs_review": self.needs_review,
+                "reasons": self.reasons, "taken_at": self.taken_at,
+                "gps": list(self.gps) if self.gps else None, "size": list(self.size),
+                "mirrors": self.mirrors, "pole": self.pole, "model": self.model,
+                "elapsed_s": round(self.elapsed_s, 3)}
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def measure_probs(value: float, thresholds: list[float], sigma: float) -> np.ndarray:
+    """P(severity = k | measured value) with Gaussian measurement noise."""
+    cdf = [_phi((value - t) / sigma) for t in thresholds]   # P(true ≥ t_k)
+    p = np.array([1 - cdf[0], cdf[0] - cdf[1], cdf[1] - cdf[2], cdf[2]], np.float64)
+    return np.clip(p, 1e-6, 1)
+
+
+def _finding_from_probs(key: str, p: np.ndarray, table: GradingTable, box, source: str,
+                        measure: float | None = None) -> Finding | None:
+    p = np.asarray(p, np.float64)
+    p = p / p.sum()
+    member, defect = key.split(".", 1)
+    p_any = 1 - p[0]
+    if p_any < table.possible_low:
+        return None
+    sev = int(np.argmax(p[1:]) + 1)
+    if p[0] >= p_any:   # most likely absent, but not certainly: report as a possible finding
+        return Finding(member, defect, sev, float(p_any), box, source, uncertain=True, possible=True,
+                       measure=measure)
+    if np.argmax(p) != 0:
+        sev = int(np.argmax(p))
+    g = table.grade_of(key, sev)
+    conf = float(sum(p[k] for k in range(1, 4) if table.grade_of(key, k) == g))
+    return Finding(member, defect, sev, conf, box, source, uncertain=conf < table.min_confidence,
+                   measure=measure)
+
+
+def _member_box(member: str, face: geo.MirrorFace | None, pole: geo.Pole | None, scale: float):
+    if face is None:
+        return None
+    x0, y0, x1, y1 = face.box
+    cx, cy = face.center
+    r = face.radius
+    if member == "mirror":
+        b = [x0, y0, x1, y1]
+    elif member == "hood":
+        b = [x0 - 0.05 * r, y0 - 0.2 * r, x1 + 0.05 * r, cy - 0.2 * r]
+    elif member == "view":
+        b = [x0 - 0.3 * r, y0 - 0.3 * r, x1 + 0.3 * r, y1 + 0.3 * r]
+    elif member == "bracket":
+        fx = pole.top[0] if pole else cx
+        b = [fx - 0.6 * r, y1 - 0.25 * r, fx + 0.6 * r, y1 + 0.45 * r]
+    else:   # pole
+        b = list(pole.box) if pole else [cx - 0.5 * r, y1, cx + 0.5 * r, y1 + 4 * r]
+    return [v * scale for v in b]
+
+
+def diagnose_photo(photo: Photo, table: GradingTable | None = None, model="default") -> MirrorInspection:
+    """Diagnose an already-loaded photo. ``model``: a :class:`model.MirrorModel`, ``"default"``
+    (the shipped/office model if present) or None (geometry only)."""
+    t0 = time.perf_counter()
+    table = table or load_table()
+    if model == "default":
+        from .model import load_model
+        model = load_model()
+    g = geo.analyse(photo.rgb)
+    q = check_quality(g.work, g)
+    s = photo.scale
+    mirrors = [{"box": [round(v * s, 1) for v in f.box], "shape": f.shape, "method": f.method,
+                "center": [round(f.center[0] * s, 1), round(f.center[1] * s, 1)],
+                "axes": [round(f.axes[0] * s, 1), round(f.axes[1] * s, 1)], "angle": round(f.angle, 1),
+                "deformation_pct": round(f.deformation_pct, 2),
+                "outline": [[round(x * s, 1), round(y * s, 1)] for x, y in f.outline[::max(1, len(f.outline) // 72)]]}
+               for f in g.faces]
+    pole = None
+    if g.pole is not None:
+        pole = {"box": [round(v * s, 1) for v in g.pole.box], "top": [round(v * s, 1) for v in g.pole.top],
+                "base": [round(v * s, 1) for v in g.pole.base], "tilt_deg": round(g.pole.tilt_deg, 2)}
+    insp = MirrorInspection(str(photo.path), photo.sha256, None, None, True, [], q, photo.size,
+                            photo.taken_at, photo.gps, mirrors, pole,
+                            model=(model.version if model is not None else None))
+    if not q.ok:
+        insp.reasons = ["写真の品質のため判定できません: " + "・".join(q.messages)]
+        insp.elapsed_s = time.perf_counter() - t0
+        return insp
+
+    face = g.face
+    findings: list[Finding] = []
+    pred = model.predict(g) if model is not None else None
+    probs: dict[str, tuple[np.ndarray, str, float | None]] = {}
+    if pred is not None:
+        for k in CNN_DEFECTS:
+            if k in pred.probs:
+                probs[k] = (pred.probs[k], "cnn", None)
+    pd = measure_probs(face.deformation_pct, table.measures["mirror_deformation_pct"], DEFORM_SIGMA_PCT)
+    if face.method != "hole":       # outline partly hidden: the measure is weaker evidence
+        pd = 0.5 * pd + 0.5 * np.full(4, 0.25)
+    if "mirror.deformation" in probs:
+        pc = probs["mirror.deformation"][0]
+        probs["mirror.deformation"] = (pc * pd / (pc * pd).sum(), "cnn+geometry", face.deformation_pct)
+    else:
+        probs["mirror.deformation"] = (pd, "geometry", face.deformation_pct)
+    if g.pole is not None:
+        pt = measure_probs(abs(g.pole.tilt_deg), table.measures["pole_tilt_deg"], TILT_SIGMA_DEG)
+        probs["pole.tilt"] = (pt, "geometry", g.pole.tilt_deg)
+    for key in DEFECTS:
+        if key not in probs:
+            continue
+        p, src, meas = probs[key]
+        f = _finding_from_probs(key, p, table, _member_box(key.split(".")[0], face, g.pole, s), src, meas)
+        if f is not None:
+            findings.append(f)
+    findings.sort(key=lambda f: (f.possible, -f.severity, f.key))
+    res = grade_findings(findings, table)
+    insp.findings = findings
+    insp.grade, insp.provisional_grade, insp.needs_review = res.grade, res.provisional_grade, res.needs_review
+    insp.reasons = res.reasons
+    if g.pole is None:
+        insp.needs_review = True
+        if insp.grade == "Ⅰ":
+            insp.grade = None
+        insp.reasons.append("支柱を確認できませんでした（傾きは未測定）")
+    if pred is not None and insp.provisional_grade in GRADES:
+        gi = int(np.argmax(pred.grade_probs))
+        if abs(gi - GRADES.index(insp.provisional_grade)) >= 2 and pred.grade_probs[gi] >= 0.8:
+            insp.needs_review = True
+            insp.reasons.append(f"所見からの判定（{insp.provisional_grade}）と写真全体の印象（{GRADES[gi]}）が大きく異なります")
+    insp.elapsed_s = time.perf_counter() - t0
+    return insp
+
+
+def diagnose(path: Path | str, table: GradingTable | None = None, model="default") -> MirrorInspection:
+    """Diagnose one photo file (JPEG/PNG/HEIC). Raises :class:`intake.PhotoError` if unreadable."""
+    t0 = time.perf_counter()
+    photo = load_photo(path)
+    insp = diagnose_photo(photo, table, model)
+    insp.elapsed_s = time.perf_counter() - t0
+    return insp
+
+
+def diagnose_array(rgb: np.ndarray, table: GradingTable | None = None, model="default",
+                   name: str = "<array>") -> MirrorInspection:
+    """Diagnose an in-memory RGB image (benchmarks, tests)."""
+    photo = Photo(Path(name), np.ascontiguousarray(rgb), (rgb.shape[1], rgb.shape[0]), 1.0, "", "array")
+    return diagnose_photo(photo, table, model)
+
+
+__all__ = ["Finding", "MirrorInspection", "diagnose", "diagnose_photo", "diagnose_array", "measure_probs",
+           "asdict"]

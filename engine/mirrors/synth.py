@@ -1,0 +1,550 @@
+"""Procedural synthetic curve-mirror scenes with labels (training data and the benchmark).
+
+No labelled curve-mirror photo set can be had offline, so scenes are drawn: a background
+(road, wall, vegetation, sky …), a pole, its bracket, a round or square convex mirror with an
+orange/red rim and hood reflecting a fish-eye-warped part of the scene, every defect of
+:mod:`engine.mirrors.defects` at graded severities (alone and combined), then lighting,
+distance, camera angle, sensor noise and JPEG compression. :func:`generate` returns the
+RGB image and its labels; :func:`write_dataset` writes ``NNNNN.jpg`` + ``NNNNN.json`` files.
+
+Styles used for training are :data:`TRAIN_STYLES`; :data:`HELDOUT_STYLES` are never used in
+training, only by ``bench/mirrors.py``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .defects import CNN_DEFECTS, DEFECTS
+
+TRAIN_STYLES = ["road", "wall", "vegetation", "sky"]
+HELDOUT_STYLES = ["residential", "coast", "autumn"]
+
+# Sampling bands (value ranges) per severity, with gaps around the grading thresholds so a label
+# is never a coin toss. Tilt thresholds in grading.toml are 3 / 7.5 / 12.5 degrees.
+TILT_BANDS = [(0.0, 1.5), (4.0, 6.5), (8.5, 11.5), (14.0, 22.0)]
+DEFORM_BANDS = [(0.0, 0.0), (0.045, 0.06), (0.085, 0.11), (0.17, 0.24)]   # radial amplitude / r
+VEG_THRESHOLDS = (0.08, 0.25, 0.5)    # fraction of the face hidden → severity 1, 2, 3
+
+
+@dataclass
+class Scene:
+    image: np.ndarray          # H×W×3 uint8 RGB
+    labels: dict
+
+
+# ------------------------------------------------------------------ small helpers
+
+def _noise(rng, h, w, scale, octaves=3):
+    """Smooth value noise in [0, 1] (upsampled random grids)."""
+    out = np.zeros((h, w), np.float32)
+    amp, tot = 1.0, 0.0
+    for o in range(octaves):
+        gh, gw = max(2, int(h / scale * 2 ** o)), max(2, int(w / scale * 2 ** o))
+        g = rng.random((gh, gw), dtype=np.float32)
+        out += amp * cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
+        tot += amp
+        amp *= 0.5
+    out /= tot
+    return np.clip(out, 0, 1)
+
+
+def _vgrad(h, w, top, bottom):
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    return (np.array(top, np.float32) * (1 - t) + np.array(bottom, np.float32) * t) * np.ones((1, w, 1), np.float32)
+
+
+def _sky(rng, h, w):
+    top = np.array([90, 140, 210]) + rng.integers(-20, 20, 3)
+    bot = np.array([190, 210, 235]) + rng.integers(-15, 15, 3)
+    img = _vgrad(h, w, top, bot)
+    if rng.random() < 0.7:
+        cl = _noise(rng, h, w, 180, 4)
+        cl = np.clip((cl - 0.5) * 3, 0, 1)[..., None]
+        img = img * (1 - cl) + 240 * cl
+    return img
+
+
+def _foliage(rng, h, w, hues):
+    n = _noise(rng, h, w, 40, 4)
+    n2 = _noise(rng, h, w, 12, 2)
+    base = np.array(hues[rng.integers(len(hues))], np.float32)
+    img = base[None, None, :] * (0.45 + 0.9 * n[..., None]) * (0.8 + 0.4 * n2[..., None])
+    return img
+
+
+def _background(rng, style, h, w):
+    hz = int(h * rng.uniform(0.3, 0.55))     # horizon
+    img = np.zeros((h, w, 3), np.float32)
+    img[:hz] = _sky(rng, hz, w)
+    if style in ("road", "residential", "sky", "coast"):
+        if style == "sky":
+            hz2 = int(h * rng.uniform(0.7, 0.85))
+            img[:hz2] = _sky(rng, hz2, w)
+            hz = hz2
+        if style == "residential":
+            x = 0
+            while x < w:
+                bw = int(rng.uniform(0.12, 0.3) * w)
+                bh = int(rng.uniform(0.15, 0.4) * h)
+                col = rng.choice([(225, 215, 195), (240, 240, 235), (150, 110, 80), (180, 185, 190), (200, 190, 160)])
+                y0 = max(0, hz - bh)
+                img[y0:hz, x:x + bw] = np.array(col) + rng.integers(-15, 15, 3)
+                roof = rng.choice([(60, 70, 90), (90, 60, 50), (70, 70, 70), (40, 80, 120)])
+                img[max(0, y0 - int(0.04 * h)):y0 + 2, x:x + bw] = roof
+                for _ in range(rng.integers(1, 4)):   # windows
+                    wx, wy = x + int(rng.uniform(0.1, 0.7) * bw), y0 + int(rng.uniform(0.15, 0.6) * (hz - y0))
+                    img[wy:wy + int(0.05 * h), wx:wx + int(0.05 * w)] = (70, 90, 110)
+                x += bw + int(rng.uniform(0, 0.05) * w)
+        elif style == "coast":
+            sea = int(hz + rng.uniform(0.08, 0.15) * h)
+            img[hz:sea] = _vgrad(sea - hz, w, (40, 90, 140), (70, 130, 170)) * (0.9 + 0.2 * _noise(rng, sea - hz, w, 20, 2)[..., None])
+            hz = sea
+        else:
+            img[max(0, hz - int(0.12 * h)):hz] = _foliage(rng, min(hz, int(0.12 * h)), w, [(60, 100, 50), (80, 110, 70)])
+        # asphalt with lane markings
+        g = rng.uniform(85, 130)
+        road = np.full((h - hz, w, 3), g, np.float32) * (0.85 + 0.3 * _noise(rng, h - hz, w, 8, 2)[..., None])
+        img[hz:] = road
+        vx = rng.uniform(0.2, 0.8) * w
+        for side in (-1, 1, 0):
+            x1 = vx + side * rng.uniform(0.6, 1.2) * w
+            col = (235, 235, 230) if side else (230, 190, 60)
+            cv2.line(img, (int(vx), hz), (int(x1), h), col, max(2, int(0.01 * w)))
+        if rng.random() < 0.6:   # white guardrail
+            gy = hz + int(rng.uniform(0.02, 0.1) * h)
+            cv2.rectangle(img, (0, gy), (w, gy + int(0.02 * h)), (230, 230, 225), -1)
+    elif style == "wall":
+        wy = int(h * rng.uniform(0.25, 0.5))
+        img[:wy] = _sky(rng, wy, w)
+        g = rng.uniform(140, 190)
+        wall = np.full((h - wy, w, 3), g, np.float32) * (0.9 + 0.2 * _noise(rng, h - wy, w, 10, 3)[..., None])
+        bh, bw = int(rng.uniform(0.05, 0.09) * h), int(rng.uniform(0.12, 0.2) * w)
+        for r, y in enumerate(range(0, h - wy, bh)):
+            cv2.line(wall, (0, y), (w, y), (g * 0.7,) * 3, 2)
+            off = (r % 2) * bw // 2
+            for x in range(off, w, bw):
+                cv2.line(wall, (x, y), (x, y + bh), (g * 0.7,) * 3, 2)
+        img[wy:] = wall
+        ry = h - int(rng.uniform(0.1, 0.2) * h)
+        img[ry:] = rng.uniform(90, 120) * (0.85 + 0.3 * _noise(rng, h - ry, w, 8, 2)[..., None])
+    elif style in ("vegetation", "autumn"):
+        hues = [(60, 110, 45), (40, 90, 40), (90, 130, 60)] if style == "vegetation" else \
+               [(160, 140, 60), (140, 110, 60), (120, 120, 55)]
+        vy = int(h * rng.uniform(0.1, 0.35))
+        img[:vy] = _sky(rng, vy, w)
+        img[vy:] = _foliage(rng, h - vy, w, hues)
+        ry = h - int(rng.uniform(0.12, 0.25) * h)
+        img[ry:] = rng.uniform(90, 120) * (0.85 + 0.3 * _noise(rng, h - ry, w, 8, 2)[..., None])
+    return np.clip(img, 0, 255)
+
+
+def _distractor(rng, img, avoid_x, r):
+    """A red 止まれ sign or an orange cone somewhere else in the picture (not a mirror)."""
+    h, w = img.shape[:2]
+    for _ in range(5):
+        x = int(rng.uniform(0.08, 0.92) * w)
+        if abs(x - avoid_x) > 2.2 * r:
+            break
+    else:
+        return
+    s = int(r * rng.uniform(0.5, 0.9))
+    if rng.random() < 0.5:
+        y = int(rng.uniform(0.35, 0.6) * h)
+        cv2.line(img, (x, y), (x, h), (150, 150, 150), max(2, s // 6))
+        pts = np.array([[x - s, y - s], [x + s, y - s], [x, y + s // 2]], np.int32)
+        cv2.fillPoly(img, [pts], (200, 30, 40))
+        cv2.polylines(img, [pts], True, (240, 240, 240), max(1, s // 10))
+    else:
+        y = int(rng.uniform(0.75, 0.92) * h)
+        pts = np.array([[x - s // 2, y], [x + s // 2, y], [x, y - int(1.4 * s)]], np.int32)
+        cv2.fillPoly(img, [pts], (240, 110, 20))
+
+
+def _outline(n, shape, a, b, angle, amp, rng_phase):
+    """Face outline points (float, centred at 0) for a superellipse with low-frequency dents."""
+    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    p = 2.0 if shape == "round" else 6.0
+    base = (np.abs(np.cos(th)) ** p + np.abs(np.sin(th)) ** p) ** (-1 / p)
+    pert = np.zeros_like(th)
+    if amp > 0:
+        ks, phs, ws = rng_phase
+        for k, ph, wgt in zip(ks, phs, ws):
+            pert += wgt * np.cos(k * th + ph)
+        pert = pert / np.max(np.abs(pert)) * amp
+        # plus one local dent (inward)
+        c = phs[0]
+        d = np.angle(np.exp(1j * (th - c)))
+        pert -= amp * np.exp(-(d / 0.35) ** 2)
+    rr = base * (1 + pert)
+    x, y = a * rr * np.cos(th), b * rr * np.sin(th)
+    ca, sa = math.cos(angle), math.sin(angle)
+    return np.stack([x * ca - y * sa, x * sa + y * ca], 1)
+
+
+def _blotches(rng, h, w, coverage, scale):
+    n = _noise(rng, h, w, scale, 3)
+    thr = np.quantile(n, 1 - coverage) if coverage > 0 else 2
+    return np.clip((n - thr) / 0.04, 0, 1)
+
+
+def sample_defects(rng) -> dict[str, int]:
+    """Severity per defect: ~22 % sound, ~45 % one defect, the rest two or three combined."""
+    sev = {d: 0 for d in DEFECTS}
+    u = rng.random()
+    n = 0 if u < 0.22 else 1 if u < 0.67 else int(rng.integers(2, 4))
+    picks = rng.choice(len(DEFECTS), size=n, replace=False) if n else []
+    for i in picks:
+        d = DEFECTS[i]
+        sev[d] = 3 if d == "mirror.missing" else int(rng.integers(1, 4))
+    if sev["mirror.missing"]:
+        for d in ("mirror.dirt", "mirror.clouding", "mirror.crack"):
+            sev[d] = 0
+    return sev
+
+
+# ------------------------------------------------------------------ the scene
+
+def generate(seed: int, style: str | None = None, size: tuple[int, int] | None = None,
+             defects: dict[str, int] | None = None, distractor: float = 0.25,
+             lighting: float | None = None, blur: float = 0.0, shape: str | None = None,
+             mirror_scale: float | None = None) -> Scene:
+    """Draw one scene. ``defects`` fixes severities (others 0); ``lighting`` fixes the global gain
+    (e.g. 0.12 for a photo too dark to judge); ``blur`` > 0 adds motion blur of that many pixels
+    (per 1000 px of width); ``mirror_scale`` fixes the mirror radius as a fraction of the short side."""
+    rng = np.random.default_rng(seed)
+    style = style or TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]
+    if size is None:
+        size = (1024, 768) if rng.random() < 0.7 else (768, 1024)
+    w, h = size
+    sev = dict(defects) if defects is not None else sample_defects(rng)
+    for d in DEFECTS:
+        sev.setdefault(d, 0)
+    img = _background(rng, style, h, w)
+    bg = img.copy()
+
+    # --- geometry of the installation
+    short = min(w, h)
+    r = short * (mirror_scale if mirror_scale else rng.uniform(0.075, 0.17))
+    shape = shape or ("round" if rng.random() < 0.8 else "square")
+    squash = rng.uniform(0.78, 1.0)        # camera off-axis → ellipse
+    a, b = r * squash, r
+    face_angle = rng.uniform(-0.15, 0.15)
+    tilt_deg = rng.uniform(*TILT_BANDS[sev["pole.tilt"]]) * rng.choice([-1, 1])
+    roll = rng.uniform(-0.8, 0.8)          # camera roll adds to the apparent tilt (kept small)
+    tilt = math.radians(tilt_deg + roll)
+    base_x = rng.uniform(0.3, 0.7) * w
+    base_y = h + rng.uniform(0, 0.05) * h
+    cy_target = rng.uniform(0.25, 0.42) * h
+    L = base_y - (cy_target + 1.25 * r)
+    top_x, top_y = base_x + L * math.sin(tilt), base_y - L * math.cos(tilt)
+    br_def = sev["bracket.deformation"]
+    droop = [0, 8, 18, 30][br_def] * rng.choice([-1, 1])
+    off = math.radians(droop)
+    cx = top_x + 1.25 * r * math.sin(tilt) + 0.55 * r * math.sin(off)
+    cy = top_y - 1.25 * r * math.cos(tilt) + 0.25 * r * (1 - math.cos(off))
+    if sev["bracket.deformation"]:
+        face_angle += off * 0.5
+
+    # --- pole
+    pw = r * rng.uniform(0.2, 0.27)
+    pole_orange = rng.random() < 0.55
+    rim_col = np.array([rng.uniform(220, 250), rng.uniform(50, 110), rng.uniform(10, 45)], np.float32)
+    pole_col = (rim_col * rng.uniform(0.9, 1.0)) if pole_orange else np.full(3, rng.uniform(165, 205), np.float32)
+    bend = [0, 0.025, 0.06, 0.11][sev["pole.bend"]] * L * rng.choice([-1, 1])
+    y0, y1 = int(max(0, top_y)), h
+    ys = np.arange(y0, y1, dtype=np.float32)
+    t = np.clip((base_y - ys) / max(L, 1), 0, 1)              # 0 at base, 1 at top
+    xc = base_x + (base_y - ys) * math.tan(tilt) + bend * 4 * t * (1 - t)
+    xs = np.arange(w, dtype=np.float32)
+    across = (xs[None, :] - xc[:, None]) / (pw / 2)
+    halfw = np.ones_like(across)
+    dent_t = None
+    if sev["pole.dent"]:
+        dent_t = rng.uniform(0.25, 0.7)
+        depth = [0, 0.18, 0.35, 0.55][sev["pole.dent"]]
+        ext = [0, 0.03, 0.045, 0.06][sev["pole.dent"]] * 1.0
+        side = rng.choice([-1, 1])
+        bump = depth * np.exp(-((t - dent_t) / ext) ** 2)[:, None]
+        # the dented side moves inwards
+        halfw = np.where(np.sign(across) == side, 1 - bump, 1)
+    pmask = (np.abs(across) <= halfw).astype(np.float32)
+    shade = 0.72 + 0.42 * np.cos(np.clip(across, -1.2, 1.2) * 1.2)
+    if dent_t is not None:
+        shade = shade * (1 - 0.55 * np.exp(-((t - dent_t) / (ext * 1.4)) ** 2)[:, None] * (np.sign(across) == side))
+    pole = pole_col[None, None, :] * shade[..., None]
+    region_h = y1 - y0
+    if sev["pole.paint"]:
+        cov = [0, 0.06, 0.16, 0.32][sev["pole.paint"]]
+        m = _blotches(rng, region_h, w, cov, max(8, pw * 1.2))
+        m = (m > 0.5).astype(np.float32)[..., None]
+        bare = np.array([200, 200, 205], np.float32) if pole_orange else np.array([95, 95, 100], np.float32)
+        pole = pole * (1 - m) + bare * shade[..., None] * m
+    if sev["pole.rust"]:
+        cov = [0, 0.1, 0.25, 0.5][sev["pole.rust"]]
+        m = _blotches(rng, region_h, w, cov, max(6, pw))
+        focus = np.clip(1.6 * (1 - t) ** 2 + 0.8 * np.exp(-((1 - t) / 0.12) ** 2), 0, 1)[:, None]  # base + top joint
+        m = np.clip(m * (0.35 + focus) , 0, 1)[..., None]
+        rust = np.array([120, 62, 30], np.float32) * (0.7 + 0.6 * _noise(rng, region_h, w, 4, 2)[..., None])
+        pole = pole * (1 - m) + rust * m
+    sub = img[y0:y1]
+    pm = pmask[..., None]
+    img[y0:y1] = sub * (1 - pm) + pole * pm
+    pole_box = [float(min(xc.min(), xc.max()) - pw), float(y0), float(max(xc.min(), xc.max()) + pw), float(h)]
+
+    # --- bracket (grey clamp between the pole top and the mirror back)
+    bx, by = top_x, top_y
+    bw_, bh_ = 0.55 * r, 0.2 * r
+    brk = cv2.boxPoints(((bx, by - 0.1 * r), (bw_, bh_), droop * 0.6))
+    arm = np.array([[bx - 0.08 * r, by], [bx + 0.08 * r, by], [cx + 0.08 * r, cy + 0.5 * r], [cx - 0.08 * r, cy + 0.5 * r]])
+    bcol = np.array([rng.uniform(120, 160)] * 3, np.float32)
+    bmask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(bmask, [np.round(brk).astype(np.int32), np.round(arm).astype(np.int32)], 1)
+    if br_def >= 2:   # a visibly bent arm
+        kink = np.array([[cx, cy + 0.5 * r], [bx + droop / 30 * 0.5 * r, by - 0.6 * r], [bx, by]], np.int32)
+        cv2.polylines(bmask, [kink], False, 1, max(2, int(0.1 * r)))
+    bm = bmask.astype(np.float32)
+    if sev["bracket.rust"]:
+        cov = [0, 0.2, 0.45, 0.8][sev["bracket.rust"]]
+        rm = _blotches(rng, h, w, cov, max(4, 0.1 * r))[..., None] * bm[..., None]
+        bimg = bcol * (1 - rm) + np.array([125, 60, 28], np.float32) * rm
+    else:
+        bimg = np.broadcast_to(bcol, (h, w, 3))
+    img = img * (1 - bm[..., None]) + bimg * bm[..., None]
+
+    # --- mirror: hood, rim, face
+    amp = 0.0
+    if sev["mirror.deformation"]:
+        amp = rng.uniform(*DEFORM_BANDS[sev["mirror.deformation"]])
+    phase = (rng.integers(3, 6, 3), rng.uniform(0, 2 * np.pi, 3), rng.uniform(0.3, 1, 3))
+    inner = _outline(360, shape, a, b, face_angle, amp, phase)
+    rim_t = rng.uniform(0.09, 0.13)
+    outer = inner * (1 + rim_t)
+    c = np.array([cx, cy])
+    face_mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(face_mask, [np.round(inner + c).astype(np.int32)], 1)
+    rim_mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(rim_mask, [np.round(outer + c).astype(np.int32)], 1)
+    rim_mask[face_mask > 0] = 0
+    # hood: a crescent over the top of the rim
+    hood = np.zeros((h, w), np.uint8)
+    hood_outer = inner * (1 + rim_t + 0.16) + np.array([0, -0.05 * r])
+    cv2.fillPoly(hood, [np.round(hood_outer + c).astype(np.int32)], 1)
+    hood[(face_mask > 0) | (rim_mask > 0)] = 0
+    hood[int(max(0, cy - 0.25 * b)):] = 0
+    hd = sev["hood.damage"]
+    if hd:
+        frac = [0, 0.2, 0.45, 0.75][hd]
+        ang = np.arctan2(np.arange(h)[:, None] - cy, np.arange(w)[None, :] - cx)
+        start = rng.uniform(-math.pi, 0)
+        span = frac * math.pi
+        jag = 0.25 * _noise(rng, h, w, max(4, 0.2 * r), 2)
+        tear = ((ang - start) % (2 * math.pi)) < span + jag
+        hood[tear] = 0
+        if hd == 3:   # rim broken too: a gap in the ring
+            g0 = rng.uniform(-math.pi, math.pi)
+            gap = np.abs(np.angle(np.exp(1j * (ang - g0)))) < 0.22
+            rim_mask[gap] = 0
+    rim_shade = (0.8 + 0.25 * _noise(rng, h, w, max(6, 0.3 * r), 2))[..., None]
+    face_box = cv2.boundingRect(np.round(outer + c).astype(np.int32))
+    # face content: the scene, mirrored, through a convex (fish-eye) mirror
+    fx0, fy0, fw, fh = face_box
+    fx1, fy1 = min(w, fx0 + fw), min(h, fy0 + fh)
+    fx0, fy0 = max(0, fx0), max(0, fy0)
+    fw, fh = max(1, fx1 - fx0), max(1, fy1 - fy0)
+    gx, gy = np.meshgrid(np.arange(fx0, fx0 + fw, dtype=np.float32), np.arange(fy0, fy0 + fh, dtype=np.float32))
+    u, v = (gx - cx) / a, (gy - cy) / b
+    rho2 = u * u + v * v
+    src_c = (rng.uniform(0.3, 0.7) * w, rng.uniform(0.45, 0.75) * h)
+    R = rng.uniform(0.2, 0.35) * w
+    mapx = (src_c[0] - u * R * (1 + 1.4 * rho2)).astype(np.float32)
+    mapy = (src_c[1] + v * R * 0.8 * (1 + 1.4 * rho2)).astype(np.float32)
+    face = cv2.remap(bg.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    face = face * 0.85 + np.array([20, 30, 45], np.float32)
+    face = face * (1 - 0.25 * np.clip(rho2, 0, 1))[..., None] + 35 * np.clip(rho2, 0, 1)[..., None]
+    fm_local = face_mask[fy0:fy0 + fh, fx0:fx0 + fw].astype(np.float32)
+    lr = max(2.0, r)
+    if sev["mirror.missing"]:
+        face = np.full_like(face, 55) + 20 * _noise(rng, fh, fw, max(4, 0.3 * r), 2)[..., None]
+        for _ in range(rng.integers(2, 5)):   # shards left in the frame
+            th0 = rng.uniform(0, 2 * np.pi)
+            p0 = np.array([cx + a * math.cos(th0), cy + b * math.sin(th0)])
+            pts = np.array([p0, p0 + rng.uniform(-0.5, 0.5, 2) * lr, p0 + rng.uniform(-0.5, 0.5, 2) * lr]) - [fx0, fy0]
+            sh = np.zeros((fh, fw), np.uint8)
+            cv2.fillPoly(sh, [np.round(pts).astype(np.int32)], 1)
+            face[sh > 0] = 200
+    if sev["mirror.clouding"]:
+        al = [0, 0.3, 0.5, 0.72][sev["mirror.clouding"]]
+        k = int(max(3, lr * [0, 0.04, 0.08, 0.12][sev["mirror.clouding"]])) | 1
+        face = cv2.GaussianBlur(face, (k, k), 0) * (1 - al) + 215 * al
+    if sev["mirror.dirt"]:
+        cov = [0, 0.15, 0.35, 0.65][sev["mirror.dirt"]]
+        dm = _blotches(rng, fh, fw, cov, max(4, 0.15 * lr)) * rng.uniform(0.75, 0.95)
+        streak = np.zeros((fh, fw), np.float32)
+        for _ in range(sev["mirror.dirt"] * 3):   # run-off streaks
+            x = rng.integers(0, fw)
+            cv2.line(streak, (int(x), int(rng.integers(0, fh // 2))), (int(x + rng.integers(-3, 4)), fh), 0.6, max(1, int(0.03 * lr)))
+        dm = np.clip(dm + streak * (sev["mirror.dirt"] > 1), 0, 0.95)[..., None]
+        face = face * (1 - dm) + np.array([105, 90, 70], np.float32) * dm
+    if sev["mirror.crack"]:
+        s = sev["mirror.crack"]
+        crack = np.zeros((fh, fw), np.uint8)
+        ox, oy = cx - fx0 + rng.uniform(-0.4, 0.4) * a, cy - fy0 + rng.uniform(-0.4, 0.4) * b
+        rays = [0, 2, 7, 12][s]
+        lw = max(1, int(0.018 * lr))
+        for _ in range(rays):
+            th0 = rng.uniform(0, 2 * np.pi)
+            ln = lr * rng.uniform(0.4, 1.0) * (0.8 if s == 1 else 1.2)
+            pts = [(ox, oy)]
+            for k in range(1, 5):
+                th0 += rng.uniform(-0.25, 0.25)
+                pts.append((ox + ln * k / 4 * math.cos(th0), oy + ln * k / 4 * math.sin(th0)))
+            cv2.polylines(crack, [np.round(pts).astype(np.int32)], False, 1, lw)
+        if s >= 2:
+            for k in range(s - 1):
+                rad = lr * rng.uniform(0.15, 0.45)
+                cv2.ellipse(crack, (int(ox), int(oy)), (int(rad), int(rad)), 0, rng.uniform(0, 360), rng.uniform(0, 360) + 200, 1, lw)
+        face[crack > 0] = face[crack > 0] * 0.3 + 180
+        if s == 3:   # pieces fallen out
+            for _ in range(rng.integers(2, 4)):
+                p0 = np.array([ox, oy]) + rng.uniform(-0.5, 0.5, 2) * lr
+                pts = p0 + rng.uniform(-0.35, 0.35, (4, 2)) * lr
+                cv2.fillPoly(face, [np.round(pts).astype(np.int32)], (50, 50, 55))
+    reg = img[fy0:fy0 + fh, fx0:fx0 + fw]
+    img[fy0:fy0 + fh, fx0:fx0 + fw] = reg * (1 - fm_local[..., None]) + face * fm_local[..., None]
+    hood_col = rim_col * 0.85
+    rm = rim_mask.astype(np.float32)[..., None]
+    img = img * (1 - rm) + (rim_col * rim_shade) * rm
+    hm = hood.astype(np.float32)[..., None]
+    img = img * (1 - hm) + (hood_col * rim_shade) * hm
+    if hd:   # dents / scratches on what is left of the hood
+        for _ in range(hd * 2):
+            p = (int(cx + rng.uniform(-1, 1) * a), int(cy - rng.uniform(0.9, 1.2) * b))
+            cv2.circle(img, p, max(1, int(0.05 * r)), (80, 55, 40), -1)
+
+    # --- vegetation over the face (支障木)
+    veg_cov = 0.0
+    if sev["view.vegetation"]:
+        target = [0, rng.uniform(0.13, 0.2), rng.uniform(0.32, 0.42), rng.uniform(0.6, 0.8)][sev["view.vegetation"]]
+        vm = np.zeros((h, w), np.uint8)
+        side = rng.uniform(0, 2 * np.pi)
+        dx, dy = math.cos(side), math.sin(side)
+        # leaves fill the half-plane beyond a line across the face, grown until the target is hidden
+        face_area = max(1, int(face_mask.sum()))
+        X, Y = np.meshgrid(np.arange(w) - cx, np.arange(h) - cy)
+        proj = (X * dx + Y * dy) / r
+        leaf_noise = _noise(rng, h, w, max(4, 0.12 * r), 2)
+        lo, hi = -1.5, 1.5
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            m = (proj + 0.35 * (leaf_noise - 0.5) > mid)
+            cov = (m & (face_mask > 0)).sum() / face_area
+            if cov > target:
+                lo = mid
+            else:
+                hi = mid
+        vm = (proj + 0.35 * (leaf_noise - 0.5) > (lo + hi) / 2) & (np.hypot(X, Y) < 2.2 * r)
+        veg_cov = float((vm & (face_mask > 0)).sum() / face_area)
+        leaves = _foliage(rng, h, w, [(55, 105, 40), (70, 120, 50), (40, 85, 35)])
+        vmf = vm.astype(np.float32)[..., None]
+        img = img * (1 - vmf) + leaves * vmf
+        sev["view.vegetation"] = int(sum(veg_cov >= t_ for t_ in VEG_THRESHOLDS))
+
+    if rng.random() < distractor:
+        _distractor(rng, img, cx, r)
+
+    # --- camera: lighting, noise, blur
+    gain = lighting if lighting is not None else rng.uniform(0.6, 1.2)
+    img = img * gain * (np.array([1, 1, 1]) + rng.uniform(-0.06, 0.06, 3))
+    if rng.random() < 0.4:   # a soft shadow across the scene
+        sh = _noise(rng, h, w, w / 2, 1)
+        img = img * (0.75 + 0.25 * sh[..., None])
+    img = img + rng.normal(0, rng.uniform(1.5, 6), img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if blur > 0:
+        k = max(3, int(blur * w / 1000)) | 1
+        kern = np.zeros((k, k), np.float32)
+        kern[k // 2] = 1.0 / k
+        img = cv2.filter2D(img, -1, kern)
+    else:
+        sig = rng.uniform(0, 0.9)
+        if sig > 0.3:
+            img = cv2.GaussianBlur(img, (0, 0), sig)
+
+    oxs, oys = outer[:, 0] + cx, outer[:, 1] + cy
+    mirror_box = [float(oxs.min()), float(oys.min()), float(oxs.max()), float(oys.max())]
+    from .grading import grade_severities, load_table
+    labels = {
+        "seed": int(seed), "style": style, "size": [w, h],
+        "mirror": {"center": [float(cx), float(cy)], "axes": [float(a), float(b)], "shape": shape,
+                   "box": mirror_box, "radius": float(r)},
+        "pole": {"box": pole_box, "tilt_deg": float(tilt_deg), "camera_roll_deg": float(roll),
+                 "orange": bool(pole_orange)},
+        "defects": {d: int(sev[d]) for d in DEFECTS},
+        "vegetation_coverage": veg_cov, "deformation_amplitude": float(amp),
+        "lighting": float(gain), "blur": float(blur),
+        "grade": grade_severities(sev, _table_cache(load_table)),
+    }
+    return Scene(img, labels)
+
+
+_TABLE = None
+
+
+def _table_cache(loader):
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = loader()
+    return _TABLE
+
+
+def encode_jpeg(img: np.ndarray, quality: int = 88) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def write_dataset(out_dir: Path | str, seeds, styles=None, size=None, upscale_to=None,
+                  jpeg_quality: tuple[int, int] = (60, 95)) -> list[Path]:
+    """Write ``<seed>.jpg`` and ``<seed>.json`` per seed. ``upscale_to`` (w, h) resizes the photo
+    (e.g. to 4000×3000 = 12 MP) and scales the labels' coordinates with it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed + 7_777_777)
+        style = None if styles is None else styles[int(rng.integers(len(styles)))]
+        sc = generate(int(seed), style=style, size=size)
+        img, lab = sc.image, sc.labels
+        if upscale_to:
+            f = upscale_to[0] / img.shape[1]
+            img = cv2.resize(img, upscale_to, interpolation=cv2.INTER_LINEAR)
+            lab = scale_labels(lab, f)
+        p = out / f"{seed:08d}.jpg"
+        p.write_bytes(encode_jpeg(img, int(rng.integers(*jpeg_quality))))
+        p.with_suffix(".json").write_text(json.dumps(lab, ensure_ascii=False), encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def scale_labels(lab: dict, f: float) -> dict:
+    lab = json.loads(json.dumps(lab))
+    lab["size"] = [int(round(v * f)) for v in lab["size"]]
+    m = lab["mirror"]
+    m["center"] = [v * f for v in m["center"]]
+    m["axes"] = [v * f for v in m["axes"]]
+    m["box"] = [v * f for v in m["box"]]
+    m["radius"] *= f
+    lab["pole"]["box"] = [v * f for v in lab["pole"]["box"]]
+    return lab
+
+
+__all__ = ["Scene", "generate", "write_dataset", "encode_jpeg", "sample_defects", "TRAIN_STYLES",
+           "HELDOUT_STYLES", "CNN_DEFECTS"]
