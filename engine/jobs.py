@@ -93,3 +93,14 @@ def run_in_child(target: str, data_dir, kwargs: dict | None = None,
 def manuals_index(ctx, progress, cancel, paths: list[str]):
     from .manuals.index import index_paths
     return index_paths(ctx.store, paths, progress=progress, cancel=cancel, prune=True)
+
+
+def mirrors_import(ctx, progress, cancel, folder: str, inspector: str = ""):
+    from .mirrors.ledger import import_folder
+    summary: dict = {}
+    for ev in import_folder(ctx, folder, inspector=inspector, cancel=cancel):
+        progress(ev)
+        summary = ev.summary
+    summary = dict(summary)
+    summary["cancelled"] = cancel.is_set()
+    return summary

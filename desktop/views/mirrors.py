@@ -1,0 +1,273 @@
+"""カーブミラー: import a folder (progress, cancel), the ledger with grade badges and filters,
+a photo with its overlay and findings, confirm / override the grade with a reason, export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QListWidget, QProgressBar, QPushButton, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine.errors import MadoguchiError
+from engine.jobs import run_in_child
+from engine.mirrors import ledger
+
+from .. import strings as S
+from ..errors import show_error
+from ..ops import run_op
+
+GRADES = ["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"]
+GRADE_JA = {"Ⅰ": "Ⅰ 健全", "Ⅱ": "Ⅱ 予防保全段階", "Ⅲ": "Ⅲ 早期措置段階", "Ⅳ": "Ⅳ 緊急措置段階"}
+
+
+def overlay_image(row: dict, width: int = 760):
+    """The photo with mirror, pole and findings drawn (engine overlay), scaled for the screen.
+    Runs on a worker thread; returns (rgb bytes, w, h)."""
+    from PIL import Image
+    from engine.mirrors import overlay
+    img = overlay.render_inspection(row)
+    if not isinstance(img, Image.Image):
+        img = Image.fromarray(img)
+    img = img.convert("RGB")
+    scale = width / img.width
+    img = img.resize((width, int(img.height * scale)))
+    return img.tobytes(), img.width, img.height
+
+
+class MirrorsView(QWidget):
+    def __init__(self, ctx, user, parent=None):
+        super().__init__(parent)
+        self.ctx, self.user = ctx, user
+        self.rows: list[dict] = []
+        self.current: dict | None = None
+        self._import_op = None
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.import_btn = QPushButton(S.IMPORT_FOLDER, self)
+        self.import_btn.clicked.connect(lambda: self.import_folder())
+        self.cancel_btn = QPushButton(S.CANCEL, self)
+        self.cancel_btn.setVisible(False)
+        self.cancel_btn.clicked.connect(lambda: self._import_op and self._import_op.cancel())
+        self.progress = QProgressBar(self)
+        self.progress.setVisible(False)
+        self.status = QLabel("", self)
+        self.export_btn = QPushButton(S.EXPORT_XLSX, self)
+        self.export_btn.clicked.connect(lambda: self.export())
+        for w in (self.import_btn, self.cancel_btn, self.progress):
+            top.addWidget(w)
+        top.addWidget(self.status, 1)
+        top.addWidget(self.export_btn)
+        lay.addLayout(top)
+        filt = QHBoxLayout()
+        self.f_grade = QComboBox(self)
+        self.f_grade.addItem("すべての判定", "")
+        for g in GRADES:
+            self.f_grade.addItem(GRADE_JA[g], g)
+        self.f_grade.addItem("要確認のみ", "review")
+        self.f_route = QLineEdit(self)
+        self.f_route.setPlaceholderText("路線名・管理番号で絞り込み")
+        self.f_date = QLineEdit(self)
+        self.f_date.setPlaceholderText("点検日（例 2026-11）")
+        for w, name in ((self.f_grade, "判定で絞り込み"), (self.f_route, "路線名で絞り込み"), (self.f_date, "点検日で絞り込み")):
+            w.setAccessibleName(name)
+        self.f_grade.currentIndexChanged.connect(self.refresh)
+        self.f_route.textChanged.connect(self.refresh)
+        self.f_date.textChanged.connect(self.refresh)
+        filt.addWidget(QLabel("絞り込み：", self))
+        filt.addWidget(self.f_grade)
+        filt.addWidget(self.f_route, 1)
+        filt.addWidget(self.f_date)
+        lay.addLayout(filt)
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        lay.addWidget(split, 1)
+        self.table = QTableWidget(0, 6, split)
+        self.table.setHorizontalHeaderLabels(["管理番号", "路線", "点検日時", "AI判定", "確定判定", "状態"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAccessibleName("点検台帳")
+        self.table.itemSelectionChanged.connect(self._selected)
+        right = QWidget(split)
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        self.title = QLabel("", right)
+        self.title.setWordWrap(True)
+        rl.addWidget(self.title)
+        self.photo = QLabel(right)
+        self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.photo.setMinimumHeight(360)
+        self.photo.setAccessibleName("写真と判定理由")
+        rl.addWidget(self.photo, 3)
+        self.findings = QListWidget(right)
+        self.findings.setAccessibleName("所見")
+        rl.addWidget(self.findings, 1)
+        conf = QHBoxLayout()
+        self.grade = QComboBox(right)
+        for g in GRADES:
+            self.grade.addItem(GRADE_JA[g], g)
+        self.grade.setAccessibleName("確定する判定")
+        self.reason = QLineEdit(right)
+        self.reason.setPlaceholderText(S.OVERRIDE_REASON + "（AI判定と異なる場合は必須）")
+        self.reason.setAccessibleName(S.OVERRIDE_REASON)
+        self.confirm_btn = QPushButton(S.CONFIRM, right)
+        self.confirm_btn.clicked.connect(self.confirm)
+        conf.addWidget(QLabel("判定：", right))
+        conf.addWidget(self.grade)
+        conf.addWidget(self.reason, 1)
+        conf.addWidget(self.confirm_btn)
+        rl.addLayout(conf)
+        split.setSizes([560, 760])
+        self.confirm_btn.setEnabled(False)
+        self.refresh()
+
+    # ------------------------------------------------------------------ ledger
+    def refresh(self) -> None:
+        rows = ledger.list_inspections(self.ctx, limit=5000)
+        g = self.f_grade.currentData()
+        route = self.f_route.text().strip()
+        date = self.f_date.text().strip()
+        mirrors = {m["code"]: m for m in ledger.list_mirrors(self.ctx)}
+        out = []
+        for r in rows:
+            m = mirrors.get(r.get("mirror_code") or "", {})
+            r["route"] = m.get("route", "")
+            grade = r.get("confirmed_grade") or r.get("ai_grade")
+            if g == "review" and not (r.get("needs_review") and not r.get("confirmed_grade")):
+                continue
+            if g and g != "review" and grade != g:
+                continue
+            if route and route not in (r["route"] or "") and route not in (r.get("mirror_code") or ""):
+                continue
+            if date and not (r.get("taken_at") or "").startswith(date):
+                continue
+            out.append(r)
+        self.rows = out
+        keep = self.current["id"] if self.current else None
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(out))
+        for i, r in enumerate(out):
+            state = {"unreadable": "写真が読めません", "unjudgeable": "撮り直し"}.get(r["status"], "")
+            if not state:
+                state = "確定済" if r.get("confirmed_grade") else ("要確認" if r.get("needs_review") else "未確定")
+            vals = [r.get("mirror_code") or "（番号なし）", r["route"], (r.get("taken_at") or "")[:16].replace("T", " "),
+                    r.get("ai_grade") or "要確認", r.get("confirmed_grade") or "", state]
+            for j, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                it.setData(Qt.ItemDataRole.UserRole, r["id"])
+                if j in (3, 4) and v:
+                    it.setBackground(QBrush(QColor(S.GRADE_COLORS.get(v, "#6a1b9a"))))
+                    it.setForeground(QBrush(QColor("white")))
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.table.setItem(i, j, it)
+        self.table.blockSignals(False)
+        n_review = sum(1 for r in rows if r.get("needs_review") and not r.get("confirmed_grade"))
+        self.status.setText(f"点検 {len(rows)}件（表示 {len(out)}件）・要確認 {n_review}件")
+        if keep is not None:
+            for i, r in enumerate(out):
+                if r["id"] == keep:
+                    self.table.selectRow(i)
+
+    def _selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.open_inspection(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
+
+    def open_inspection(self, iid: int) -> None:
+        r = ledger.get_inspection(self.ctx, iid)
+        self.current = r
+        grade = r.get("ai_grade")
+        self.title.setText(f"管理番号 {r.get('mirror_code') or '（なし）'}　点検 {iid}　"
+                           f"AI判定：{GRADE_JA.get(grade, '要確認（人の判断が必要）')}"
+                           + (f"　確定：{GRADE_JA[r['confirmed_grade']]}（{r.get('confirmed_by')}）" if r.get("confirmed_grade") else ""))
+        self.findings.clear()
+        for f in r.get("findings") or []:
+            sev = {1: "軽度", 2: "中度", 3: "重度"}.get(f.get("severity"), "")
+            label = f.get("label_ja") or f"{f['member']} {f['defect']}"
+            self.findings.addItem(f"{label}　{sev}　確信度 {f.get('confidence', 0):.0%}"
+                                  + ("　（不確か）" if f.get("uncertain") else ""))
+        q = r.get("quality") or {}
+        for m in q.get("messages", []) if isinstance(q, dict) else []:
+            self.findings.addItem(f"写真：{m}")
+        if r.get("error"):
+            self.findings.addItem(f"写真を読み込めません：{r['error']}")
+        target = r.get("confirmed_grade") or grade
+        if target:
+            self.grade.setCurrentIndex(GRADES.index(target))
+        self.reason.clear()
+        self.confirm_btn.setEnabled(r["status"] != "unreadable")
+        self.photo.setText(S.BUSY)
+        if r["status"] != "unreadable":
+            run_op(self, lambda task: overlay_image(r, max(400, self.photo.width())), success=self._show_photo,
+                   failure=lambda e: self.photo.setText("写真を表示できません"))
+        else:
+            self.photo.setText("写真を読み込めませんでした。撮り直してください。")
+
+    def _show_photo(self, res) -> None:
+        data, w, h = res
+        img = QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.photo.setPixmap(QPixmap.fromImage(img))
+
+    def confirm(self) -> None:
+        r = self.current
+        if r is None:
+            return
+        try:
+            self.current = ledger.confirm(self.ctx, r["id"], self.grade.currentData(), user=self.user.username,
+                                          reason=self.reason.text())
+        except MadoguchiError as e:
+            show_error(self, e)  # the chosen grade and reason stay in the form
+            return
+        self.status.setText(f"点検 {r['id']} の判定を確定しました")
+        self.refresh()
+
+    # ------------------------------------------------------------------ import / export
+    def import_folder(self, folder: str | None = None) -> None:
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, S.IMPORT_FOLDER)
+            if not folder:
+                return
+        self.import_btn.setEnabled(False)
+        self.cancel_btn.setVisible(True)
+        self.progress.setVisible(True)
+        self.progress.setValue(0)
+
+        def op(task):
+            return run_in_child("engine.jobs:mirrors_import", self.ctx.data_dir,
+                                {"folder": folder, "inspector": self.user.username},
+                                progress=lambda ev: task.progress(ev.done, ev.total, ev.path.name),
+                                cancel=task.cancel_event)
+
+        self._import_op = run_op(self, op, success=self._imported, failure=self._import_failed,
+                                 progress=self._import_progress)
+
+    def _import_progress(self, done, total, name) -> None:
+        self.progress.setMaximum(int(total) or 1)
+        self.progress.setValue(int(done))
+        self.status.setText(f"取り込み中… {int(done)}/{int(total)} {name}")
+
+    def _imported(self, summary) -> None:
+        self.import_btn.setEnabled(True)
+        self.cancel_btn.setVisible(False)
+        self.progress.setVisible(False)
+        self.refresh()
+        s = summary or {}
+        self.status.setText(f"取り込み完了：新規 {s.get('imported', 0)}件・重複 {s.get('duplicate', 0)}件・"
+                            f"読めない写真 {s.get('failed', 0)}件" + ("（中止しました）" if s.get("cancelled") else ""))
+
+    def _import_failed(self, exc) -> None:
+        self.import_btn.setEnabled(True)
+        self.cancel_btn.setVisible(False)
+        self.progress.setVisible(False)
+        show_error(self, exc)
+
+    def export(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, S.EXPORT_XLSX, str(Path.home() / "カーブミラー点検台帳.xlsx"),
+                                                  "Excel (*.xlsx)")
+            if not path:
+                return
+        run_op(self, lambda task: ledger.export_xlsx(self.ctx, path),
+               success=lambda n: self.status.setText(f"{n}件を出力しました：{path}"),
+               failure=lambda e: show_error(self, e))
