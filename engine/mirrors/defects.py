@@ -42,9 +42,11 @@ GRADES = ["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"]
 GRADES_JA = {"Ⅰ": "Ⅰ 健全", "Ⅱ": "Ⅱ 予防保全段階", "Ⅲ": "Ⅲ 早期措置段階", "Ⅳ": "Ⅳ 緊急措置段階"}
 
 
-def label_ja(key: str) -> str:
-    member, _ = key.split(".", 1)
-    return f"{MEMBERS_JA[member]} {DEFECTS_JA[key]}"
+def label_ja(member_or_key: str, defect: str | None = None) -> str:
+    """``label_ja("pole.rust")`` or ``label_ja("pole", "rust")`` → ``"支柱 さび・腐食"``."""
+    key = f"{member_or_key}.{defect}" if defect else member_or_key
+    member = key.split(".", 1)[0]
+    return f"{MEMBERS_JA.get(member, member)} {DEFECTS_JA.get(key, key.split('.', 1)[-1])}"
 
 
 def grade_index(grade: str | None) -> int | None:
