@@ -1,0 +1,137 @@
+"""CLI: ``madoguchi transcribe``, ``madoguchi record``, ``madoguchi sessions``."""
+from __future__ import annotations
+
+import sys
+
+SPEAKER_JA = {"staff": "職員", "citizen": "相談者", "unknown": "不明"}
+
+
+def _fmt_time(t: float) -> str:
+    m, s = divmod(max(t, 0.0), 60)
+    return f"{int(m):02d}:{s:04.1f}"
+
+
+def _line(seg) -> str:
+    return f"[{_fmt_time(seg.start)}–{_fmt_time(seg.end)}] {SPEAKER_JA.get(seg.speaker, seg.speaker)}: {seg.text}"
+
+
+def cmd_transcribe(args) -> int:
+    from engine.cli import context, print_json
+    from ..audio import FileSource
+    from .speakers import speaker_fn_for
+    from .transcribe import Final, Partial, as_dict, make_transcriber, stream
+    ctx = context(args)
+    src = FileSource(args.audio, realtime=args.realtime, channels=args.channels)
+    tr = make_transcriber(ctx.config, speaker_fn=speaker_fn_for(args.channels), partials=args.realtime or args.partials)
+    out = []
+    live = sys.stderr.isatty() and not args.json
+    for ev in stream(src, tr):
+        if isinstance(ev, Final):
+            out.append(as_dict(ev))
+            if not args.json:
+                if live:
+                    sys.stderr.write("\r\033[K")
+                print(_line(ev), flush=True)
+        elif isinstance(ev, Partial):
+            if args.json and args.partials:
+                out.append(as_dict(ev))
+            elif live:
+                sys.stderr.write("\r\033[K… " + ev.text[-60:])
+                sys.stderr.flush()
+    if args.json:
+        print_json(out)
+    return 0
+
+
+def cmd_record(args) -> int:
+    from engine.cli import context, print_json
+    from ..audio import MicSource
+    from .session import ConsultationSession
+    ctx = context(args)
+    device = args.device if args.device is not None else ctx.config.get("asr.device")
+    channels = ctx.config.get("asr.channels", 1)
+    src = MicSource(device=device, channels=channels)
+    sess = ConsultationSession(ctx, title=args.title or "")
+    sess.start(src, seconds=args.seconds)
+    print(f"recording session {sess.id} (Ctrl+C to stop)", file=sys.stderr)
+    try:
+        for ev in sess.events():
+            if getattr(ev, "final", False) and not args.json:
+                print(_line(ev), flush=True)
+    except KeyboardInterrupt:
+        pass
+    sess.stop(final_pass=not args.no_final_pass)
+    if args.json:
+        print_json(sess.summary())
+    else:
+        print(f"session {sess.id}: {sess.summary()['segments']} segments, "
+              f"{sess.summary()['audio_seconds']:.1f} s of audio", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions(args) -> int:
+    from engine.cli import context, print_json
+    from . import session as sm
+    ctx = context(args)
+    if args.sessions_cmd == "list":
+        rows = sm.list_sessions(ctx.store, unfinished=args.unfinished)
+        if args.json:
+            print_json(rows)
+        else:
+            for r in rows:
+                print(f"{r['id']:>5}  {r['state']:<11} {r['audio_seconds']:7.1f}s  {r['segments']:>4} segments  {r['title']}")
+        return 0
+    if args.sessions_cmd == "show":
+        data = sm.get_session(ctx.store, args.id)
+        if args.json:
+            print_json(data)
+        else:
+            s = data["session"]
+            print(f"session {s['id']} ({s['state']}, {s['audio_seconds']:.1f} s)")
+            for seg in data["segments"]:
+                print(f"[{_fmt_time(seg['start'])}–{_fmt_time(seg['end'])}] "
+                      f"{SPEAKER_JA.get(seg['speaker'], seg['speaker'])}: {seg['text']}")
+        return 0
+    if args.sessions_cmd == "recover":
+        ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
+        done = [sm.recover(ctx, i, final_pass=args.final_pass) for i in ids]
+        if args.json:
+            print_json(done)
+        else:
+            for d in done:
+                print(f"session {d['id']}: recovered {d['audio_seconds']:.1f} s of audio, {d['segments']} segments")
+        return 0
+    return 2
+
+
+def register(subparsers) -> None:
+    t = subparsers.add_parser("transcribe", help="transcribe an audio file (WAV/FLAC/MP3/M4A)")
+    t.add_argument("audio")
+    t.add_argument("--realtime", action="store_true", help="pace the file in real time (as a microphone)")
+    t.add_argument("--json", action="store_true", help="print a JSON array of {start, end, speaker, text, final}")
+    t.add_argument("--partials", action="store_true", help="also output partial (not yet final) segments")
+    t.add_argument("--channels", type=int, choices=(1, 2), default=1,
+                   help="2: staff on the left channel, citizen on the right")
+    t.set_defaults(func=cmd_transcribe)
+
+    r = subparsers.add_parser("record", help="record a consultation from the microphone into a new session")
+    r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: Ctrl+C)")
+    r.add_argument("--device", default=None, help="input device name or index (default: asr.device)")
+    r.add_argument("--title", default="")
+    r.add_argument("--no-final-pass", action="store_true", help="skip the re-transcription after stopping")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_record)
+
+    s = subparsers.add_parser("sessions", help="list, show or recover recorded sessions")
+    ssub = s.add_subparsers(dest="sessions_cmd", required=True)
+    sl = ssub.add_parser("list")
+    sl.add_argument("--unfinished", action="store_true", help="only sessions cut off by a crash")
+    sl.add_argument("--json", action="store_true")
+    sh = ssub.add_parser("show")
+    sh.add_argument("id", type=int)
+    sh.add_argument("--json", action="store_true")
+    sr = ssub.add_parser("recover", help="recover sessions cut off by a crash (all unfinished ones by default)")
+    sr.add_argument("id", type=int, nargs="?")
+    sr.add_argument("--final-pass", action="store_true", help="also re-transcribe the recovered audio")
+    sr.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sessions)

@@ -1,0 +1,403 @@
+"""Audio capture and storage: sources that yield blocks of 16 kHz float32 samples, a level meter,
+and a crash-safe WAV writer.
+
+Sources are iterables of blocks shaped ``(frames, channels)`` (float32, -1..1, 16 kHz):
+
+- :class:`FileSource` decodes WAV/FLAC/MP3/M4A with PyAV (resampled by PyAV), optionally paced in
+  real time so the live code path runs on files;
+- :class:`MicSource` reads a sounddevice ``InputStream``; when the device disappears it raises
+  :class:`DeviceLost` from its iterator, and :meth:`MicSource.reopen` tries to get it back.
+
+:class:`WavWriter` appends PCM16 to a WAV file, fsyncs at least every ``sync_interval`` seconds and
+keeps the RIFF header's sizes current at every sync, so after a crash the file plays up to the last
+sync; :func:`repair_wav` fixes the header of a file cut mid-write.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import struct
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import MadoguchiError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+BLOCK_SECONDS = 0.1
+
+
+class AudioError(MadoguchiError):
+    ja_default = "音声を読み込めません。ファイルまたはマイクを確認してください。"
+
+
+class NoDeviceError(AudioError):
+    ja_default = "マイクが見つかりません。マイクを接続してから、もう一度「録音」を押してください。"
+
+
+class DeviceLost(AudioError):
+    """The input device went away mid-session. The session pauses and keeps everything recorded."""
+    ja_default = "マイクが外れました。録音は一時停止中です（ここまでの音声と文字は保存されています）。マイクを接続すると再開します。"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def level_dbfs(block: np.ndarray) -> float:
+    """RMS level of a block in dBFS (-100 for digital silence): the input meter's value."""
+    if block.size == 0:
+        return -100.0
+    rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
+    return max(-100.0, 20.0 * np.log10(rms + 1e-10))
+
+
+@dataclass
+class Level:
+    """An input-level reading for the meter (one per block, per channel)."""
+    time: float            # audio clock, seconds since the session's start
+    dbfs: list[float]      # one value per channel
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    return block if block.ndim == 1 else block.mean(axis=1).astype(np.float32)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample mono float audio with PyAV (libswresample)."""
+    import av
+    x = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(1, -1))
+    if rate_in == rate_out:
+        return x[0].copy()
+    r = av.AudioResampler(format="flt", layout="mono", rate=rate_out)
+    frame = av.AudioFrame.from_ndarray(x, format="fltp", layout="mono")
+    frame.sample_rate = rate_in
+    out = [f.to_ndarray().reshape(-1) for f in r.resample(frame)]
+    out += [f.to_ndarray().reshape(-1) for f in r.resample(None)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+# --------------------------------------------------------------------------- sources
+
+class FileSource:
+    """Decode an audio file (WAV/FLAC/MP3/M4A/…) with PyAV into 16 kHz blocks.
+
+    ``realtime=True`` paces the blocks on the wall clock (as a microphone would deliver them);
+    ``channels=2`` keeps a stereo file's two channels (staff, citizen), else audio is mixed to mono.
+    """
+
+    def __init__(self, path: str | Path, realtime: bool = False, channels: int = 1,
+                 block_seconds: float = BLOCK_SECONDS, speed: float = 1.0):
+        self.path = Path(path)
+        self.realtime = realtime
+        self.channels = channels
+        self.sample_rate = SAMPLE_RATE
+        self.block = int(SAMPLE_RATE * block_seconds)
+        self.speed = speed
+        self._closed = threading.Event()
+        if not self.path.is_file():
+            raise AudioError(f"audio file not found: {self.path}",
+                             ja="音声ファイルが見つかりません。ファイルの場所を確認してください。")
+        self._open()  # fail early on a non-audio file
+
+    def _open(self):
+        import av
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise AudioError(f"cannot read {self.path.name} as audio: {e}",
+                             ja="音声ファイルとして読み込めません（WAV/FLAC/MP3/M4A に対応）。") from e
+        if not container.streams.audio:
+            container.close()
+            raise AudioError(f"{self.path.name} has no audio stream",
+                             ja="このファイルには音声が含まれていません。")
+        return container
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _decoded(self) -> Iterator[np.ndarray]:
+        import av
+        container = self._open()
+        try:
+            stream = container.streams.audio[0]
+            layout = "stereo" if self.channels == 2 else "mono"
+            res = av.AudioResampler(format="flt", layout=layout, rate=SAMPLE_RATE)
+            try:
+                for frame in container.decode(stream):
+                    for f in res.resample(frame):
+                        yield f.to_ndarray().reshape(-1, self.channels)
+                for f in res.resample(None):
+                    yield f.to_ndarray().reshape(-1, self.channels)
+            except av.error.FFmpegError as e:
+                raise AudioError(f"{self.path.name} is damaged: {e}",
+                                 ja="音声ファイルが壊れています。") from e
+        finally:
+            container.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        pending = np.zeros((0, self.channels), np.float32)
+        t0 = time.monotonic()
+        sent = 0
+        for chunk in self._decoded():
+            pending = np.concatenate([pending, chunk])
+            while len(pending) >= self.block:
+                if self._closed.is_set():
+                    return
+                out, pending = pending[:self.block], pending[self.block:]
+                sent += len(out)
+                if self.realtime:
+                    delay = t0 + sent / SAMPLE_RATE / self.speed - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                yield out.astype(np.float32, copy=False)
+        if len(pending) and not self._closed.is_set():
+            yield pending.astype(np.float32, copy=False)
+
+
+def read_audio(path: str | Path, mono: bool = True) -> np.ndarray:
+    """The whole file as 16 kHz float32 (mono unless ``mono=False``, then (frames, channels))."""
+    src = FileSource(path, channels=1 if mono else 2)
+    blocks = list(src)
+    a = np.concatenate(blocks) if blocks else np.zeros((0, src.channels), np.float32)
+    return a[:, 0] if mono else a
+
+
+def list_input_devices() -> list[dict]:
+    """Input devices sounddevice sees (name, index, channels, default rate)."""
+    import sounddevice as sd
+    try:
+        devs = sd.query_devices()
+    except Exception as e:  # PortAudio missing or broken
+        raise NoDeviceError(f"audio system unavailable: {e}") from e
+    return [{"index": i, "name": d["name"], "channels": d["max_input_channels"],
+             "default_samplerate": d["default_samplerate"]}
+            for i, d in enumerate(devs) if d["max_input_channels"] > 0]
+
+
+class MicSource:
+    """Microphone input through a sounddevice ``InputStream`` (16 kHz, 1 or 2 channels).
+
+    Iterating yields blocks as they arrive. If no block arrives for ``stall_seconds`` or PortAudio
+    reports the stream gone, the iterator raises :class:`DeviceLost`; call :meth:`reopen` (it
+    returns False while no device is back) and iterate again.
+    """
+
+    def __init__(self, device: str | int | None = None, channels: int = 1,
+                 block_seconds: float = BLOCK_SECONDS, stall_seconds: float = 2.0):
+        self.device = device if device not in ("", None) else None
+        self.channels = channels
+        self.sample_rate = SAMPLE_RATE
+        self.block = int(SAMPLE_RATE * block_seconds)
+        self.stall_seconds = stall_seconds
+        self._q: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
+        self._stream = None
+        self.first_callback = threading.Event()
+        self._open()
+
+    def _open(self) -> None:
+        import sounddevice as sd
+        if not list_input_devices():
+            raise NoDeviceError("no input device (microphone) found")
+        self.first_callback.clear()
+
+        def callback(indata, frames, time_info, status):
+            if status:
+                log.debug("input status: %s", status)
+            self.first_callback.set()
+            self._q.put(indata.copy())
+        try:
+            self._stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=self.channels, dtype="float32",
+                                          blocksize=self.block, device=self.device, callback=callback)
+            self._stream.start()
+        except Exception as e:
+            self._stream = None
+            raise NoDeviceError(f"cannot open input device {self.device if self.device is not None else '(default)'}: {e}") from e
+
+    def reopen(self) -> bool:
+        self._close_stream()
+        try:
+            import sounddevice as sd
+            sd._terminate()
+            sd._initialize()  # PortAudio re-scans devices only on initialisation
+            self._open()
+            return True
+        except NoDeviceError:
+            return False
+
+    def _close_stream(self) -> None:
+        s, self._stream = self._stream, None
+        if s is not None:
+            try:
+                s.abort()
+                s.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._close_stream()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        last = time.monotonic()
+        while not self._closed.is_set():
+            try:
+                block = self._q.get(timeout=0.2)
+            except queue.Empty:
+                if self._closed.is_set():
+                    break
+                s = self._stream
+                gone = s is None or not s.active
+                if gone or time.monotonic() - last > self.stall_seconds:
+                    raise DeviceLost("the input device stopped delivering audio (unplugged?)")
+                continue
+            last = time.monotonic()
+            yield block
+        # deliver what is still queued after close()
+        while True:
+            try:
+                yield self._q.get_nowait()
+            except queue.Empty:
+                return
+
+
+# --------------------------------------------------------------------------- crash-safe writer
+
+def _wav_header(channels: int, rate: int, data_bytes: int) -> bytes:
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * 2, channels * 2, 16)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+HEADER_BYTES = 44
+
+
+class WavWriter:
+    """Append-only PCM16 WAV writer that survives ``kill -9``.
+
+    Samples are written straight to the file; every ``sync_interval`` seconds (of wall clock, and
+    at least once per second of audio) the header's sizes are rewritten and the file is fsync'd.
+    Opening an existing file appends to it (after repairing its header), which is how a recovered
+    session continues.
+    """
+
+    def __init__(self, path: str | Path, channels: int = 1, rate: int = SAMPLE_RATE,
+                 sync_interval: float = 0.5):
+        self.path = Path(path)
+        self.channels = channels
+        self.rate = rate
+        self.sync_interval = min(sync_interval, 1.0)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size >= HEADER_BYTES:
+            repair_wav(self.path)
+            self._f = open(self.path, "r+b")
+            self._f.seek(0, os.SEEK_END)
+        else:
+            self._f = open(self.path, "w+b")
+            self._f.write(_wav_header(channels, rate, 0))
+            self._sync()
+        self._data = self._f.tell() - HEADER_BYTES
+        self._last_sync = time.monotonic()
+        self._unsynced = 0
+        self._lock = threading.Lock()
+
+    @property
+    def frames(self) -> int:
+        return self._data // (2 * self.channels)
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+    def write(self, block: np.ndarray) -> None:
+        b = np.asarray(block, dtype=np.float32).reshape(-1, self.channels)
+        pcm = (np.clip(b, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        with self._lock:
+            self._f.write(pcm)
+            self._data += len(pcm)
+            self._unsynced += len(b)
+            if (time.monotonic() - self._last_sync >= self.sync_interval
+                    or self._unsynced >= self.rate * self.sync_interval):
+                self._sync()
+
+    def _sync(self) -> None:
+        f = self._f
+        f.flush()
+        end = f.tell()
+        data = end - HEADER_BYTES
+        f.seek(4)
+        f.write(struct.pack("<I", 36 + data))
+        f.seek(40)
+        f.write(struct.pack("<I", data))
+        f.seek(end)
+        f.flush()
+        os.fsync(f.fileno())
+        self._last_sync = time.monotonic()
+        self._unsynced = 0
+
+    def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._sync()
+                self._f.close()
+
+
+def repair_wav(path: str | Path) -> float:
+    """Make a WAV file cut by a crash valid again (header sizes from the file size, trailing partial
+    frame dropped). Returns its duration in seconds."""
+    path = Path(path)
+    with open(path, "r+b") as f:
+        head = f.read(HEADER_BYTES)
+        if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[12:16] != b"fmt ":
+            raise AudioError(f"{path.name} is not a Madoguchi recording (bad WAV header)",
+                             ja="録音ファイルが壊れているため復元できません。")
+        channels, rate = struct.unpack("<HI", head[22:28])
+        size = os.fstat(f.fileno()).st_size
+        frame = 2 * channels
+        data = (size - HEADER_BYTES) // frame * frame
+        if HEADER_BYTES + data != size:
+            f.truncate(HEADER_BYTES + data)
+        f.seek(4)
+        f.write(struct.pack("<I", 36 + data))
+        f.seek(40)
+        f.write(struct.pack("<I", data))
+        f.flush()
+        os.fsync(f.fileno())
+    return data / frame / rate
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Write float samples ((n,) or (n, channels)) as a PCM16 WAV file (test audio, exports)."""
+    a = np.asarray(samples, dtype=np.float32)
+    ch = 1 if a.ndim == 1 else a.shape[1]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(ch)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(a, -1, 1) * 32767).astype("<i2").tobytes())
+    return Path(path)
+
+
+def read_wav_range(path: str | Path, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """Samples of a recording between ``start`` and ``end`` seconds as float32 ((n,) for mono,
+    (n, channels) otherwise): the desktop's play-from-time."""
+    with wave.open(str(path), "rb") as w:
+        rate, ch = w.getframerate(), w.getnchannels()
+        n = w.getnframes()
+        a = max(0, min(n, int(round(start * rate))))
+        b = n if end is None else max(a, min(n, int(round(end * rate))))
+        w.setpos(a)
+        raw = w.readframes(b - a)
+    x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32767.0
+    return x if ch == 1 else x.reshape(-1, ch)
