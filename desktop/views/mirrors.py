@@ -27,7 +27,7 @@ def overlay_image(row: dict, width: int = 760):
     Runs on a worker thread; returns (rgb bytes, w, h)."""
     from PIL import Image
     from engine.mirrors import overlay
-    img = overlay.render_inspection(row)
+    img = overlay.render_inspection(row, max_side=1400)
     if not isinstance(img, Image.Image):
         img = Image.fromarray(img)
     img = img.convert("RGB")
