@@ -6,7 +6,7 @@ Sources are iterables of blocks shaped ``(frames, channels)`` (float32, -1..1, 1
 - :class:`FileSource` decodes WAV/FLAC/MP3/M4A with PyAV (resampled by PyAV), optionally paced in
   real time so the live code path runs on files;
 - :class:`MicSource` reads a sounddevice ``InputStream``; when the device disappears it raises
-  :class:`DeviceLost` from its iterator, and :meth:`MicSource.reopen` tries to get it back.
+  :class:`DeviceLostError` from its iterator, and :meth:`MicSource.reopen` tries to get it back.
 
 :class:`WavWriter` appends PCM16 to a WAV file, fsyncs at least every ``sync_interval`` seconds and
 keeps the RIFF header's sizes current at every sync, so after a crash the file plays up to the last
@@ -43,7 +43,7 @@ class NoDeviceError(AudioError):
     ja_default = "マイクが見つかりません。マイクを接続してから、もう一度「録音」を押してください。"
 
 
-class DeviceLost(AudioError):
+class DeviceLostError(AudioError):
     """The input device went away mid-session. The session pauses and keeps everything recorded."""
     ja_default = "マイクが外れました。録音は一時停止中です（ここまでの音声と文字は保存されています）。マイクを接続すると再開します。"
 
@@ -185,7 +185,7 @@ class MicSource:
     """Microphone input through a sounddevice ``InputStream`` (16 kHz, 1 or 2 channels).
 
     Iterating yields blocks as they arrive. If no block arrives for ``stall_seconds`` or PortAudio
-    reports the stream gone, the iterator raises :class:`DeviceLost`; call :meth:`reopen` (it
+    reports the stream gone, the iterator raises :class:`DeviceLostError`; call :meth:`reopen` (it
     returns False while no device is back) and iterate again.
     """
 
@@ -256,7 +256,7 @@ class MicSource:
                 s = self._stream
                 gone = s is None or not s.active
                 if gone or time.monotonic() - last > self.stall_seconds:
-                    raise DeviceLost("the input device stopped delivering audio (unplugged?)")
+                    raise DeviceLostError("the input device stopped delivering audio (unplugged?)")
                 continue
             last = time.monotonic()
             yield block

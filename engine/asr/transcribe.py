@@ -55,6 +55,7 @@ class Final:
     speaker: str = "unknown"
     final: bool = True
     emitted_at: float = field(default=0.0, repr=False)   # time.monotonic() when produced
+    id: int | None = None           # segments.id once a session has stored it
 
 
 def as_dict(seg) -> dict:

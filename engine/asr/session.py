@@ -1,0 +1,392 @@
+"""A consultation session: record, transcribe live, keep everything safe, recover after a crash.
+
+The desktop sits on exactly this API::
+
+    sess = ConsultationSession(ctx, title="…", staff_user="…", consent=True)
+    sess.start(MicSource(device, channels))          # or FileSource(path, realtime=True)
+    for ev in sess.events():                         # blocks; ends after stop() or end of source
+        Partial / Final / Level / DeviceLost / DeviceRestored / Ended
+    sess.stop(final_pass=True)                       # re-transcribes the recording (finalpass)
+
+or with a callback instead of the generator: ``sess.start(source, on_event=fn)`` (``fn`` runs on
+the session's worker thread; a Qt client re-emits it as a signal).
+
+Safety: the audio goes to ``<data>/audio/<uid>.wav`` through :class:`engine.audio.WavWriter`
+(fsync at least every second), every :class:`Final` is committed to ``segments`` the moment it
+exists, and the row's ``heartbeat_at`` is refreshed at every fsync. A session whose process died
+(state ``recording`` without a live heartbeat) is listed by :func:`unfinished_sessions`;
+:func:`recover` repairs its audio file and keeps every final segment.
+
+Other functions: :func:`edit_segment`, :func:`swap_speakers`, :func:`list_sessions`,
+:func:`get_session`, :func:`audio_range` (play from a time), :func:`delete_audio`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..audio import (AudioError, DeviceLostError, Level, WavWriter, level_dbfs, read_wav_range, repair_wav)
+from ..errors import MadoguchiError
+from .transcribe import Final, Partial
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_STALE = 10.0     # seconds without heartbeat → the recording process is gone
+SPEAKERS = ("staff", "citizen", "unknown")
+
+
+class SessionError(MadoguchiError):
+    ja_default = "相談記録の操作に失敗しました。"
+
+
+@dataclass
+class DeviceLost:
+    """The microphone went away: recording is paused, nothing recorded so far is lost."""
+    time: float
+    message: str
+    ja: str
+
+
+@dataclass
+class DeviceRestored:
+    time: float
+
+
+@dataclass
+class Ended:
+    """No more events: the session stopped (or its source ended)."""
+    time: float
+    error: str = ""
+
+
+Event = Partial | Final | Level | DeviceLost | DeviceRestored | Ended
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ConsultationSession:
+    def __init__(self, ctx, title: str = "", case_number: str = "", staff_user: str = "",
+                 consent: bool = False, transcriber=None, speaker_fn=None):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.title, self.case_number, self.staff_user, self.consent = title, case_number, staff_user, consent
+        self._transcriber = transcriber
+        self._speaker_fn = speaker_fn
+        self.id: int | None = None
+        self.uid = uuid.uuid4().hex
+        self.audio_path: Path | None = None
+        self._events: queue.Queue = queue.Queue()
+        self._blocks: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._writer: WavWriter | None = None
+        self._source = None
+        self._callback: Callable | None = None
+        self._seq = 0
+        self._ended = threading.Event()
+        self.error: BaseException | None = None
+        self.paused = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, source, seconds: float | None = None, on_event: Callable[[Event], None] | None = None) -> int:
+        """Create the session row and start recording + live transcription. Returns the session id."""
+        from .speakers import speaker_fn_for
+        from .transcribe import make_transcriber
+        if self.id is not None:
+            raise SessionError("session already started")
+        channels = getattr(source, "channels", 1)
+        if self._transcriber is None:
+            fn = self._speaker_fn or speaker_fn_for(channels)
+            self._transcriber = make_transcriber(self.ctx.config, speaker_fn=fn)
+        cfg = self.ctx.config
+        engine = cfg.get("asr.engine", "faster-whisper")
+        model = cfg.get("asr.vosk_model" if engine == "vosk" else "asr.model", "")
+        self.audio_path = self.ctx.audio_dir / f"{self.uid}.wav"
+        self._writer = WavWriter(self.audio_path, channels=channels)
+        now = time.time()
+        self.id = self.store.insert("sessions", {
+            "uid": self.uid, "title": self.title, "case_number": self.case_number,
+            "staff_user": self.staff_user, "state": "recording", "consent": int(bool(self.consent)),
+            "audio_path": str(self.audio_path), "sample_rate": 16000, "channels": channels,
+            "engine": engine, "model": model, "started_at": now, "pid": os.getpid(), "heartbeat_at": now})
+        log.info("session %s started (%d channel(s))", self.id, channels)
+        self._source = source
+        self._callback = on_event
+        self._limit = int(seconds * 16000) if seconds else None
+        self._threads = [threading.Thread(target=self._capture, name=f"capture-{self.id}", daemon=True),
+                         threading.Thread(target=self._process, name=f"asr-{self.id}", daemon=True)]
+        for t in self._threads:
+            t.start()
+        return self.id
+
+    def _emit(self, ev) -> None:
+        if self._callback is not None:
+            try:
+                self._callback(ev)
+            except Exception:
+                log.exception("session event callback failed")
+        self._events.put(ev)
+
+    def _heartbeat(self) -> None:
+        self.store.execute("UPDATE sessions SET heartbeat_at = ?, audio_seconds = ? WHERE id = ?",
+                           (time.time(), self._writer.seconds, self.id))
+
+    def _capture(self) -> None:
+        w = self._writer
+        last_beat = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    for block in self._source:
+                        if self._limit is not None and w.frames + len(block) >= self._limit:
+                            block = block[:max(0, self._limit - w.frames)]
+                            self._stop.set()
+                        t = w.seconds
+                        w.write(block)
+                        self._blocks.put(block)
+                        b = np.asarray(block).reshape(len(block), -1)
+                        self._emit(Level(t, [level_dbfs(b[:, c]) for c in range(b.shape[1])]))
+                        if time.monotonic() - last_beat >= 0.5:
+                            w.sync()
+                            self._heartbeat()
+                            last_beat = time.monotonic()
+                        if self._stop.is_set():
+                            break
+                    break  # the source ended (file) or stop() closed it
+                except DeviceLostError as e:
+                    w.sync()
+                    self._heartbeat()
+                    self.paused = True
+                    log.warning("session %s: input device lost; paused", self.id)
+                    self._emit(DeviceLost(w.seconds, str(e), e.ja))
+                    while not self._stop.is_set():
+                        if self._stop.wait(1.0):
+                            break
+                        self._heartbeat()
+                        if getattr(self._source, "reopen", None) and self._source.reopen():
+                            self.paused = False
+                            log.info("session %s: input device back; resumed", self.id)
+                            self._emit(DeviceRestored(w.seconds))
+                            break
+        except Exception as e:  # anything else: keep what we have, tell the UI
+            log.exception("session %s: capture failed", self.id)
+            self.error = e
+        finally:
+            w.sync()
+            self._heartbeat()
+            self._blocks.put(None)
+
+    def _store_final(self, f: Final) -> None:
+        self._seq += 1
+        f.id = self.store.insert("segments", {
+            "session_id": self.id, "seq": self._seq, "start": f.start, "end": f.end,
+            "speaker": f.speaker if f.speaker in SPEAKERS else "unknown", "text": f.text,
+            "pass": "live", "created_at": time.time()})
+
+    def _process(self) -> None:
+        tr = self._transcriber
+        err = ""
+        try:
+            done = False
+            while not done:
+                blocks = [self._blocks.get()]
+                while True:   # take everything queued: a slow decode never lets audio pile up
+                    try:
+                        blocks.append(self._blocks.get_nowait())
+                    except queue.Empty:
+                        break
+                ends = [i for i, b in enumerate(blocks) if b is None]
+                if ends:
+                    done = True
+                    blocks = blocks[:ends[0]]
+                if blocks:
+                    evs = tr.feed(np.concatenate(blocks))
+                else:
+                    evs = []
+                if done:
+                    evs += tr.flush()
+                for ev in evs:
+                    if isinstance(ev, Final):
+                        self._store_final(ev)
+                    self._emit(ev)
+        except Exception as e:
+            log.exception("session %s: transcription failed", self.id)
+            self.error = e
+            err = str(e)
+            while self._blocks.get() is not None:   # keep draining so capture never blocks
+                pass
+        finally:
+            self._ended.set()
+            self._emit(Ended(self._writer.seconds if self._writer else 0.0, err))
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Every event until :class:`Ended` (included). ``timeout``: stop waiting after that many
+        seconds without an event (then the generator returns)."""
+        while True:
+            try:
+                ev = self._events.get(timeout=timeout)
+            except queue.Empty:
+                return
+            yield ev
+            if isinstance(ev, Ended):
+                return
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the source has ended and every Final is stored."""
+        return self._ended.wait(timeout)
+
+    def stop(self, final_pass: bool = True, progress=None) -> dict:
+        """Stop recording, store the last segments, close the audio file; with ``final_pass``
+        re-transcribe the whole recording (keeping staff edits). Returns :meth:`summary`."""
+        if self.id is None:
+            raise SessionError("session was never started")
+        self._stop.set()
+        if self._source is not None and hasattr(self._source, "close"):
+            self._source.close()
+        for t in self._threads:
+            t.join()
+        if self._writer is not None:
+            self._writer.close()
+        self.store.execute("UPDATE sessions SET state = 'stopped', stopped_at = ?, audio_seconds = ?, "
+                           "heartbeat_at = NULL WHERE id = ?", (time.time(), self._writer.seconds, self.id))
+        log.info("session %s stopped (%.1f s of audio, %d live segments)", self.id, self._writer.seconds, self._seq)
+        if final_pass and self._writer.frames:
+            from .finalpass import run_final_pass
+            run_final_pass(self.ctx, self.id, progress=progress)
+        return self.summary()
+
+    def summary(self) -> dict:
+        return session_summary(self.store, self.id)
+
+
+# --------------------------------------------------------------------------- queries and edits
+
+def session_summary(store, session_id: int) -> dict:
+    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    n = store.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (session_id,))["n"]
+    return {"id": s["id"], "uid": s["uid"], "title": s["title"], "state": s["state"],
+            "audio_seconds": s["audio_seconds"], "segments": n, "audio_path": s["audio_path"],
+            "started_at": s["started_at"], "stopped_at": s["stopped_at"]}
+
+
+def list_sessions(store, unfinished: bool = False) -> list[dict]:
+    rows = store.query("SELECT s.id, s.uid, s.title, s.case_number, s.state, s.audio_seconds, s.started_at, "
+                       "s.stopped_at, s.pid, s.heartbeat_at, "
+                       "(SELECT COUNT(*) FROM segments g WHERE g.session_id = s.id) AS segments "
+                       "FROM sessions s ORDER BY s.started_at DESC")
+    if unfinished:
+        ids = {r["id"] for r in unfinished_sessions(store)}
+        rows = [r for r in rows if r["id"] in ids]
+    return rows
+
+
+def unfinished_sessions(store) -> list[dict]:
+    """Sessions cut off by a crash (for the recovery prompt at start-up): state ``recording`` whose
+    process is gone or silent, or ``interrupted``."""
+    now = time.time()
+    out = []
+    for r in store.query("SELECT * FROM sessions WHERE state IN ('recording', 'interrupted') ORDER BY started_at"):
+        fresh = (r["heartbeat_at"] or 0) > now - HEARTBEAT_STALE
+        if r["state"] == "recording" and fresh and _pid_alive(r["pid"]):
+            continue          # being recorded right now
+        r["segments"] = store.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (r["id"],))["n"]
+        out.append(r)
+    return out
+
+
+def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> dict:
+    """Make a crashed session whole again: repair the WAV header, record the true audio length,
+    keep every stored segment, mark it ``stopped`` (``finalized`` after an optional final pass)."""
+    store = ctx.store
+    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    seconds = 0.0
+    path = Path(s["audio_path"])
+    if path.is_file():
+        try:
+            seconds = repair_wav(path)
+        except AudioError:
+            log.warning("session %s: audio file could not be repaired", session_id)
+    store.execute("UPDATE sessions SET state = 'stopped', audio_seconds = ?, stopped_at = COALESCE(stopped_at, ?), "
+                  "heartbeat_at = NULL, pid = NULL WHERE id = ?", (seconds, time.time(), session_id))
+    log.info("session %s recovered: %.1f s of audio", session_id, seconds)
+    if final_pass and seconds > 0:
+        from .finalpass import run_final_pass
+        run_final_pass(ctx, session_id, progress=progress)
+    return session_summary(store, session_id)
+
+
+def get_session(store, session_id: int) -> dict:
+    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    return {"session": s, "segments": segments(store, session_id)}
+
+
+def segments(store, session_id: int) -> list[dict]:
+    return store.query("SELECT id, seq, start, end, speaker, text, pass, edited, speaker_edited "
+                       "FROM segments WHERE session_id = ? ORDER BY seq", (session_id,))
+
+
+def edit_segment(store, segment_id: int, text: str | None = None, speaker: str | None = None) -> dict:
+    """Staff correct a segment's text and/or speaker; the final pass keeps these edits."""
+    row = store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+    if row is None:
+        raise SessionError(f"no segment {segment_id}", ja="指定された発言が見つかりません。")
+    if speaker is not None and speaker not in SPEAKERS:
+        raise SessionError(f"speaker must be one of {', '.join(SPEAKERS)}", ja="話者の指定が正しくありません。")
+    with store.transaction():
+        if text is not None and text != row["text"]:
+            store.execute("UPDATE segments SET text = ?, edited = 1 WHERE id = ?", (text, segment_id))
+        if speaker is not None and speaker != row["speaker"]:
+            store.execute("UPDATE segments SET speaker = ?, speaker_edited = 1 WHERE id = ?", (speaker, segment_id))
+    return store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+
+
+def swap_speakers(store, session_id: int) -> None:
+    """The UI's one-click swap of 職員 / 相談者 for a whole session (remembered for the final pass)."""
+    with store.transaction():
+        store.execute("UPDATE segments SET speaker = CASE speaker WHEN 'staff' THEN 'citizen' "
+                      "WHEN 'citizen' THEN 'staff' ELSE speaker END WHERE session_id = ?", (session_id,))
+        store.execute("UPDATE sessions SET speakers_swapped = 1 - speakers_swapped WHERE id = ?", (session_id,))
+
+
+def audio_range(store, session_id: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """The recording between ``start`` and ``end`` seconds (float32, 16 kHz): play-from-time."""
+    s = store.query_one("SELECT audio_path, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    if s["audio_deleted_at"] or not Path(s["audio_path"]).is_file():
+        raise SessionError(f"the audio of session {session_id} is no longer kept",
+                           ja="この相談の音声は保存期間を過ぎたため削除されています。")
+    return read_wav_range(s["audio_path"], start, end)
+
+
+def delete_audio(store, session_id: int) -> None:
+    """Delete a session's audio file (retention); segments stay."""
+    s = store.query_one("SELECT audio_path FROM sessions WHERE id = ?", (session_id,))
+    if s and s["audio_path"] and Path(s["audio_path"]).exists():
+        Path(s["audio_path"]).unlink()
+    store.execute("UPDATE sessions SET audio_deleted_at = ? WHERE id = ?", (time.time(), session_id))
