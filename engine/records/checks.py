@@ -1,0 +1,212 @@
+"""Deterministic checks run after the drafter (LLM or not).
+
+Faithfulness: every statement must cite existing segments, and every number, amount, date, age
+and proper noun in it must appear in the segments it cites. Numbers are compared by value after
+normalisation (全角/半角 via NFKC, thousands separators, 漢数字, 万/億), so 「6万円」, 「六万円」 and
+「60,000円」 are the same amount. Failing statements are kept and flagged 要確認 with the reason.
+
+Compliance (flags for the supervisor, never blocks): the intention to apply (申請意思) not
+confirmed in the transcript or not recorded; staff phrases that can amount to obstructing an
+application (水際: contacting relatives or bringing bank books as a precondition …); required
+sections left empty.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from .model import Draft, Flag, Segment, Statement
+from .template import Template
+
+KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+                "壱": 1, "弐": 2, "参": 3}
+SMALL_UNITS = {"十": 10, "百": 100, "千": 1000, "拾": 10}
+BIG_UNITS = (("兆", 10 ** 12), ("億", 10 ** 8), ("万", 10 ** 4))
+NUM_CHARS = "0-9.〇零一二三四五六七八九壱弐参十拾百千万億兆"
+NUM_RUN = re.compile(f"[{NUM_CHARS}]+")
+# A run written only in kanji is a number when a counter follows it (一緒, 万一 are not numbers).
+COUNTERS = set("円歳才人月日年回件時分秒万千百ヶヵか箇カ名週階度割枚部本台番つ社軒世代")
+EVIDENCE_MARK = re.compile(r"[\[［(（]\s*\d+(\s*[,、，]\s*\d+)*\s*[\]］)）]")
+
+
+def normalize(text: str) -> str:
+    """NFKC (全角→半角), no thousands separators, no spaces."""
+    t = unicodedata.normalize("NFKC", text or "")
+    t = re.sub(r"(?<=\d)[,，](?=\d{3})", "", t)
+    return re.sub(r"\s+", "", t)
+
+
+def _small(s: str) -> float:
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    total, cur = 0.0, None
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        m = re.match(r"\d+(\.\d+)?", s[i:])
+        if m:
+            cur = float(m.group(0))
+            i += len(m.group(0))
+            continue
+        if ch in KANJI_DIGITS:
+            cur = (cur or 0) * 10 + KANJI_DIGITS[ch]
+        elif ch in SMALL_UNITS:
+            total += (cur if cur is not None else 1) * SMALL_UNITS[ch]
+            cur = None
+        i += 1
+    return total + (cur or 0)
+
+
+def parse_number(s: str) -> float | None:
+    """Value of a numeral: 「35000」「3万5千」「三万五千」「12万3000」「1.5万」「二〇二四」."""
+    s = s.strip(".")
+    if not s:
+        return None
+    total = 0.0
+    for unit, value in BIG_UNITS:
+        if unit in s:
+            left, s = s.split(unit, 1)
+            total += (_small(left) if left else 1) * value
+    if s:
+        total += _small(s)
+    return total
+
+
+def numbers(text: str) -> set[float]:
+    """Every numeric value mentioned in ``text``."""
+    t = normalize(text)
+    out: set[float] = set()
+    for m in NUM_RUN.finditer(t):
+        run = m.group(0)
+        if not re.search(r"\d", run):
+            nxt = t[m.end():m.end() + 1]
+            if run[0] in "万億兆" or (nxt not in COUNTERS and not re.search("[十百千万]", run[1:] or "")):
+                continue
+        v = parse_number(run)
+        if v is not None:
+            out.add(round(v, 3))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    from sudachipy import Dictionary, SplitMode
+    return Dictionary(dict="core").tokenizer(mode=SplitMode.C)
+
+
+def proper_nouns(text: str) -> list[str]:
+    """Proper nouns (固有名詞) by SudachiPy, normalised; numerals excluded (they are checked as numbers)."""
+    out = []
+    for m in _tokenizer().tokenize(normalize(text)):
+        pos = m.part_of_speech()
+        if pos[1] == "固有名詞" and not re.fullmatch(f"[{NUM_CHARS}]+", m.surface()):
+            out.append(m.surface())
+    return out
+
+
+def strip_marks(text: str) -> str:
+    return EVIDENCE_MARK.sub("", text or "").strip()
+
+
+def check_statement(st: Statement, by_seq: dict[int, Segment]) -> list[Flag]:
+    """Flags for one statement (empty list: faithful)."""
+    if st.source == "staff":
+        return [f for f in st.flags if f.code not in FAITHFULNESS_CODES]
+    keep = [f for f in st.flags if f.code not in FAITHFULNESS_CODES]
+    flags: list[Flag] = []
+    if not st.evidence:
+        flags.append(Flag("no_evidence"))
+        return keep + flags
+    missing = [e for e in st.evidence if e not in by_seq]
+    if missing:
+        flags.append(Flag("bad_evidence", detail=",".join(map(str, missing)), evidence=missing))
+    cited = " ".join(by_seq[e].text for e in st.evidence if e in by_seq)
+    text = strip_marks(st.text)
+    have = numbers(cited)
+    miss_n = sorted(v for v in numbers(text) if v not in have)
+    if miss_n:
+        flags.append(Flag("number_mismatch", detail=",".join(f"{v:g}" for v in miss_n)))
+    ncited = normalize(cited)
+    miss_p = [p for p in dict.fromkeys(proper_nouns(text)) if p not in ncited]
+    if miss_p:
+        flags.append(Flag("name_mismatch", detail=f"{len(miss_p)}"))
+    return keep + flags
+
+
+FAITHFULNESS_CODES = {"no_evidence", "bad_evidence", "number_mismatch", "name_mismatch"}
+
+# ----------------------------------------------------------------------------- compliance
+
+_REL = r"(親族|家族|親御|ご両親|両親|親に|父親|母親|兄弟|きょうだい|姉妹|お兄|お姉|弟さん|妹さん|息子|娘|お子さん|扶養義務者|身内|実家)"
+OBSTRUCTION = [
+    ("relatives_first", re.compile(
+        _REL + r"[^。？?]{0,20}(連絡|相談|頼|照会|援助|お願い|話)[^。？?]{0,15}"
+        r"(てから|ないと|なければ|なきゃ|が先|が条件|でないと|が前提)")),
+    ("documents_first", re.compile(
+        r"(通帳|預金通帳|賃貸借契約書|契約書|給与明細|源泉徴収票|書類|証明書|印鑑|資料)[^。？?]{0,20}"
+        r"(持って|揃え|そろえ|用意|準備|そろって|揃って|集め)[^。？?]{0,12}"
+        r"(からでないと|ないと|なければ|なきゃ|てから(また|もう一度|改めて|再度|来|申請|受け))")),
+    ("refusal", re.compile(
+        r"(申請|申し込み)(は|を|書は|書を)?[^。？?]{0,6}(できません|出来ません|受け付けられません|受け付けできません|"
+        r"受付できません|お受けできません|させられません|無理です|渡せません|お渡しできません)")),
+    ("work_first", re.compile(
+        r"(まず|先に|若いん?だから|働けるん?だから|若いので|働けるので)[^。？?]{0,20}"
+        r"(仕事|就職|ハローワーク|求職|働い|働く|働け)[^。？?]{0,15}(てから|でないと|ないと|なければ|なきゃ|無理|難しい)")),
+]
+OBSTRUCTION_JA = {
+    "relatives_first": "親族への連絡・援助依頼を申請の前提としている可能性",
+    "documents_first": "通帳・契約書などの持参を申請の前提としている可能性",
+    "refusal": "申請を受け付けない趣旨の説明",
+    "work_first": "就労・求職を申請の前提としている可能性",
+}
+INTENT = re.compile(
+    r"(申請(を)?(したい|します|しま[すし]|させて|お願い|希望|されます|されますか|なさいますか|しますか|されたい|の意思|する意思|"
+    r"するお気持ち|されるお気持ち|を出し|書を(書|出|お渡し|提出|受け))|申請書[^。]{0,8}(書|記入|提出|受理|受け取)|"
+    r"申請(は|を)?(しません|しない|見送|やめ|今回は))")
+
+
+def obstruction_hits(text: str) -> list[str]:
+    t = normalize(text)
+    return [code for code, rx in OBSTRUCTION if rx.search(t)]
+
+
+def compliance(draft: Draft, template: Template) -> list[Flag]:
+    flags: list[Flag] = []
+    segs = draft.segments
+    intent_segs = [g.seq for g in segs if INTENT.search(normalize(g.text))]
+    sec_key = template.intent_section
+    recorded = False
+    if sec_key:
+        try:
+            recorded = bool(draft.section(sec_key).statements)
+        except KeyError:
+            recorded = False
+    if sec_key and not intent_segs:
+        flags.append(Flag("intent_not_confirmed", detail="transcript", section=sec_key))
+    elif sec_key and not recorded:
+        flags.append(Flag("intent_not_confirmed", detail="record", section=sec_key, evidence=intent_segs[:5]))
+    for g in segs:
+        if g.speaker == "citizen":
+            continue
+        for code in obstruction_hits(g.text):
+            flags.append(Flag("obstruction_phrase", message=f"{OBSTRUCTION_JA[code]}（発言{g.seq}）",
+                              detail=code, evidence=[g.seq]))
+    for sec, st in draft.statements():
+        if st.source == "extractive":
+            continue  # a quoted transcript line: already flagged above
+        for code in obstruction_hits(st.text):
+            flags.append(Flag("obstruction_phrase", message=f"{OBSTRUCTION_JA[code]}（記録「{sec.title}」）",
+                              detail=code, section=sec.key, evidence=list(st.evidence)))
+    for sec in draft.sections:
+        if sec.required and not sec.statements:
+            flags.append(Flag("required_empty", message=f"必須の項目「{sec.title}」が空です", section=sec.key))
+    return flags
+
+
+def check(draft: Draft, template: Template) -> Draft:
+    """Run every check on ``draft`` in place (statement flags + draft flags) and return it."""
+    by_seq = {g.seq: g for g in draft.segments}
+    for _sec, st in draft.statements():
+        st.flags = check_statement(st, by_seq)
+    draft.flags = compliance(draft, template)
+    return draft
