@@ -97,7 +97,7 @@ def cmd_answer(args) -> int:
     from .answer import answer
     ctx = context(args)
     emb = _embedder(ctx) if _has_vectors(ctx.store) else None
-    a = answer(ctx.store, args.question, config=ctx.config, top=args.top, embedder=emb)
+    a = answer(ctx, args.question, top=args.top, embedder=emb)
     if args.json:
         print_json(a.as_json())
         return 0

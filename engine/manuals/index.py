@@ -28,7 +28,7 @@ from .tokenize import index_text
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16
-EMBED_CHARS = 480          # passage text given to the embedder (heading path + start of the chunk)
+EMBED_CHARS = 256          # passage text given to the embedder: heading path + start of the chunk (cost ∝ length)
 GENERATION_KEY = "manuals.generation"
 
 
@@ -162,6 +162,7 @@ def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: Pr
 
     ``prune``: forget documents that lived under the given folders and are gone from disk.
     """
+    store = getattr(store, "store", store)      # a Context works too
     t0 = time.perf_counter()
     rep = IndexReport()
     files, bad = scan(paths)
@@ -211,6 +212,12 @@ def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: Pr
     return rep
 
 
+def index_folder(ctx, folder, **kw) -> IndexReport:
+    """Index one folder (``ctx`` is a Context or a Store); keyword arguments as :func:`index_paths`."""
+    kw.setdefault("prune", True)
+    return index_paths(getattr(ctx, "store", ctx), [folder], **kw)
+
+
 def _unchanged(rep: IndexReport, row: dict, f: Path) -> None:
     if row["status"] == "skipped":
         rep.skipped.append(Skipped(str(f), row["reason"], row["message"], row["message_ja"]))
@@ -244,8 +251,9 @@ def passage_text(heading: str, text: str) -> str:
 
 
 def embed_pending(store, embedder=None, progress: ProgressFn | None = None,
-                  cancel: threading.Event | None = None, batch: int = EMBED_BATCH) -> tuple[int, bool]:
+                  cancel: threading.Event | None = None, batch: int | None = None) -> tuple[int, bool]:
     """Embed every chunk without a vector. Returns (number embedded, cancelled)."""
+    batch = batch or EMBED_BATCH
     progress = progress or (lambda p: None)
     total = store.query_one("SELECT COUNT(*) AS n FROM manual_chunks WHERE embedding IS NULL")["n"]
     if not total:
@@ -301,6 +309,7 @@ class Status:
 
 
 def status(store) -> Status:
+    store = getattr(store, "store", store)
     rows = store.query(
         "SELECT d.path, d.title, d.kind, d.pages, d.status, d.reason, d.message, d.message_ja, "
         "COUNT(c.id) AS chunks, COUNT(c.embedding) AS embedded FROM manual_docs d "

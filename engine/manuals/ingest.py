@@ -229,16 +229,21 @@ def read_text(path: Path) -> tuple[str, int, list[Line]]:
     for pno, ptext in enumerate(pages, start=1):
         for t in ptext.splitlines():
             level = 0
+            if t.startswith("%title "):          # the sample sources' title line
+                title = title or t[7:].strip()
+                continue
+            if t.startswith(("//", "%")):
+                continue
+            m = re.match(r"(#{1,6})\s+(.*)", t)  # Markdown headings (also common in plain-text notes)
+            if m:
+                level, t = len(m.group(1)), m.group(2)
+                if md and level == 1 and not title:
+                    title = t.strip()
             if md:
-                m = re.match(r"(#{1,6})\s+(.*)", t)
-                if m:
-                    level, t = len(m.group(1)), m.group(2)
-                    if level == 1 and not title:
-                        title = t.strip()
                 t = re.sub(r"^\s*(?:[-*+]\s+|>\s*)", "", t).replace("**", "")
             if t.strip():
                 lines.append(Line(t, pno if len(pages) > 1 else None, level))
-    return ("" if not md else title), (len(pages) if len(pages) > 1 else 0), lines
+    return title, (len(pages) if len(pages) > 1 else 0), lines
 
 
 READERS = {"pdf": read_pdf, "docx": read_docx, "html": read_html, "txt": read_text, "md": read_text}

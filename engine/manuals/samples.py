@@ -140,8 +140,8 @@ def render_pdf(src: Source, out: Path, font: Path | None = None) -> Path:
             pdf.set_font("jp", "B", size=11)
             pdf.multi_cell(0, 7, text, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
         else:
-            pdf.set_font("jp", size=10)
-            pdf.multi_cell(0, 6.2, text, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("jp", size=10.5)
+            pdf.multi_cell(0, 6.8, text, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
             pdf.ln(1.2)
     out.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(out))

@@ -49,6 +49,12 @@ class Hit:
     cite_key: str = ""
     jump: bool = False             # found by an exact citation in the query
     ranks: dict = field(default_factory=dict)   # rank in each list: {"fts": 1, "vector": 4}
+    similarity: float | None = None             # cosine similarity to the query (when vectors exist)
+
+    @property
+    def matched(self) -> bool:
+        """Found by words of the query or by its citation (not only by meaning)."""
+        return self.jump or "fts" in self.ranks or "trigram" in self.ranks
 
     def marked(self, open: str = MARK_OPEN, close: str = MARK_CLOSE) -> str:
         out, pos = [], 0
@@ -230,7 +236,8 @@ def trigram_ranked(store, q: str, limit: int = CANDIDATES) -> list[int]:
     return [r["id"] for r in rows]
 
 
-def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES) -> list[int]:
+def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES, sims: dict | None = None) -> list[int]:
+    """Chunk ids by cosine similarity to the query (exact search over all vectors with numpy)."""
     ids, mat = index_mod.vector_cache(store).get(store)
     if not len(ids):
         return []
@@ -242,6 +249,8 @@ def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES) -> l
     k = min(limit, len(ids))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top])]
+    if sims is not None:
+        sims.update({int(ids[i]): float(scores[i]) for i in top})
     return [int(ids[i]) for i in top]
 
 
@@ -302,7 +311,12 @@ def _hits(store, ranked: list[tuple[int, float, dict]], q: Query, jump_ids: set[
 
 def search(store, query: str, top: int = 10, mode: str = "hybrid", embedder=None,
            synonyms: Synonyms | None = None, jump: bool = True) -> list[Hit]:
-    """Search the manuals. ``mode``: hybrid (default) | fts | vector | trigram."""
+    """Search the manuals. ``mode``: hybrid (default) | fts | vector | trigram.
+
+    ``store`` may also be a Context (anything with a ``.store``). ``embedder`` defaults to
+    ``load_embedder("embed-ja")``, loaded only when vectors exist.
+    """
+    store = getattr(store, "store", store)
     if mode not in MODES:
         raise SearchError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
     if not query or not query.strip():
@@ -313,8 +327,9 @@ def search(store, query: str, top: int = 10, mode: str = "hybrid", embedder=None
     lists: dict[str, list[int]] = {}
     if mode in ("hybrid", "fts"):
         lists["fts"] = fts_ranked(store, q.terms)
+    sims: dict[int, float] = {}
     if mode in ("hybrid", "vector"):
-        lists["vector"] = vector_ranked(store, q.expanded, embedder)
+        lists["vector"] = vector_ranked(store, q.expanded, embedder, sims=sims)
     if mode == "trigram":
         lists["trigram"] = trigram_ranked(store, q.text)
     if mode == "hybrid" and not lists["fts"] and not lists["vector"]:
@@ -327,4 +342,8 @@ def search(store, query: str, top: int = 10, mode: str = "hybrid", embedder=None
         head = [(cid, top_score - i * 1e-3, {**ranks.get(cid, (0, {}))[1], "citation": i + 1})
                 for i, cid in enumerate(jump_ids)]
         fused = head + [f for f in fused if f[0] not in set(jump_ids)]
-    return _hits(store, fused[:top], q, set(jump_ids))
+    hits = _hits(store, fused[:top], q, set(jump_ids))
+    for h in hits:
+        if h.chunk_id in sims:
+            h.similarity = sims[h.chunk_id]
+    return hits

@@ -75,9 +75,10 @@ def _pieces(text: str):
         start = end
 
 
-def tokens(text: str, mode: str = DEFAULT_MODE, form: str = DEFAULT_FORM,
+def tokens(text: str, mode: str | None = None, form: str | None = None,
            normalized: bool = False) -> list[Token]:
     """Tokens of ``text`` (NFKC-normalised first unless ``normalized``)."""
+    mode, form = mode or DEFAULT_MODE, form or DEFAULT_FORM
     if not normalized:
         text = normalize(text)
     tok = _tokenizer()
@@ -100,12 +101,12 @@ def tokens(text: str, mode: str = DEFAULT_MODE, form: str = DEFAULT_FORM,
     return out
 
 
-def terms(text: str, mode: str = DEFAULT_MODE, form: str = DEFAULT_FORM) -> list[str]:
+def terms(text: str, mode: str | None = None, form: str | None = None) -> list[str]:
     """Search terms of ``text``: the forms of its content tokens, in order (duplicates kept)."""
     return [t.form for t in tokens(text, mode, form) if t.content]
 
 
-def index_text(text: str, mode: str = DEFAULT_MODE, form: str = DEFAULT_FORM) -> str:
+def index_text(text: str, mode: str | None = None, form: str | None = None) -> str:
     """Space-joined terms, for an FTS5 column with the ``unicode61`` tokenizer."""
     return " ".join(_fts_safe(t) for t in terms(text, mode, form))
 
