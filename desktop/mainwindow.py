@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
@@ -46,6 +46,11 @@ class MainWindow(QMainWindow):
             view = getattr(mod, cls)(ctx, user, self)
             self.views[title] = view
             self.tabs.addTab(view, title)
+        consult, record = self.views.get(S.TAB_CONSULT), self.views.get(S.TAB_RECORD)
+        if consult is not None and record is not None:
+            consult.record_ready.connect(self.open_record)
+        if consult is not None:
+            QTimer.singleShot(0, consult.offer_recovery)
         self._menus()
         self.status = QLabel(S.READY)
         self.statusBar().addPermanentWidget(QLabel(f"{user.display_name}（{user.role_ja}）"))
@@ -87,6 +92,12 @@ class MainWindow(QMainWindow):
         tab = s.value("window/tab")
         if tab is not None:
             self.tabs.setCurrentIndex(int(tab))
+
+    def open_record(self, record_id: int) -> None:
+        view = self.views[S.TAB_RECORD]
+        self.tabs.setCurrentWidget(view)
+        view.refresh()
+        view.open_record(record_id)
 
     def sign_out(self) -> None:
         self.signed_out = True

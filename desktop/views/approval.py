@@ -40,6 +40,16 @@ def draft_lines(d: Draft) -> list[str]:
     return out
 
 
+def export_record(ctx, user, record_id: int, fmt: str, path: Path) -> Path:
+    """The approved version to PDF/DOCX, audited (runs on a worker thread)."""
+    from engine import audit
+    from engine.records import export as rexport
+    rec = workflow.approved(ctx.store, user, record_id)
+    out = (rexport.to_pdf if fmt == "pdf" else rexport.to_docx)(rec, path, office_name=ctx.config["office_name"])
+    audit.append(ctx.store, user.username, "record.export", "record", record_id, {"format": fmt, "version": rec.version})
+    return out
+
+
 class ApprovalView(QWidget):
     def __init__(self, ctx, user, parent=None):
         super().__init__(parent)
@@ -211,19 +221,17 @@ class ApprovalView(QWidget):
                                                   "PDF (*.pdf)" if fmt == "pdf" else "Word (*.docx)")
             if not path:
                 return
-        from engine.records import export as rexport
-        fn = rexport.export_pdf if fmt == "pdf" else rexport.export_docx
         self.message.setText(S.BUSY)
-        run_op(self, lambda task: fn(self.ctx, self.user, rec.id, Path(path)),
+        run_op(self, lambda task: export_record(self.ctx, self.user, rec.id, fmt, Path(path)),
                success=lambda p: self.message.setText(f"出力しました：{p}"),
                failure=lambda e: (self.message.setText(""), show_error(self, e)))
 
     def print_record(self) -> None:
         from PySide6.QtPrintSupport import QPrintDialog, QPrinter
         from engine.records import export as rexport
-        rec = self.current
+        rec = workflow.approved(self.ctx.store, self.user, self.current.id)
         doc = QTextDocument(self)
-        doc.setPlainText(rexport.export_text(self.ctx, self.user, rec.id))
+        doc.setPlainText(rexport.to_text(rec.content, rec=rec, office_name=self.ctx.config["office_name"]))
         printer = QPrinter()
         dlg = QPrintDialog(printer, self)
         if dlg.exec():

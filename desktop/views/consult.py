@@ -1,0 +1,386 @@
+"""相談: one big 録音 / 停止 button, consent, microphone, elapsed time, level meter; the live
+transcript (final lines with speaker colours, the current partial in grey); edit a line or its
+speaker inline, play from a line; after 停止 the final pass and the draft run in the background
+and the record opens in 記録."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from engine.asr import session as asession
+from engine.asr.transcribe import Final, Partial
+from engine.audio import Level, list_input_devices
+from engine.errors import MadoguchiError
+
+from .. import strings as S
+from ..errors import show_error
+from ..ops import run_op
+from .recordpanel import SPEAKER_FG, fmt_time
+
+ROLE_SEG = Qt.ItemDataRole.UserRole          # segment row id
+ROLE_START = Qt.ItemDataRole.UserRole + 1
+ROLE_SPEAKER = Qt.ItemDataRole.UserRole + 2
+
+
+class ConsultView(QWidget):
+    record_ready = Signal(int)
+
+    def __init__(self, ctx, user, parent=None):
+        super().__init__(parent)
+        self.ctx, self.user = ctx, user
+        self.cw = None                 # the CounterConsultation being recorded
+        self.session_id: int | None = None
+        self.partial_item: QListWidgetItem | None = None
+        self.started = 0.0
+        self._rec_op = None
+        self._loading = False
+        lay = QVBoxLayout(self)
+
+        form = QHBoxLayout()
+        self.title = QLineEdit(self)
+        self.title.setPlaceholderText("件名（例：生活保護の相談）")
+        self.title.setAccessibleName("件名")
+        self.case = QLineEdit(self)
+        self.case.setPlaceholderText("ケース番号")
+        self.case.setAccessibleName("ケース番号")
+        self.mic = QComboBox(self)
+        self.mic.setAccessibleName(S.MIC)
+        self.refresh_mics()
+        form.addWidget(self.title, 2)
+        form.addWidget(self.case, 1)
+        form.addWidget(QLabel(S.MIC + "：", self))
+        form.addWidget(self.mic, 1)
+        lay.addLayout(form)
+
+        self.consent = QCheckBox(S.CONSENT, self)
+        self.consent.setAccessibleName("相談者の同意")
+        f = self.consent.font()
+        f.setPointSize(f.pointSize() + 1)
+        self.consent.setFont(f)
+        lay.addWidget(self.consent)
+
+        row = QHBoxLayout()
+        self.record_btn = QPushButton(S.RECORD + "（F5）", self)
+        self.record_btn.setAccessibleName("録音・停止")
+        self.record_btn.setMinimumHeight(72)
+        self.record_btn.setMinimumWidth(280)
+        big = QFont(self.record_btn.font())
+        big.setPointSize(big.pointSize() + 8)
+        big.setBold(True)
+        self.record_btn.setFont(big)
+        self._style_button(False)
+        self.record_btn.clicked.connect(self.toggle)
+        QShortcut(QKeySequence("F5"), self, activated=self.toggle)
+        row.addWidget(self.record_btn)
+        side = QVBoxLayout()
+        self.elapsed = QLabel(f"{S.ELAPSED} 00:00", self)
+        ef = QFont(self.elapsed.font())
+        ef.setPointSize(ef.pointSize() + 6)
+        self.elapsed.setFont(ef)
+        self.level = QProgressBar(self)
+        self.level.setRange(0, 60)
+        self.level.setTextVisible(False)
+        self.level.setAccessibleName("入力レベル")
+        self.level.setMaximumHeight(14)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        side.addWidget(self.elapsed)
+        side.addWidget(self.level)
+        side.addWidget(self.status)
+        row.addLayout(side, 1)
+        lay.addLayout(row)
+
+        self.transcript = QListWidget(self)
+        self.transcript.setWordWrap(True)
+        self.transcript.setAccessibleName("文字起こし")
+        tf = QFont(self.transcript.font())
+        tf.setPointSize(tf.pointSize() + 2)
+        self.transcript.setFont(tf)
+        self.transcript.itemChanged.connect(self._edited)
+        lay.addWidget(self.transcript, 1)
+
+        tools = QHBoxLayout()
+        self.play_btn = QPushButton("▶ この発言から再生", self)
+        self.swap_btn = QPushButton("話者を入れ替え（この発言）", self)
+        self.swap_all_btn = QPushButton("職員／相談者を全体で入れ替え", self)
+        self.play_btn.clicked.connect(self.play_selected)
+        self.swap_btn.clicked.connect(self.swap_selected)
+        self.swap_all_btn.clicked.connect(self.swap_all)
+        for b in (self.play_btn, self.swap_btn, self.swap_all_btn):
+            tools.addWidget(b)
+        tools.addStretch(1)
+        tools.addWidget(QLabel("発言をダブルクリックすると文字を修正できます", self))
+        lay.addLayout(tools)
+        self.timer = QTimer(self)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self._tick)
+
+    # ------------------------------------------------------------------ helpers
+    def _style_button(self, recording: bool) -> None:
+        color = "#424242" if recording else "#c62828"
+        self.record_btn.setStyleSheet(f"QPushButton {{ background: {color}; color: white; border-radius: 10px; }}"
+                                      "QPushButton:disabled { background: #9e9e9e; }")
+        self.record_btn.setText((S.STOP if recording else S.RECORD) + "（F5）")
+
+    def refresh_mics(self) -> None:
+        self.mic.clear()
+        self.mic.addItem(S.MIC_DEFAULT, "")
+        try:
+            for d in list_input_devices():
+                self.mic.addItem(d["name"], d["name"])
+        except Exception:
+            pass
+        i = self.mic.findData(self.ctx.config["asr.device"])
+        if i >= 0:
+            self.mic.setCurrentIndex(i)
+
+    @property
+    def recording(self) -> bool:
+        return self.cw is not None
+
+    def _tick(self) -> None:
+        s = int(time.monotonic() - self.started)
+        self.elapsed.setText(f"{S.ELAPSED} {s // 60:02d}:{s % 60:02d}")
+
+    # ------------------------------------------------------------------ record / stop
+    def toggle(self) -> None:
+        if not self.record_btn.isEnabled():
+            return
+        if self.recording:
+            self.stop()
+        else:
+            self.start()
+
+    def make_source(self):
+        from engine.audio import MicSource
+        return MicSource(self.mic.currentData() or None, channels=self.ctx.config["asr.channels"])
+
+    def start(self, source=None) -> bool:
+        if not self.consent.isChecked():
+            self.status.setText(S.CONSENT_NEEDED)
+            self.status.setStyleSheet("color: #c62828;")
+            self.consent.setFocus()
+            return False
+        self.status.setStyleSheet("")
+        from engine.consultation import CounterConsultation
+        try:
+            cw = CounterConsultation(self.ctx, self.user, title=self.title.text().strip(),
+                                     case_number=self.case.text().strip(), consent=True)
+            source = source or self.make_source()
+        except MadoguchiError as e:
+            show_error(self, e)
+            return False
+        self.cw = cw
+        self.transcript.clear()
+        self.partial_item = None
+        self.started = time.monotonic()
+        self.timer.start()
+        self._style_button(True)
+        self.consent.setEnabled(False)
+        self.status.setText("録音中… 発言がそのまま文字になります")
+
+        def op(task):
+            self.session_id = cw.start(source, on_event=task.emit)
+            cw.wait()
+            return cw.session_id
+
+        self._rec_op = run_op(self, op, on_event=self.on_event, success=lambda _sid: None,
+                              failure=self._recording_failed)
+        return True
+
+    def _recording_failed(self, exc) -> None:
+        self.timer.stop()
+        self._style_button(False)
+        self.consent.setEnabled(True)
+        self.cw = None
+        show_error(self, exc)
+
+    def on_event(self, ev) -> None:
+        if isinstance(ev, Level):
+            db = max(ev.dbfs) if ev.dbfs else -60.0
+            self.level.setValue(int(max(0.0, min(60.0, db + 60.0))))
+        elif isinstance(ev, Partial):
+            if self.partial_item is None:
+                self.partial_item = QListWidgetItem()
+                self.partial_item.setForeground(QBrush(QColor("#9e9e9e")))
+                self.partial_item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                self.transcript.addItem(self.partial_item)
+            self.partial_item.setText(f"{fmt_time(ev.start)} …{ev.text}")
+            self.transcript.scrollToBottom()
+        elif isinstance(ev, Final):
+            if self.partial_item is not None:
+                self.transcript.takeItem(self.transcript.row(self.partial_item))
+                self.partial_item = None
+            self._add_line(getattr(ev, "id", None), ev.start, ev.speaker, ev.text)
+            self.transcript.scrollToBottom()
+        elif isinstance(ev, asession.DeviceLost):
+            self.status.setText(ev.ja or "マイクが外れました。録音は一時停止し、ここまでの内容は保存されています。")
+            self.status.setStyleSheet("color: #ef6c00;")
+        elif isinstance(ev, asession.DeviceRestored):
+            self.status.setText("マイクが戻りました。録音を再開しました。")
+            self.status.setStyleSheet("")
+        elif isinstance(ev, asession.Ended) and ev.error:
+            self.status.setText("文字起こしでエラーが発生しました。録音は保存されています。")
+
+    def _add_line(self, seg_id, start: float, speaker: str, text: str) -> QListWidgetItem:
+        self._loading = True
+        it = QListWidgetItem(f"{fmt_time(start)} {S.SPEAKER.get(speaker, speaker)}：{text}")
+        it.setData(ROLE_SEG, seg_id)
+        it.setData(ROLE_START, start)
+        it.setData(ROLE_SPEAKER, speaker)
+        it.setForeground(QBrush(SPEAKER_FG.get(speaker, SPEAKER_FG["unknown"])))
+        it.setFlags(it.flags() | Qt.ItemFlag.ItemIsEditable)
+        self.transcript.addItem(it)
+        self._loading = False
+        return it
+
+    def stop(self) -> None:
+        cw = self.cw
+        if cw is None:
+            return
+        self.record_btn.setEnabled(False)
+        self.timer.stop()
+        self.status.setText(S.FINAL_PASS)
+
+        def op(task):
+            return cw.stop(progress=lambda d, t, label: task.progress(d, t, label))
+
+        run_op(self, op, success=self._stopped, failure=self._stop_failed,
+               progress=lambda d, t, label: self.status.setText(label))
+
+    def _stopped(self, rec) -> None:
+        sid = self.cw.session_id
+        self.cw = None
+        self._style_button(False)
+        self.record_btn.setEnabled(True)
+        self.consent.setEnabled(True)
+        self.consent.setChecked(False)   # the next citizen must consent again
+        self.level.setValue(0)
+        self.show_session(sid)
+        self.status.setText(f"録音を終了しました。記録の下書き（記録 {rec.id}）を「記録」タブに用意しました。")
+        self.record_ready.emit(rec.id)
+
+    def _stop_failed(self, exc) -> None:
+        self.cw = None
+        self._style_button(False)
+        self.record_btn.setEnabled(True)
+        self.consent.setEnabled(True)
+        show_error(self, exc)
+
+    # ------------------------------------------------------------------ transcript edits
+    def show_session(self, session_id: int | None) -> None:
+        if session_id is None:
+            return
+        self.session_id = session_id
+        self.transcript.clear()
+        self.partial_item = None
+        for g in asession.segments(self.ctx.store, session_id):
+            self._add_line(g["id"], g["start"], g["speaker"], g["text"])
+
+    def _edited(self, item: QListWidgetItem) -> None:
+        if self._loading or item.data(ROLE_SEG) is None:
+            return
+        text = item.text().split("：", 1)[-1].strip()
+        try:
+            asession.edit_segment(self.ctx.store, item.data(ROLE_SEG), text=text)
+        except MadoguchiError as e:
+            show_error(self, e)
+
+    def _selected(self) -> QListWidgetItem | None:
+        it = self.transcript.currentItem()
+        return it if it is not None and it.data(ROLE_SEG) is not None else None
+
+    def swap_selected(self) -> None:
+        it = self._selected()
+        if it is None:
+            return
+        new = "citizen" if it.data(ROLE_SPEAKER) == "staff" else "staff"
+        try:
+            asession.edit_segment(self.ctx.store, it.data(ROLE_SEG), speaker=new)
+        except MadoguchiError as e:
+            show_error(self, e)
+            return
+        self._loading = True
+        it.setData(ROLE_SPEAKER, new)
+        it.setText(f"{fmt_time(it.data(ROLE_START))} {S.SPEAKER[new]}：{it.text().split('：', 1)[-1]}")
+        it.setForeground(QBrush(SPEAKER_FG[new]))
+        self._loading = False
+
+    def swap_all(self) -> None:
+        if self.session_id is None or self.recording:
+            return
+        asession.swap_speakers(self.ctx.store, self.session_id)
+        self.show_session(self.session_id)
+
+    def play_selected(self) -> None:
+        it = self._selected()
+        if it is None or self.session_id is None:
+            return
+        sid, start = self.session_id, float(it.data(ROLE_START))
+
+        def op(task):
+            import sounddevice as sd
+            audio = asession.audio_range(self.ctx.store, sid, start, start + 60.0)
+            try:
+                sd.play(audio, 16000)
+            except Exception as e:
+                raise MadoguchiError(f"cannot play audio: {e}",
+                                     ja="音声を再生できません。スピーカー（出力装置）を確認してください。") from e
+            return len(audio) / 16000
+
+        run_op(self, op, success=lambda secs: self.status.setText(f"{fmt_time(start)} から再生しています"),
+               failure=lambda e: show_error(self, e))
+
+    # ------------------------------------------------------------------ crash recovery
+    def offer_recovery(self) -> list[dict]:
+        """At start-up: sessions cut off by a crash → ask whether to recover them."""
+        pending = asession.unfinished_sessions(self.ctx.store)
+        if not pending:
+            return []
+        box = QMessageBox(QMessageBox.Icon.Question, S.RECOVER_TITLE, S.RECOVER_TEXT.format(n=len(pending)),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.button(QMessageBox.StandardButton.Yes).setText("復旧する")
+        box.button(QMessageBox.StandardButton.No).setText("あとで")
+        box.accepted.connect(lambda: self.recover(pending))
+        box.open()
+        self.recovery_box = box
+        return pending
+
+    def recover(self, pending: list[dict]) -> None:
+        self.status.setText("中断された相談を復旧しています…")
+
+        def op(task):
+            from engine.records import draft as rdraft
+            from engine.records import template as rtemplate
+            from engine.records import workflow
+            made = []
+            for i, s in enumerate(pending):
+                task.progress(i, len(pending), "")
+                asession.recover(self.ctx, s["id"], final_pass=True)
+                segs = rdraft.segments_from_session(self.ctx.store, s["id"])
+                if segs:
+                    d = rdraft.draft(segs, rtemplate.load(self.ctx.config["records.template"], self.ctx.data_dir),
+                                     self.ctx.config, use_llm=self.ctx.config["llm.enabled"])
+                    made.append(workflow.create(self.ctx.store, self.user, d, session_id=s["id"],
+                                                title=s.get("title") or "復旧した相談").id)
+            return made, pending[-1]["id"]
+
+        def done(res):
+            made, last = res
+            self.show_session(last)
+            self.status.setText(f"{len(pending)}件の相談を復旧しました（音声と確定済みの発言）。")
+            for rid in made:
+                self.record_ready.emit(rid)
+
+        run_op(self, op, success=done, failure=lambda e: show_error(self, e))
+
+    def shutdown(self) -> None:
+        if self.cw is not None:
+            try:
+                self.cw.session.stop(final_pass=False)
+            except Exception:
+                pass
