@@ -28,6 +28,8 @@ from .errors import MadoguchiError
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 SAMPLE_WAV = "samples/consultation_ja.wav"
 SAMPLE_TEXT = "samples/consultation_ja.txt"
+SAMPLE_TRANSCRIPT = "samples/consultation_ja.json"
+DRAFT_BUDGET_S = 120
 MAX_SAMPLE_CER = 0.35
 
 
@@ -68,6 +70,14 @@ def _api(module: str, *names: str):
         if hasattr(mod, n):
             return getattr(mod, n)
     raise NotBuilt(f"{module} has no {' / '.join(names)}")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def _timed(area: str, name: str, fn: Callable[[], str]) -> Result:
@@ -139,17 +149,22 @@ def transcribe_sample(ctx) -> str:
     return f"{wav.name}: CER {rate:.2f} via {via}"
 
 
-def draft_record(ctx, transcript: str) -> str:
-    draft = _api("engine.records.draft", "draft_record", "draft")
+def draft_record(ctx) -> str:
+    """A real LLM draft of the bundled sample consultation (not the extractive fallback)."""
+    draft_mod = importlib.import_module("engine.records.draft") if _has("engine.records.draft") else None
+    if draft_mod is None or not hasattr(draft_mod, "draft"):
+        raise NotBuilt("engine.records.draft")
+    from .records import template as template_mod
+    segments = draft_mod.segments_from_file(resources_dir() / SAMPLE_TRANSCRIPT)
+    tpl = template_mod.load(ctx.config["records.template"], ctx.data_dir)
     llm = pick_llm(ctx.config)
-    result = draft(transcript, config=ctx.config, model=llm)
-    sections = getattr(result, "sections", None)
-    if not sections:
-        raise CheckFailed("the draft has no sections")
-    filled = sum(1 for s in sections if getattr(s, "statements", None))
-    if filled == 0:
-        raise CheckFailed("the draft has no statements")
-    return f"{filled} of {len(sections)} sections filled with {llm}"
+    d = draft_mod.draft(segments, tpl, ctx.config, use_llm=True, model=llm, time_budget=DRAFT_BUDGET_S)
+    llm_statements = sum(1 for _sec, st in d.statements() if st.source == "llm")
+    if d.method == "extractive" or llm_statements == 0:
+        raise CheckFailed(f"no statement drafted by the model (method {d.method}; "
+                          f"{d.stats.get('llm_error', 'the model wrote nothing')})")
+    return (f"{llm_statements} statements by {llm} in {len(d.sections)} sections "
+            f"(method {d.method}, {len(d.flagged())} to review)")
 
 
 def search_manuals(ctx) -> str:
@@ -205,6 +220,13 @@ def check_install(ctx) -> Iterator[Result]:
         yield Result(c.area, c.name, status, 0.0, c.detail)
 
 
+def _open(opened: list, data_dir: Path, overrides: dict) -> str:
+    from .context import open_context
+    ctx = open_context(data_dir, overrides=overrides)
+    opened.append(ctx)
+    return f"database schema version {ctx.store.schema_version()}"
+
+
 def configured_data_dir_writable(config) -> str:
     d = Path(config["data_dir"])
     d.mkdir(parents=True, exist_ok=True)
@@ -219,7 +241,6 @@ def configured_data_dir_writable(config) -> str:
 def run(config=None, checksums: bool = False, progress: Callable[[Result], None] | None = None) -> list[Result]:
     """Run every check; returns the results (``progress`` is called after each one)."""
     from . import config as config_mod
-    from .context import open_context
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     config = config or config_mod.load()
@@ -234,15 +255,18 @@ def run(config=None, checksums: bool = False, progress: Callable[[Result], None]
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-selftest-"))
     try:
         overrides = {k: config[k] for k in ("models_dir", "manuals_dir") if config[k]}
-        ctx = open_context(tmp / "data", overrides=overrides)
+        opened: list = []
+        emit(_timed("install", "open data folder", lambda: _open(opened, tmp / "data", overrides)))
+        if not opened:
+            return out
+        ctx = opened[0]
         try:
             for r in check_models(ctx.config, checksums):
                 emit(r)
             for r in check_install(ctx):
                 emit(r)
-            transcript = (resources_dir() / SAMPLE_TEXT).read_text(encoding="utf-8").strip()
             emit(_timed("asr", "transcription", lambda: transcribe_sample(ctx)))
-            emit(_timed("records", "draft", lambda: draft_record(ctx, transcript)))
+            emit(_timed("records", "draft", lambda: draft_record(ctx)))
             emit(_timed("manuals", "search", lambda: search_manuals(ctx)))
             emit(_timed("mirrors", "diagnosis", lambda: diagnose_mirror(ctx)))
             emit(_timed("desktop", "start-up", check_desktop))
