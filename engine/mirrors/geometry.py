@@ -52,6 +52,7 @@ class Pole:
     tilt_deg: float                  # signed: > 0 leans right (top right of base)
     box: list[float]
     support: float                   # total edge length found / visible pole length (0..2)
+    bend_pct: float = 0.0            # largest deviation of the traced centre line from its chord, %
 
 
 @dataclass
@@ -295,9 +296,84 @@ def find_pole(work: np.ndarray, face: MirrorFace) -> Pole | None:
     base_x = px + (base_y - py) * vx / vy
     pad = 0.2 * r
     wsum = sum(c[0] for c in cluster)
+    bend = 0.0
+    traced = _trace_pole(work, best[3], foot, r)
+    if traced is not None:
+        # the chord from the pole's top to its lowest traced point: robust to a bent pole
+        (tx, ty), (bx2, by2), bend = traced
+        chord = math.degrees(math.atan2(-(tx - bx2), by2 - ty))
+        # only for a visibly bent pole: on a straight one the Hough edges are more precise
+        if by2 - ty > max(0.5 * (base_y - top_y), 3 * r) and abs(chord - tilt) < 12 and bend > 2.0:
+            tilt, top_x, base_x, base_y = chord, tx, bx2, max(base_y, by2)
     return Pole((float(top_x), float(foot)), (float(base_x), float(base_y)), float(tilt),
-                [float(pts[:, 0].min() - pad), float(foot), float(pts[:, 0].max() + pad), float(base_y)],
-                float(min(2.0, wsum / max(1.0, (base_y - top_y)) / 2)))
+                [float(min(pts[:, 0].min(), base_x) - pad), float(foot), float(max(pts[:, 0].max(), base_x) + pad),
+                 float(base_y)],
+                float(min(2.0, wsum / max(1.0, (base_y - top_y)) / 2)), float(bend))
+
+
+def _trace_pole(work: np.ndarray, seed_seg, foot: float, r: float):
+    """Follow the pole's colour down from the mirror's foot. Returns ((top x, y), (bottom x, y),
+    bend %) or None. Bend = largest distance of the centre line from the chord, % of its length."""
+    h, w = work.shape[:2]
+    xa, ya, xb, yb = seed_seg
+    L = math.hypot(xb - xa, yb - ya)
+    if L < 5:
+        return None
+    ux, uy = (xb - xa) / L, (yb - ya) / L
+    nx, ny = uy, -ux
+    lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB).astype(np.float32)
+    off = max(1.5, 0.08 * r)
+    best = None
+    for sgn in (1, -1):
+        cols = []
+        for k in range(1, 10):
+            x = xa + ux * L * k / 10 + sgn * off * nx
+            y = ya + uy * L * k / 10 + sgn * off * ny
+            if 0 <= int(x) < w and 0 <= int(y) < h:
+                cols.append(lab[int(y), int(x)])
+        if len(cols) < 5:
+            continue
+        cols = np.array(cols)
+        spread = float(np.median(np.abs(cols - np.median(cols, 0)).sum(1)))
+        if best is None or spread < best[0]:
+            best = (spread, np.median(cols, 0), sgn)
+    if best is None:
+        return None
+    pole_col = best[1]
+    dist = np.abs(lab - pole_col).sum(2)
+    mask = dist < max(18.0, 2.5 * best[0])
+    x = xa + ux * ((foot - ya) / max(uy, 1e-3)) + best[2] * off * nx
+    half = max(3.0, 0.3 * r)
+    centres, miss = [], 0
+    step = 2
+    for y in range(int(foot) + 1, h, step):
+        x0, x1 = int(max(0, x - half)), int(min(w, x + half + 1))
+        row = mask[y, x0:x1]
+        if row.any():
+            xs = np.flatnonzero(row) + x0
+            # the run of pole pixels nearest to the current position
+            runs = np.split(xs, np.flatnonzero(np.diff(xs) > 1) + 1)
+            run = min(runs, key=lambda rr: abs((rr[0] + rr[-1]) / 2 - x))
+            if len(run) >= 2 and abs((run[0] + run[-1]) / 2 - x) < half:
+                x = 0.5 * x + 0.5 * (run[0] + run[-1]) / 2
+                centres.append((x, y))
+                miss = 0
+                continue
+        miss += step
+        if miss > max(6, 0.08 * h):
+            break
+    if len(centres) < 10:
+        return None
+    c = np.array(centres)
+    k = max(3, len(c) // 12)
+    top = c[:k].mean(0)
+    bot = c[-k:].mean(0)
+    d = bot - top
+    ln = float(np.hypot(*d))
+    if ln < 1:
+        return None
+    dev = np.abs((c[:, 0] - top[0]) * d[1] - (c[:, 1] - top[1]) * d[0]) / ln
+    return (float(top[0]), float(top[1])), (float(bot[0]), float(bot[1])), float(dev.max() / ln * 100)
 
 
 def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
@@ -322,5 +398,5 @@ def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
                                     (np.asarray(f.outline) * s).tolist()))
     if pole is not None:
         pole = Pole((pole.top[0] * s, pole.top[1] * s), (pole.base[0] * s, pole.base[1] * s), pole.tilt_deg,
-                    [v * s for v in pole.box], pole.support)
+                    [v * s for v in pole.box], pole.support, pole.bend_pct)
     return Geometry((w, h), s, out_faces, pole, brightness, sharp, over, work)

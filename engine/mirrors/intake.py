@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MadoguchiError
 
-LOAD_SIZE = 1400          # long side decoded for analysis and overlay (JPEG draft keeps ≥ this)
+LOAD_SIZE = 1000          # long side decoded for analysis (JPEG draft: DCT scaling keeps ≥ this)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".jpe"}
 
 _heif_registered = False
@@ -122,8 +122,9 @@ def load_photo(path: Path | str, load_size: int = LOAD_SIZE, sha256: str | None 
                 im.draft("RGB", (max(1, full[0] * load_size // max(full)), max(1, full[1] * load_size // max(full))))
             im.load()
             decoded = im.size
-            im = ImageOps.exif_transpose(im)
-            rgb = np.asarray(im.convert("RGB"))
+            if orientation != 1:
+                im = ImageOps.exif_transpose(im)
+            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except UnidentifiedImageError as e:
         raise PhotoError(f"{path}: not a JPEG, PNG or HEIC image", ja=f"画像ファイルではありません（JPEG・PNG・HEICのみ対応）: {path.name}") from e
     except (OSError, SyntaxError, ValueError) as e:

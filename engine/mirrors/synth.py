@@ -526,6 +526,11 @@ def write_dataset(out_dir: Path | str, seeds, styles=None, size=None, upscale_to
         if upscale_to:
             f = upscale_to[0] / img.shape[1]
             img = cv2.resize(img, upscale_to, interpolation=cv2.INTER_LINEAR)
+            # full-resolution sensor grain, so the file size and decode cost are those of a phone photo
+            grain = rng.normal(0, 4, (upscale_to[1] // 2, upscale_to[0] // 2, 1)).astype(np.float32)
+            grain = cv2.resize(grain, upscale_to, interpolation=cv2.INTER_NEAREST)[..., None]
+            img = np.clip(img.astype(np.float32) + grain + rng.normal(0, 2.5, img.shape).astype(np.float32),
+                          0, 255).astype(np.uint8)
             lab = scale_labels(lab, f)
         p = out / f"{seed:08d}.jpg"
         p.write_bytes(encode_jpeg(img, int(rng.integers(*jpeg_quality))))
