@@ -105,6 +105,56 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_security(args) -> int:
+    import base64
+    from pathlib import Path
+    from . import audit, keystore
+    from .config import load
+    from .records.cli import _signed_in
+    cfg = load({"data_dir": args.data_dir} if args.data_dir else None)
+    data = cfg.data_dir
+    if args.security_cmd == "key-path":
+        print("Windows Credential Manager (service 'Madoguchi')" if keystore._use_keyring() else keystore.key_file(data))
+        return 0
+    if args.security_cmd == "status":
+        from .store import DB_NAME, is_plain_sqlite
+        db = data / DB_NAME
+        state = "missing" if not db.exists() else ("plain (NOT encrypted)" if is_plain_sqlite(db) else "encrypted")
+        print(f"security.encrypt = {cfg['security.encrypt']}\ndatabase: {state} ({db})")
+        return 0
+    if args.security_cmd == "export-key":
+        key = keystore.load_key(data, create=False)
+        out = Path(args.file)
+        fd = __import__("os").open(out, __import__("os").O_WRONLY | __import__("os").O_CREAT | __import__("os").O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(base64.b64encode(key) + b"\n")
+        print(f"data key written to {out}: keep it offline, apart from the data folder backups")
+        return 0
+    if args.security_cmd == "import-key":
+        key = base64.b64decode(Path(args.file).read_bytes().strip(), validate=True)
+        if len(key) != 32:
+            raise keystore.KeyError_(f"{args.file} does not hold a 256-bit key")
+        keystore.store_key(data, key)
+        print("data key imported")
+        return 0
+    if args.security_cmd == "rotate-key":
+        import secrets
+        ctx = context(args)
+        user = _signed_in(args, ctx)
+        from .users import require_role
+        require_role(user, "admin")
+        if ctx.key is None:
+            raise keystore.KeyError_("encryption is off (security.encrypt = false): no key to rotate")
+        new = secrets.token_bytes(32)
+        ctx.store.rekey(new)
+        keystore.store_key(data, new)
+        ctx.key = new
+        audit.append(ctx.store, user.username, "security.rotate_key", "database", "", {})
+        print("database re-encrypted with a new key")
+        return 0
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="madoguchi", description="Madoguchi (窓口) engine: offline counter assistant")
     p.add_argument("--version", action="version", version=f"madoguchi {__version__}")
@@ -143,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
                     help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
     r.set_defaults(func=cmd_retention)
+
+    sc = sub.add_parser("security", help="encryption key: where it is, export/import for recovery, rotation")
+    ssub = sc.add_subparsers(dest="security_cmd", required=True)
+    ssub.add_parser("status")
+    ssub.add_parser("key-path")
+    se = ssub.add_parser("export-key")
+    se.add_argument("file")
+    si = ssub.add_parser("import-key")
+    si.add_argument("file")
+    sr = ssub.add_parser("rotate-key")
+    sr.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"))
+    sc.set_defaults(func=cmd_security)
 
     for modname in DOMAIN_CLIS:
         try:

@@ -73,6 +73,7 @@ class Store:
             try:
                 if self.key is not None:
                     c = sqlcipher.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+                    c.execute("PRAGMA cipher_log_level = NONE")  # errors reach the user as StoreError, not stderr noise
                     c.execute(f"PRAGMA key = \"x'{self.key.hex()}'\"")
                     c.row_factory = sqlcipher.Row
                 else:

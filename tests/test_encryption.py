@@ -74,3 +74,29 @@ def test_sealed_audio_roundtrip_torn_tail_and_tamper(tmp_path):
         crypto.read_sealed(tmp_path / "b.enc", key)
     with pytest.raises(crypto.SealedFileError):
         crypto.read_sealed(tmp_path / "a.wav.enc", os.urandom(32))
+
+
+def test_security_cli_export_import_rotate(tmp_path):
+    import subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, MADOGUCHI_KEY_FILE=str(tmp_path / "k.key"),
+               MADOGUCHI_USER_CONFIG=str(tmp_path / "u.toml"))
+    (tmp_path / "u.toml").write_text("[security]\nencrypt = true\n", encoding="utf-8")
+    data = tmp_path / "data"
+    cli = [sys.executable, "-m", "engine.cli", "--data-dir", str(data)]
+    run = lambda *a, **kw: subprocess.run(cli + list(a), capture_output=True, text=True, cwd=root, env={**env, **kw},
+                                          timeout=120)
+    r = run("users", "add", "kanri", "--role", "admin", "--name", "管理", MADOGUCHI_NEW_PASSWORD="password-1")
+    assert r.returncode == 0, r.stderr
+    assert "encrypted" in run("security", "status").stdout
+    assert run("security", "export-key", str(tmp_path / "backup.key")).returncode == 0
+    old = (tmp_path / "k.key").read_bytes()
+    r = run("security", "rotate-key", "--user", "kanri", MADOGUCHI_PASSWORD="password-1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "k.key").read_bytes() != old
+    assert run("users", "list", "--user", "kanri", MADOGUCHI_PASSWORD="password-1").returncode == 0
+    # the old key no longer opens the database: a clear one-line error
+    (tmp_path / "k.key").write_bytes(old)
+    r = run("users", "list", "--user", "kanri", MADOGUCHI_PASSWORD="password-1")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "wrong key" in r.stderr
