@@ -1,0 +1,211 @@
+"""Records benchmark: drafting the evaluation set (resources/eval/records) and writing the figures
+into docs/benchmarks.md (section ``records``).
+
+Figures: time from 停止 to complete draft (incremental on: the session is replayed at its own
+pace — or ``--speed`` times faster — while the drafter runs; off: the whole draft after 停止),
+share of statements with valid evidence, numbers in unflagged statements found in the transcript,
+planted contradictions flagged, section coverage against the hand-written reference records,
+prompt/generation tokens per second and peak RAM, for ``llm-default`` and the 0.5B ``llm-small``.
+Each model runs in its own process so peak RAM is its own.
+
+    .venv/bin/python bench/records.py                 # everything (long: tens of minutes)
+    .venv/bin/python bench/records.py --limit 3 --incremental-cases 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+EVAL = ROOT / "resources" / "eval" / "records"
+
+
+def cases(limit: int | None = None) -> list[Path]:
+    cs = sorted(p for p in EVAL.glob("case_*.json") if not p.name.endswith(".ref.json"))
+    return cs[:limit] if limit else cs
+
+
+def fact_present(terms: list[str], statements: list[str]) -> bool:
+    from engine.records.checks import normalize, numbers
+    for st in statements:
+        ok = True
+        for t in terms:
+            nums = numbers(t)
+            if nums:
+                ok &= nums <= numbers(st)
+            else:
+                ok &= normalize(t) in normalize(st)
+        if ok:
+            return True
+    return False
+
+
+def score(d, ref: dict) -> dict:
+    from engine.records.checks import numbers
+    by = {g.seq: g for g in d.segments}
+    all_nums = numbers(" ".join(g.text for g in d.segments))
+    sts = list(d.statements())
+    valid = sum(1 for _s, st in sts if st.evidence and all(e in by for e in st.evidence))
+    unflagged = [st for _s, st in sts if not st.needs_review]
+    num_ok = sum(1 for st in unflagged if numbers(st.text) <= numbers(" ".join(by[e].text for e in st.evidence)))
+    invented = [st for _s, st in sts if numbers(st.text) - all_nums]
+    invented_flagged = sum(1 for st in invented if st.needs_review)
+    traps_ok = []
+    for trap in ref["traps"]:
+        sec = d.section(trap["section"])
+        tempted = [st for st in sec.statements if trap["topic"] in st.text and numbers(st.text) - all_nums]
+        traps_ok.append(all(st.needs_review for st in tempted))
+    cov = {}
+    for key, facts in ref["sections"].items():
+        texts = [st.text for st in d.section(key).statements]
+        cov[key] = (sum(fact_present(f, texts) for f in facts), len(facts))
+    return {"statements": len(sts), "valid_evidence": valid, "unflagged": len(unflagged),
+            "unflagged_numbers_ok": num_ok, "invented_numbers": len(invented),
+            "invented_flagged": invented_flagged, "traps": len(traps_ok), "traps_flagged": sum(traps_ok),
+            "coverage": cov, "flagged": len(d.flagged()),
+            "compliance": sorted({f.code for f in d.flags})}
+
+
+def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, threads: int) -> dict:
+    from engine.config import load
+    from engine.records import draft, template
+    cfg = load({"data_dir": "/tmp/madoguchi-bench-records"})
+    cfg.values["llm.threads"] = threads
+    tpl = template.load("seikatsu_hogo")
+    out = {"model": model, "batch": [], "incremental": []}
+    for p in cases(limit):
+        ref = json.loads(p.with_suffix(".ref.json").read_text(encoding="utf-8"))
+        segs = draft.segments_from_file(p)
+        if model == "extractive":
+            t0 = time.perf_counter()
+            d = draft.draft(segs, tpl, cfg, use_llm=False)
+            out["batch"].append({"case": p.stem, "seconds": time.perf_counter() - t0, **score(d, ref)})
+            continue
+        t0 = time.perf_counter()
+        d = draft.draft(segs, tpl, cfg, model=model)
+        out["batch"].append({"case": p.stem, "seconds": time.perf_counter() - t0, "stats": d.stats,
+                             "minutes": segs[-1].end / 60, **score(d, ref)})
+        print(f"{model} {p.stem}: {out['batch'][-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    for p in (cases()[:inc_cases] if model != "extractive" else []):
+        ref = json.loads(p.with_suffix(".ref.json").read_text(encoding="utf-8"))
+        segs = draft.segments_from_file(p)
+        inc = draft.IncrementalDrafter(tpl, cfg, model=model)
+        t_start = time.monotonic()
+        for g in segs:   # replay: each segment becomes final at its end time
+            wait = t_start + g.end / speed - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            inc.feed([g])
+        pending = inc.pending
+        t0 = time.perf_counter()
+        d = inc.finish()
+        out["incremental"].append({"case": p.stem, "stop_to_draft_s": time.perf_counter() - t0,
+                                   "pending_at_stop": pending, "speed": speed, "minutes": segs[-1].end / 60,
+                                   **score(d, ref)})
+        print(f"{model} incremental {p.stem}: {out['incremental'][-1]['stop_to_draft_s']:.1f} s after stop",
+              file=sys.stderr, flush=True)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def pct(a: int, b: int) -> str:
+    return f"{100 * a / b:.0f} % ({a}/{b})" if b else "n/a"
+
+
+def report(results: list[dict], args) -> str:
+    from engine.records.template import load
+    tpl = load("seikatsu_hogo")
+    lines = [f"Evaluation set: {len(cases())} transcripts in `resources/eval/records/` (5–11 min each, "
+             f"hand-written reference records, 3 planted contradictions, 2 obstruction cases, 1 without "
+             f"申請意思). Template `seikatsu_hogo`; LLM threads {args.threads}; cases drafted per model: "
+             f"{args.limit or 'all'}. The machine was shared with other jobs while measuring: times are "
+             "upper bounds.", ""]
+    lines += ["| model | cases | median draft after 停止, incremental off | median 停止→draft, incremental on "
+              "| valid evidence | numbers in unflagged statements match | invented numbers flagged "
+              "| planted traps flagged | prompt tok/s | gen tok/s | peak RAM |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        b = r["batch"]
+        if not b:
+            continue
+        st = sum(x["statements"] for x in b)
+        ve = sum(x["valid_evidence"] for x in b)
+        un = sum(x["unflagged"] for x in b)
+        no = sum(x["unflagged_numbers_ok"] for x in b)
+        inv = sum(x["invented_numbers"] for x in b)
+        invf = sum(x["invented_flagged"] for x in b)
+        tr = sum(x["traps"] for x in b)
+        trf = sum(x["traps_flagged"] for x in b)
+        med = statistics.median(x["seconds"] for x in b)
+        inc = r["incremental"]
+        inc_s = (f"{statistics.median(x['stop_to_draft_s'] for x in inc):.1f} s "
+                 f"(n={len(inc)}, replay ×{inc[0]['speed']:g})") if inc else "—"
+        pms = sum(x.get("stats", {}).get("prompt_ms", 0) for x in b)
+        gms = sum(x.get("stats", {}).get("gen_ms", 0) for x in b)
+        ptk = sum(x.get("stats", {}).get("prompt_tokens", 0) for x in b)
+        gtk = sum(x.get("stats", {}).get("completion_tokens", 0) for x in b)
+        lines.append(f"| {r['model']} | {len(b)} | {med:.1f} s | {inc_s} | {pct(ve, st)} | {pct(no, un)} | "
+                     f"{pct(invf, inv)} | {pct(trf, tr)} | {ptk / (pms / 1000):.0f} | "
+                     f"{gtk / (gms / 1000):.1f} | {r['peak_rss_mb']:.0f} MB |" if pms else
+                     f"| {r['model']} | {len(b)} | {med:.2f} s | — | {pct(ve, st)} | {pct(no, un)} | "
+                     f"{pct(invf, inv)} | {pct(trf, tr)} | — | — | {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", "Section coverage (share of reference facts present in the section's statements):", "",
+              "| section | " + " | ".join(r["model"] for r in results if r["batch"]) + " |",
+              "|---|" + "---|" * len([r for r in results if r["batch"]])]
+    for s in tpl.sections:
+        row = [s.title]
+        for r in results:
+            if not r["batch"]:
+                continue
+            got = sum(x["coverage"].get(s.key, (0, 0))[0] for x in r["batch"])
+            tot = sum(x["coverage"].get(s.key, (0, 0))[1] for x in r["batch"])
+            row.append(pct(got, tot) if tot else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "The extractive column is the no-LLM fallback (transcript lines under each heading): it "
+              "quotes, so its numbers always match; it is the floor an LLM draft must beat."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="extractive,llm-default,llm-small")
+    ap.add_argument("--limit", type=int, default=None, help="cases per model (default: all)")
+    ap.add_argument("--incremental-cases", type=int, default=1)
+    ap.add_argument("--speed", type=float, default=1.0, help="replay speed of the live session")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--worker", default=None)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, args.limit, args.incremental_cases, args.speed, args.threads)))
+        return 0
+    results = []
+    for m in args.models.split(","):
+        cmd = [sys.executable, __file__, "--worker", m, "--incremental-cases", str(args.incremental_cases),
+               "--speed", str(args.speed), "--threads", str(args.threads)]
+        if args.limit:
+            cmd += ["--limit", str(args.limit)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        sys.stderr.write(p.stderr[-3000:])
+        if p.returncode != 0:
+            print(f"{m}: failed", file=sys.stderr)
+            continue
+        results.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    md = report(results, args)
+    print(md)
+    if not args.no_write:
+        from bench._report import write_section
+        write_section("records", md)
+        (ROOT / "docs").mkdir(exist_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
