@@ -2,7 +2,9 @@
 
 Layers, lowest to highest priority:
   1. built-in defaults (``KEYS`` below, which is also the documentation of every key)
-  2. machine-wide config, written by the MSI installer
+  2. machine-wide settings the MSI installer writes to the registry (Windows:
+     ``HKLM\\Software\\Madoguchi`` values data_dir, models_dir, manuals_dir, office_server), then the
+     machine-wide config file
      (Windows ``%PROGRAMDATA%\\Madoguchi\\config.toml``, elsewhere ``/etc/madoguchi/config.toml``;
      override the path with ``MADOGUCHI_MACHINE_CONFIG``)
   3. per-user config (``platformdirs.user_config_dir('Madoguchi')/config.toml``;
@@ -87,6 +89,35 @@ def machine_config_path() -> Path:
     if sys.platform == "win32":
         return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / APP_NAME / "config.toml"
     return Path("/etc/madoguchi/config.toml")
+
+
+REGISTRY_KEY = r"Software\Madoguchi"
+REGISTRY_NAMES = ("data_dir", "models_dir", "manuals_dir", "office_server")
+
+
+def machine_registry_values(read: Callable[[str], Any] | None = None) -> dict[str, str]:
+    """The settings the MSI wrote to ``HKLM\\Software\\Madoguchi`` (IT's DATADIR, MODELSDIR, MANUALSDIR,
+    OFFICESERVER). Windows only; empty values are skipped. ``read(name)`` replaces the registry read."""
+    if read is None:
+        if sys.platform != "win32":
+            return {}
+        read = _read_hklm
+    out = {}
+    for name in REGISTRY_NAMES:
+        v = read(name)
+        if isinstance(v, str) and v.strip():
+            out[name] = v.strip()
+    return out
+
+
+def _read_hklm(name: str):
+    import winreg
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, REGISTRY_KEY, 0,
+                            winreg.KEY_READ | winreg.KEY_WOW64_64KEY) as key:
+            return winreg.QueryValueEx(key, name)[0]
+    except OSError:
+        return None
 
 
 def user_config_path() -> Path:
@@ -177,6 +208,9 @@ def load(overrides: dict[str, Any] | None = None) -> Config:
     values = {k: key.default for k, key in KEYS.items()}
     sources = {k: "default" for k in KEYS}
     warnings: list[str] = []
+    for k, v in machine_registry_values().items():  # written by the MSI; the machine config file wins
+        values[k] = validate(k, v)
+        sources[k] = f"machine registry (HKLM\\{REGISTRY_KEY})"
     for label, path in (("machine", machine_config_path()), ("user", user_config_path())):
         for k, v in _read_layer(path, label, warnings).items():
             values[k] = v
