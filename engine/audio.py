@@ -191,6 +191,8 @@ class MicSource:
 
     def __init__(self, device: str | int | None = None, channels: int = 1,
                  block_seconds: float = BLOCK_SECONDS, stall_seconds: float = 2.0):
+        if isinstance(device, str) and device.strip().isdigit():
+            device = int(device)
         self.device = device if device not in ("", None) else None
         self.channels = channels
         self.sample_rate = SAMPLE_RATE
@@ -266,6 +268,11 @@ class MicSource:
                 yield self._q.get_nowait()
             except queue.Empty:
                 return
+
+
+def mic_from_config(config) -> "MicSource":
+    """The microphone the config names (``asr.device``, ``asr.channels``)."""
+    return MicSource(device=config.get("asr.device") or None, channels=config.get("asr.channels", 1))
 
 
 # --------------------------------------------------------------------------- crash-safe writer

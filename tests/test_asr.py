@@ -43,7 +43,7 @@ def test_glossary_has_office_terms():
 
 def test_streaming_partials_and_finals(model, short_conv, tmp_path):
     wav = short_conv.write(tmp_path / "conv.wav")
-    tr = StreamingTranscriber(model, hotwords=hotwords(), step=1.5)
+    tr = StreamingTranscriber(model, hotwords=hotwords(), step=1.5, adaptive=False)
     events = list(stream(FileSource(wav), tr))
     finals = [e for e in events if isinstance(e, Final)]
     partials = [e for e in events if isinstance(e, Partial)]
@@ -93,7 +93,8 @@ def test_long_utterance_is_cut_and_buffer_bounded(model):
     gap = np.zeros(int(0.25 * SAMPLE_RATE), np.float32)
     audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32)] + [np.concatenate([p, gap]) for p in parts]
                            + [np.zeros(SAMPLE_RATE, np.float32)])
-    tr = StreamingTranscriber(model, hotwords=hotwords(), max_utterance=6.0, hard_limit=18.0, step=2.0)
+    tr = StreamingTranscriber(model, hotwords=hotwords(), max_utterance=6.0, hard_limit=18.0, step=2.0,
+                              adaptive=False)
     finals, biggest = [], 0
     for i in range(0, len(audio), 1600):
         finals += [e for e in tr.feed(audio[i:i + 1600]) if isinstance(e, Final)]

@@ -45,12 +45,13 @@ def cmd_transcribe(args) -> int:
 
 def cmd_record(args) -> int:
     from engine.cli import context, print_json
-    from ..audio import MicSource
+    from ..audio import MicSource, mic_from_config
     from .session import ConsultationSession
     ctx = context(args)
-    device = args.device if args.device is not None else ctx.config.get("asr.device")
-    channels = ctx.config.get("asr.channels", 1)
-    src = MicSource(device=device, channels=channels)
+    if args.device is not None:
+        src = MicSource(device=args.device, channels=ctx.config.get("asr.channels", 1))
+    else:
+        src = mic_from_config(ctx.config)
     sess = ConsultationSession(ctx, title=args.title or "")
     sess.start(src, seconds=args.seconds)
     print(f"recording session {sess.id} (Ctrl+C to stop)", file=sys.stderr)

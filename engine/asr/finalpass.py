@@ -67,8 +67,18 @@ def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) 
                 else min(abs(mid - spans[i][0]), abs(mid - spans[i][1])))
         groups[k].append(w)
     out = []
+    decoder = None
     for (a, b), ws in zip(spans, groups):
         text = "".join(w[2] for w in ws).strip()
+        if len(text) < 2.0 * (b - a) - 2:
+            # Whisper sometimes ends a 30 s window early and skips speech in it: decode such an
+            # utterance on its own (same beam, same hotwords) instead of losing it.
+            from .transcribe import WhisperDecoder
+            decoder = decoder or WhisperDecoder(model, language, hotwords(config))
+            alone = "".join(x.text for x in decoder.decode(audio[int(a * RATE):int(b * RATE)], beam_size=5)).strip()
+            if len(alone) > len(text):
+                out.append((a, b, alone))
+                continue
         if text:
             out.append((min(a, ws[0][0]), max(b, ws[-1][1]), text))
     return out

@@ -160,7 +160,7 @@ class StreamingTranscriber:
                  step: float = 1.0, first_partial: float = 0.6, min_silence: float = 0.7,
                  max_utterance: float = 12.0, hard_limit: float = 25.0, partials: bool = True,
                  speaker_fn: SpeakerFn | None = None, vad_threshold: float = 0.35,
-                 min_voiced: float = 0.2):
+                 min_voiced: float = 0.2, adaptive: bool = True):
         self.decoder = model if isinstance(model, WhisperDecoder) else WhisperDecoder(model, language, hotwords)
         self.vad = StreamingVad(threshold=vad_threshold, min_silence=min_silence, min_voiced=min_voiced)
         self.step = int(step * RATE)
@@ -170,6 +170,7 @@ class StreamingTranscriber:
         self.partials = partials
         self.speaker_fn = speaker_fn
         self.min_voiced = int(min_voiced * RATE)
+        self.adaptive = adaptive                   # stretch the partial step on a slow/busy CPU
         self._buf = np.zeros((0, 1), np.float32)   # audio from sample self._base on
         self._base = 0
         self._pos = 0                              # samples fed so far (audio clock)
@@ -179,6 +180,7 @@ class StreamingTranscriber:
         self._last_decode = 0
         self._voiced_since_start = 0
         self.decode_seconds = 0.0                  # wall time spent in Whisper (for RTF)
+        self._last_cost = 0.0                      # wall time of the last partial decode
 
     # -------------------------------------------------------------- helpers
     def _audio(self, a: int, b: int) -> np.ndarray:
@@ -246,14 +248,19 @@ class StreamingTranscriber:
     def _progress(self) -> list[Partial | Final]:
         start = self._utt
         length = self._pos - start
-        due = self._last_decode + (self.step if self._last_decode > start else self.first_partial)
+        # adaptive step: partial decodes never take more than ~2/3 of the machine, so a slow or
+        # busy CPU delays partials instead of letting the stream fall behind real time
+        step = max(self.step, int(1.5 * self._last_cost * RATE)) if self.adaptive else self.step
+        due = self._last_decode + (step if self._last_decode > start else self.first_partial)
         if length >= self.hard_limit:
             return self._cut_all()
         if not self.partials or self._pos < due:
             return []
         self._last_decode = self._pos
         long = length >= self.max_utterance
+        t0 = time.perf_counter()
         segs = self._decode(start, self._pos, self._committed, timestamps=long)
+        self._last_cost = time.perf_counter() - t0
         hyp = "".join(s.text for s in segs)
         if not hyp.startswith(self._committed):  # guards filtered the forced prefix's segment
             hyp = self._committed + hyp[len(self._committed):] if hyp else self._committed
