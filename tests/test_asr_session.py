@@ -164,3 +164,44 @@ def test_kill_9_mid_session_then_recover(tmp_path, conv):
             assert rows.get(fid) == text
     finally:
         ctx.close()
+
+
+def test_sessions_cli_list_show_recover(tmp_path):
+    """A session left in 'recording' by a dead process is offered and recovered through the CLI."""
+    from engine.audio import WavWriter
+    from engine.context import open_context
+    data = tmp_path / "data"
+    ctx = open_context(data)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    wav = ctx.audio_dir / "x.wav"
+    w = WavWriter(wav)
+    w.write(np.zeros(16000 * 2, np.float32))
+    w.sync()
+    w._f.write(b"\x00" * 16001)        # written after the last sync, header not updated
+    w._f.flush()
+    sid = ctx.store.insert("sessions", {"uid": "dead", "state": "recording", "audio_path": str(wav),
+                                        "started_at": time.time() - 60, "pid": dead.pid,
+                                        "heartbeat_at": time.time() - 1})
+    ctx.store.insert("segments", {"session_id": sid, "seq": 1, "start": 0.2, "end": 1.5, "speaker": "staff",
+                                  "text": "こんにちは", "created_at": time.time()})
+    live = ctx.store.insert("sessions", {"uid": "live", "state": "recording", "started_at": time.time(),
+                                         "pid": os.getpid(), "heartbeat_at": time.time()})
+    ctx.close()
+
+    def cli(*args):
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "sessions", *args],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    listed = json.loads(cli("list", "--unfinished", "--json"))
+    assert [r["id"] for r in listed] == [sid]          # the live one (this process) is not offered
+    rec = json.loads(cli("recover", "--json"))
+    assert rec[0]["id"] == sid and rec[0]["state"] == "stopped"
+    assert rec[0]["audio_seconds"] == pytest.approx(2.5, abs=0.001)
+    shown = json.loads(cli("show", str(sid), "--json"))
+    assert [s["text"] for s in shown["segments"]] == ["こんにちは"]
+    assert json.loads(cli("list", "--unfinished", "--json")) == []
+    assert "こんにちは" in cli("show", str(sid))
+    assert live != sid
