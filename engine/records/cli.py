@@ -6,7 +6,6 @@ Sign-in for commands that act for a person: ``--user NAME``; the password comes 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ def cmd_draft(args) -> int:
     from . import draft as draft_mod
     from . import template as template_mod
     ctx = context(args)
-    tpl = template_mod.load(args.template or ctx.config["records.template"])
+    tpl = template_mod.load(args.template or ctx.config["records.template"], ctx.data_dir)
     if args.session is not None:
         segments = draft_mod.segments_from_session(ctx.store, args.session)
     elif args.transcript:
@@ -57,6 +56,9 @@ def cmd_draft(args) -> int:
         raise CliInputError("give TRANSCRIPT.json or --session ID", ja="文字起こしを指定してください。")
     use_llm = ctx.config["llm.enabled"] and not args.no_llm
     d = draft_mod.draft(segments, tpl, ctx.config, use_llm=use_llm, model=args.model)
+    if use_llm and d.method != "llm":
+        print(f"warning: the language model was not used for every part ({d.method} draft): "
+              f"{d.stats.get('llm_error', 'out of time')}", file=sys.stderr)
     if args.save:
         from . import workflow
         user = _signed_in(args, ctx)

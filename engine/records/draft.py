@@ -212,6 +212,8 @@ class LLMDrafter:
         self.threads = threads or (config["llm.threads"] if config is not None else 2)
         self.n_ctx = n_ctx or (config["llm.n_ctx"] if config is not None else 4096)
         self.max_items = max_items
+        if llm is not None:
+            self.n_ctx = llm.n_ctx()
         # room: system (~120) + question (~150) + answer (max_items * ~90) + chat markup
         self.stretch_tokens = stretch_tokens or max(256, min(1200, self.n_ctx - 600 - max_items * 100))
         if llm is None:
@@ -341,8 +343,8 @@ def draft(segments: list[Segment], template: Template, config=None, *, use_llm: 
             drafter = LLMDrafter(template, config, model=model, llm=llm)
             deadline = time.monotonic() + time_budget if time_budget else None
             d = drafter.draft(segments, deadline=deadline, progress=progress)
-        except ModelError as e:
-            log.warning("LLM drafting unavailable, extractive draft instead: %s", e)
+        except (ModelError, RuntimeError, ValueError) as e:
+            log.warning("LLM drafting unavailable, extractive draft instead: %s", type(e).__name__)
             d = extractive(segments, template)
             d.stats["llm_error"] = str(e)
             fallback = Flag("llm_failed", detail=str(e))
@@ -485,11 +487,23 @@ class IncrementalDrafter:
         self.drafter.set_threads(self.drafter.threads)
         with self._cond:
             rest, ctxt = self._take(all_=True)
-        for stretch in (self.drafter.stretches(rest) if rest else []):
-            self.drafter.merge(self.d, self.drafter.draft_stretch(stretch, ctxt))
-            ctxt = stretch[-self.context_segments:]
         d = self.d
+        try:
+            for stretch in (self.drafter.stretches(rest) if rest else []):
+                self.drafter.merge(d, self.drafter.draft_stretch(stretch, ctxt))
+                ctxt = stretch[-self.context_segments:]
+        except (ModelError, RuntimeError, ValueError) as e:   # the model broke: the rest goes in extractively
+            self._error = e
+        if self._error is not None:
+            done = {e for _s, st in d.statements() for e in st.evidence}
+            left = [g for g in rest if g.seq not in done]
+            for spec in self.template.sections:
+                if spec.kind != "judgement":
+                    d.section(spec.key).statements += extractive_section(left, spec, self.template)
+            d.method = "mixed"
         d.segments = sorted(self.segments, key=lambda g: g.seq)
         d.stats = {**self.drafter.stats, "incremental": True}
         checks.check(d, self.template)
+        if self._error is not None:
+            d.flags.insert(0, Flag("llm_failed", detail=type(self._error).__name__))
         return d
