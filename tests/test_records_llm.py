@@ -118,3 +118,12 @@ def test_cli_draft_json_with_model(tmp_path, data_dir, capsys, monkeypatch):
     for s in out["sections"]:
         for st in s["statements"]:
             assert st["evidence"] and all(1 <= e <= 6 for e in st["evidence"])
+
+
+def test_context_overflow_falls_back_visibly(tpl):
+    """A real fault: a context too small for the prompt. The draft is extractive and says so."""
+    tiny = load_llm("llm-small", n_ctx=256, threads=1)
+    d = draft.draft(SEGS, tpl, llm=tiny)
+    assert d.method == "extractive"
+    assert d.flags[0].code == "llm_failed"
+    assert all(st.source == "extractive" for _s, st in d.statements())
