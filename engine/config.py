@@ -3,7 +3,8 @@
 Layers, lowest to highest priority:
   1. built-in defaults (``KEYS`` below, which is also the documentation of every key)
   2. machine-wide settings the MSI installer writes to the registry (Windows:
-     ``HKLM\\Software\\Madoguchi`` values data_dir, models_dir, manuals_dir, office_server), then the
+     ``HKLM\\Software\\Madoguchi`` values data_dir, models_dir, manuals_dir, office_server,
+     security.encrypt), then the
      machine-wide config file
      (Windows ``%PROGRAMDATA%\\Madoguchi\\config.toml``, elsewhere ``/etc/madoguchi/config.toml``;
      override the path with ``MADOGUCHI_MACHINE_CONFIG``)
@@ -92,12 +93,12 @@ def machine_config_path() -> Path:
 
 
 REGISTRY_KEY = r"Software\Madoguchi"
-REGISTRY_NAMES = ("data_dir", "models_dir", "manuals_dir", "office_server")
+REGISTRY_NAMES = ("data_dir", "models_dir", "manuals_dir", "office_server", "security.encrypt")
 
 
 def machine_registry_values(read: Callable[[str], Any] | None = None) -> dict[str, str]:
     """The settings the MSI wrote to ``HKLM\\Software\\Madoguchi`` (IT's DATADIR, MODELSDIR, MANUALSDIR,
-    OFFICESERVER). Windows only; empty values are skipped. ``read(name)`` replaces the registry read."""
+    OFFICESERVER, ENCRYPT). Windows only; empty values are skipped. ``read(name)`` replaces the registry read."""
     if read is None:
         if sys.platform != "win32":
             return {}
@@ -106,7 +107,7 @@ def machine_registry_values(read: Callable[[str], Any] | None = None) -> dict[st
     for name in REGISTRY_NAMES:
         v = read(name)
         if isinstance(v, str) and v.strip():
-            out[name] = v.strip()
+            out[name] = parse_cli_value(name, v.strip()) if KEYS[name].type is bool else v.strip()
     return out
 
 

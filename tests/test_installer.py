@@ -89,9 +89,10 @@ def test_installer_definition_under_wine(tmp_path):
 def test_app_reads_the_msi_registry_settings(monkeypatch, tmp_path):
     """On Windows the values the MSI wrote to HKLM\\Software\\Madoguchi are a config layer under the
     machine config file (winreg cannot run here: the registry read is replaced, the rest is real)."""
-    written = {"data_dir": r"D:\MadoguchiData", "models_dir": "", "office_server": "pg01.office.local"}
+    written = {"data_dir": r"D:\MadoguchiData", "models_dir": "", "office_server": "pg01.office.local",
+               "security.encrypt": "1"}
     values = config_mod.machine_registry_values(written.get)
-    assert values == {"data_dir": r"D:\MadoguchiData", "office_server": "pg01.office.local"}
+    assert values == {"data_dir": r"D:\MadoguchiData", "office_server": "pg01.office.local", "security.encrypt": True}
     monkeypatch.setattr(config_mod, "machine_registry_values", lambda read=None: values)
     machine = tmp_path / "machine.toml"
     monkeypatch.setenv("MADOGUCHI_MACHINE_CONFIG", str(machine))
@@ -100,7 +101,7 @@ def test_app_reads_the_msi_registry_settings(monkeypatch, tmp_path):
         monkeypatch.delenv(env, raising=False)
     cfg = config_mod.load()
     assert cfg["data_dir"] == r"D:\MadoguchiData" and cfg["office_server"] == "pg01.office.local"
-    assert cfg.sources["data_dir"].startswith("machine registry")
+    assert cfg.sources["data_dir"].startswith("machine registry") and cfg["security.encrypt"] is True
     machine.write_text('data_dir = "E:\\\\Other"\n', encoding="utf-8")
     cfg = config_mod.load()
     assert cfg["data_dir"] == "E:\\Other" and cfg["office_server"] == "pg01.office.local"

@@ -30,7 +30,7 @@ ok "MajorUpgrade: older versions removed, downgrades refused"
 
 # IT's public properties: written to HKLM\Software\Madoguchi and searched back on upgrade.
 reg=$(table Registry)
-for pair in data_dir:DATADIR models_dir:MODELSDIR manuals_dir:MANUALSDIR office_server:OFFICESERVER; do
+for pair in data_dir:DATADIR models_dir:MODELSDIR manuals_dir:MANUALSDIR office_server:OFFICESERVER security.encrypt:ENCRYPT; do
   name=${pair%%:*}; p=${pair#*:}
   awk -F'\t' -v n="$name" -v v="[$p]" '$2 == 2 && $3 ~ /^Software\\Madoguchi/ && $4 == n && $5 == v' <<<"$reg" |
     grep -q . || fail "Registry row HKLM Software\\Madoguchi $name=[$p] missing"
@@ -38,8 +38,10 @@ for pair in data_dir:DATADIR models_dir:MODELSDIR manuals_dir:MANUALSDIR office_
   table CustomAction | awk -F'\t' -v p="$p" '$3 == p && $4 == "[SAVED_" p "]"' | grep -q . ||
     fail "restore action for $p missing"
 done
-table RegLocator | awk -F'\t' '$2 == 2 && $5 == 18' | wc -l | grep -qx 4 || fail "RegLocator rows not HKLM/64-bit raw"
-ok "DATADIR MODELSDIR MANUALSDIR OFFICESERVER -> HKLM\\Software\\Madoguchi, kept across upgrades"
+table RegLocator | awk -F'\t' '$2 == 2 && $5 == 18' | wc -l | grep -qx 5 || fail "RegLocator rows not HKLM/64-bit raw"
+table CustomAction | awk -F'\t' '$1 == "DefaultEncrypt" && $3 == "ENCRYPT" && $4 == "1"' | grep -q . ||
+  fail "ENCRYPT does not default to 1"
+ok "DATADIR MODELSDIR MANUALSDIR OFFICESERVER ENCRYPT(default 1) -> HKLM\\Software\\Madoguchi, kept across upgrades"
 
 sc=$(table Shortcut)
 grep -q $'^StartMenuDesktopApp\tProgramMenuDir' <<<"$sc" || fail "Start-menu shortcut missing"

@@ -43,7 +43,7 @@ V1=$(msi_version "$v1"); V2=$(msi_version "$v2")
 # ---------------------------------------------------------------- 1. silent install with properties
 t=$(date +%s)
 wine msiexec /i "$(winpath "$v1")" /qn 'DATADIR=C:\MadoguchiData' 'MODELSDIR=C:\Madoguchi Models' \
-  'MANUALSDIR=\\fileserver\manuals' 'OFFICESERVER=pg01.office.local' /l*v "$(winpath "$work/install.log")" ||
+  'MANUALSDIR=\\fileserver\manuals' 'OFFICESERVER=pg01.office.local' ENCRYPT=0 /l*v "$(winpath "$work/install.log")" ||
   fail "install of $V1 returned $?"
 ok "silent install of $V1 ($(( $(date +%s) - t ))s)"
 for f in madoguchi madoguchi.exe; do [ -f "$PF/$f" ] && exe=$f; done
@@ -58,8 +58,9 @@ ok "files: $n_inst of $n_bundle installed, executables identical"
 [ "$(regval models_dir)" = 'C:\Madoguchi Models' ] || fail "registry models_dir = '$(regval models_dir)'"
 [ "$(regval manuals_dir)" = '\\fileserver\manuals' ] || fail "registry manuals_dir = '$(regval manuals_dir)'"
 [ "$(regval office_server)" = 'pg01.office.local' ] || fail "registry office_server = '$(regval office_server)'"
+[ "$(regval security.encrypt)" = 0 ] || fail "registry security.encrypt = '$(regval security.encrypt)'"
 [ "$(regval version)" = "$V1" ] || fail "registry version = '$(regval version)'"
-ok "registry HKLM\\Software\\Madoguchi: data_dir, models_dir, manuals_dir, office_server, version $V1"
+ok "registry HKLM\\Software\\Madoguchi: data_dir, models_dir, manuals_dir, office_server, security.encrypt, version $V1"
 n_lnk=0
 while read -r d; do
   [ -f "$(unixpath "$d")Madoguchi.lnk" ] && n_lnk=$((n_lnk + 1))
@@ -80,6 +81,7 @@ ok "old version removed: only $V2 registered"
 [ "$(regval models_dir)" = 'C:\Madoguchi Models' ] || fail "MODELSDIR lost on upgrade: '$(regval models_dir)'"
 [ "$(regval manuals_dir)" = '\\fileserver\manuals' ] || fail "MANUALSDIR lost on upgrade"
 [ "$(regval office_server)" = 'pg01.office.local' ] || fail "OFFICESERVER lost on upgrade"
+[ "$(regval security.encrypt)" = 0 ] || fail "ENCRYPT=0 lost on upgrade (the default overrode it)"
 ok "properties kept across the upgrade"
 n_inst=$(find "$PF" -type f | wc -l)
 [ "$n_bundle" = "$n_inst" ] || fail "after upgrade $n_inst files, the bundle has $n_bundle"
