@@ -129,6 +129,7 @@ class Query:
     expanded: str              # abbreviations spelled out (for the embedder)
     terms: list[str]           # FTS terms (query + synonyms), unique
     highlight: set[str]        # forms to highlight in snippets
+    surfaces: set[str] = field(default_factory=set)   # how those words were written in the query
 
 
 def prepare(query: str, synonyms: Synonyms | None = None) -> Query:
@@ -153,7 +154,9 @@ def prepare(query: str, synonyms: Synonyms | None = None) -> Query:
         for t in tokens(e, normalized=True):
             if t.content and t.form not in terms:
                 terms.append(t.form)
-    return Query(q, expanded, terms, {t for t in terms if not t.isdigit() and t not in _NO_HIGHLIGHT})
+    hl = {t for t in terms if not t.isdigit() and t not in _NO_HIGHLIGHT}
+    surf = {t.surface for t in toks if t.content and t.form in hl} | {e for e in extra}
+    return Query(q, expanded, terms, hl, surf)
 
 
 _NO_HIGHLIGHT = {"問", "答", "第", "条", "章", "節", "法"}
@@ -216,8 +219,34 @@ def _fts_match(terms: list[str]) -> str:
     return " OR ".join(f'"{t}"' for t in safe if t)
 
 
+COMMON_DF = 0.2     # terms in more than this share of chunks are left out of the FTS query…
+KEEP_TERMS = 2      # …unless fewer than this many terms would remain (the rarest are kept)
+
+
+def _doc_freqs(store, terms: list[str]) -> tuple[int, dict[str, int]]:
+    """Chunk count and per-term document frequency, from an fts5vocab view of the index."""
+    store.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.manual_fts_vocab USING fts5vocab(main, manual_fts, row)")
+    n = store.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"]
+    rows = store.query(f"SELECT term, doc FROM temp.manual_fts_vocab WHERE term IN ({','.join('?' * len(terms))})",
+                       tuple(terms))
+    return n, {r["term"]: r["doc"] for r in rows}
+
+
+def selective_terms(store, terms: list[str]) -> list[str]:
+    """Drop terms so common that they only slow the query down (their BM25 weight is near zero)."""
+    safe = [t for t in dict.fromkeys(re.sub(r"[^\w]", "", t).lower() for t in terms) if t]
+    if len(safe) <= KEEP_TERMS:
+        return safe
+    n, df = _doc_freqs(store, safe)
+    present = [t for t in safe if df.get(t)]
+    keep = [t for t in present if df[t] <= COMMON_DF * n]
+    if len(keep) < KEEP_TERMS:
+        keep = sorted(present, key=lambda t: df[t])[:KEEP_TERMS]
+    return keep
+
+
 def fts_ranked(store, terms: list[str], limit: int = CANDIDATES) -> list[int]:
-    m = _fts_match(terms)
+    m = _fts_match(selective_terms(store, terms))
     if not m:
         return []
     rows = store.query("SELECT rowid AS id FROM manual_fts WHERE manual_fts MATCH ? "
@@ -244,7 +273,8 @@ def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES, sims
     if embedder is None:
         from ..models import load_embedder
         embedder = load_embedder("embed-ja")
-    v = np.asarray(embedder.query(text), dtype=np.float32)
+    with _embed_lock:                     # one query embedding at a time per process
+        v = np.asarray(embedder.query(text), dtype=np.float32)
     scores = mat @ v
     k = min(limit, len(ids))
     top = np.argpartition(-scores, k - 1)[:k]
@@ -252,6 +282,18 @@ def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES, sims
     if sims is not None:
         sims.update({int(ids[i]): float(scores[i]) for i in top})
     return [int(ids[i]) for i in top]
+
+
+_embed_lock = threading.Lock()
+_executor = None
+
+
+def _pool():
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="manuals-vec")
+    return _executor
 
 
 def rrf(lists: dict[str, list[int]], k: int = RRF_K, weights: dict[str, float] | None = None
@@ -268,23 +310,39 @@ def rrf(lists: dict[str, list[int]], k: int = RRF_K, weights: dict[str, float] |
 
 # --------------------------------------------------------------------------- snippets
 
-def snippet(text: str, forms: set[str], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
-    """A window of ``text`` around the densest run of query terms, with highlight spans."""
-    spans = [(t.begin, t.end) for t in tokens(text, normalized=True) if t.content and t.form in forms]
+def snippet(text: str, forms: set[str], width: int = SNIPPET_CHARS,
+            surfaces: set[str] | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """A window of ``text`` around the densest run of query terms, with highlight spans.
+
+    The window is chosen by plain string search for the query's surfaces/forms; only the window is
+    tokenised (so a 900-character chunk costs a 120-character Sudachi call), and a token is
+    highlighted when its normalised form is one of the query's.
+    """
     if len(text) <= width:
-        return text, spans
-    best, start = -1, 0
-    for a, _b in spans or [(0, 0)]:
-        s0 = max(0, min(a - 20, len(text) - width))
-        n = sum(1 for x, y in spans if x >= s0 and y <= s0 + width)
-        if n > best:
-            best, start = n, s0
-    end = start + width
+        start, end = 0, len(text)
+    else:
+        needles = [n for n in (surfaces or set()) | forms if len(n) >= 1]
+        pos = sorted(i for n in needles for i in _find_all(text, n))
+        best, start = -1, 0
+        for a in pos or [0]:
+            s0 = max(0, min(a - 20, len(text) - width))
+            n = sum(1 for x in pos if s0 <= x < s0 + width)
+            if n > best:
+                best, start = n, s0
+        end = start + width
+    window = text[start:end]
+    spans = [(t.begin, t.end) for t in tokens(window, normalized=True) if t.content and t.form in forms]
     pre = "…" if start > 0 else ""
     post = "…" if end < len(text) else ""
-    sn = pre + text[start:end] + post
-    off = len(pre) - start
-    return sn, [(a + off, b + off) for a, b in spans if a >= start and b <= end]
+    off = len(pre)
+    return pre + window + post, [(a + off, b + off) for a, b in spans]
+
+
+def _find_all(text: str, needle: str):
+    i = text.find(needle)
+    while i >= 0:
+        yield i
+        i = text.find(needle, i + 1)
 
 
 # --------------------------------------------------------------------------- search
@@ -302,7 +360,7 @@ def _hits(store, ranked: list[tuple[int, float, dict]], q: Query, jump_ids: set[
         r = rows.get(cid)
         if r is None:
             continue
-        sn, hl = snippet(r["text"], q.highlight)
+        sn, hl = snippet(r["text"], q.highlight, surfaces=q.surfaces)
         out.append(Hit(chunk_id=cid, doc=r["title"], path=r["path"], page=r["page_start"], page_end=r["page_end"],
                        heading=r["heading"], citation=r["citation"], snippet=sn, highlights=hl, score=score,
                        text=r["text"], cite_key=r["cite_key"], jump=cid in jump_ids, ranks=ranks))
@@ -325,11 +383,15 @@ def search(store, query: str, top: int = 10, mode: str = "hybrid", embedder=None
         raise SearchError("--top must be at least 1", ja="表示件数は1以上にしてください。")
     q = prepare(query, synonyms)
     lists: dict[str, list[int]] = {}
+    sims: dict[int, float] = {}
+    pending = None
+    if mode in ("hybrid", "vector"):
+        # the query embedding runs in C without the GIL: overlap it with the FTS query
+        pending = _pool().submit(vector_ranked, store, q.expanded, embedder, CANDIDATES, sims)
     if mode in ("hybrid", "fts"):
         lists["fts"] = fts_ranked(store, q.terms)
-    sims: dict[int, float] = {}
-    if mode in ("hybrid", "vector"):
-        lists["vector"] = vector_ranked(store, q.expanded, embedder, sims=sims)
+    if pending is not None:
+        lists["vector"] = pending.result()
     if mode == "trigram":
         lists["trigram"] = trigram_ranked(store, q.text)
     if mode == "hybrid" and not lists["fts"] and not lists["vector"]:
