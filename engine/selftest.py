@@ -1,9 +1,10 @@
 """``madoguchi self-test`` (also ``madoguchi --self-test``): IT's post-install check.
 
 Runs in a throw-away data folder (nothing is added to the real database), with no screen and no
-network: loads every model of the manifest, transcribes the bundled sample recording, drafts a
-record, searches the bundled manuals and diagnoses the bundled mirror photo, then prints one line
-per check with PASS / FAIL / SKIP and the time it took.
+network: loads every model of the manifest, transcribes the bundled sample recording, drafts one
+record section with the language model, indexes and searches a bundled manual, diagnoses the
+bundled mirror photo and starts the desktop's GUI toolkit offscreen, then prints one line per
+check with PASS / FAIL / SKIP and the time it took.
 
 A domain whose engine API is not part of this build is reported as ``SKIP … not built`` — never as
 a pass. Exit status: 0 when nothing failed, 1 otherwise.
@@ -61,20 +62,6 @@ class CheckFailed(MadoguchiError):
 
 def resources_dir() -> Path:
     return models.app_root() / "resources"
-
-
-def _api(module: str, *names: str):
-    """The first of ``names`` that ``module`` defines, or NotBuilt."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            raise NotBuilt(f"{module} is not built") from None
-        raise
-    for n in names:
-        if hasattr(mod, n):
-            return getattr(mod, n)
-    raise NotBuilt(f"{module} has no {' / '.join(names)}")
 
 
 def _has(module: str) -> bool:

@@ -113,12 +113,28 @@ def test_registry_layer_is_windows_only():
         assert config_mod.machine_registry_values() == {}
 
 
-def test_self_test_reports_not_built_domains_as_skips_not_passes():
+def test_self_test_reports_not_built_domains_as_skips_not_passes(monkeypatch, ctx):
     from engine import selftest
-    r = selftest._timed("x", "missing", lambda: selftest._api("engine.no_such_domain.api", "run"))
+    monkeypatch.setattr(selftest, "_has", lambda module: module != "engine.mirrors.diagnose")
+    r = selftest._timed("mirrors", "diagnosis", lambda: selftest.diagnose_mirror(ctx))
     assert r.status == selftest.SKIP and "not built" in r.detail and r.ok
     r = selftest._timed("x", "broken", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
-    assert r.status == selftest.FAIL and not r.ok
+    assert r.status == selftest.FAIL and not r.ok and "boom" in r.detail
+
+
+def test_self_test_mirror_check_fails_when_the_mirror_is_not_where_drawn(monkeypatch, ctx, tmp_path):
+    """The diagnosis check compares with the drawn mirror: a wrong position is a FAIL, not a pass."""
+    from engine import selftest
+    if not selftest._has("engine.mirrors.diagnose"):
+        pytest.skip("mirrors domain not built")
+    r = selftest._timed("mirrors", "diagnosis", lambda: selftest.diagnose_mirror(ctx))
+    assert r.status == selftest.PASS, r.detail
+    res = tmp_path / "resources"
+    shutil.copytree(selftest.resources_dir() / "samples", res / "samples")
+    (res / "samples" / "mirror_ja.json").write_text('{"mirror_center": [5.0, 5.0]}', encoding="utf-8")
+    monkeypatch.setattr(selftest, "resources_dir", lambda: res)
+    r = selftest._timed("mirrors", "diagnosis", lambda: selftest.diagnose_mirror(ctx))
+    assert r.status == selftest.FAIL and "not located" in r.detail
 
 
 @pytest.mark.installer
