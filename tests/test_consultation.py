@@ -1,6 +1,6 @@
-"""The counter workflow end to end on the engine: synthesized two-person speech through the real
-streaming path (FileSource) → live segments → 停止 → final pass → incremental LLM draft with
-evidence on the final segments → stored 下書き record."""
+"""The counter workflow on the engine: synthesized two-person speech through the real streaming
+path (FileSource) → live segments → 停止 → final pass → draft with evidence on the final segments
+→ stored 下書き record."""
 import pytest
 
 from engine import users
@@ -30,11 +30,11 @@ def test_consent_is_required(ctx):
 def test_counter_workflow_file_source(ctx, tmp_path):
     admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
     staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
-    ctx.config.values["llm.model"] = "llm-small"      # plumbing test: the 0.5B model is enough
     conv = audiogen.conversation("welfare", seed=3)
     wav = write_wav(tmp_path / "welfare.wav", conv.audio)
     events = []
-    cw = CounterConsultation(ctx, staff, title="生活保護の相談", consent=True)
+    # plumbing of the workflow; the LLM draft through this path is covered by tests/test_desktop_e2e.py
+    cw = CounterConsultation(ctx, staff, title="生活保護の相談", consent=True, use_llm=False)
     sid = cw.start(FileSource(wav), on_event=events.append)
     assert cw.wait(600)
     finals = [e for e in events if isinstance(e, Final)]
