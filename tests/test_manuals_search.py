@@ -172,3 +172,12 @@ def test_cli_add_status_search_json(tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["--data-dir", dd, "manuals", "add", str(tmp_path / "nope"), "--no-embed"]) == 1
     assert "no such file" in capsys.readouterr().out
+
+
+def test_common_terms_are_pruned_only_in_large_indexes(indexed, monkeypatch):
+    ctx, _ = indexed
+    terms = search.prepare("生活保護の申請で家賃の限度額").terms
+    assert search.selective_terms(ctx.store, terms) == terms          # small index: every term kept
+    monkeypatch.setattr(search, "PRUNE_FROM", 1)
+    kept = search.selective_terms(ctx.store, terms)
+    assert "家賃" in kept and "保護" not in kept and len(kept) >= search.KEEP_TERMS

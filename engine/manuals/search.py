@@ -219,8 +219,9 @@ def _fts_match(terms: list[str]) -> str:
     return " OR ".join(f'"{t}"' for t in safe if t)
 
 
-COMMON_DF = 0.2     # terms in more than this share of chunks are left out of the FTS query…
+COMMON_DF = 0.2     # in a large index, terms in more than this share of chunks are left out of the FTS query…
 KEEP_TERMS = 2      # …unless fewer than this many terms would remain (the rarest are kept)
+PRUNE_FROM = 5000   # chunks; below this the FTS query is fast anyway and every term helps ranking
 
 
 def _doc_freqs(store, terms: list[str]) -> tuple[int, dict[str, int]]:
@@ -236,6 +237,9 @@ def selective_terms(store, terms: list[str]) -> list[str]:
     """Drop terms so common that they only slow the query down (their BM25 weight is near zero)."""
     safe = [t for t in dict.fromkeys(re.sub(r"[^\w]", "", t).lower() for t in terms) if t]
     if len(safe) <= KEEP_TERMS:
+        return safe
+    n = store.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"]
+    if n < PRUNE_FROM:
         return safe
     n, df = _doc_freqs(store, safe)
     present = [t for t in safe if df.get(t)]
