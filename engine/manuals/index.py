@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -358,6 +359,20 @@ def vector_cache(store) -> VectorCache:
 
 # --------------------------------------------------------------------------- background job
 
+def lower_thread_priority() -> None:
+    """Run the calling thread below normal priority, so background indexing leaves the 2-core PC's
+    CPU to the UI and live transcription (OpenMP workers created from this thread inherit it)."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+            k = ctypes.windll.kernel32
+            k.SetThreadPriority(k.GetCurrentThread(), -1)        # THREAD_PRIORITY_BELOW_NORMAL
+        elif hasattr(os, "setpriority"):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)   # Linux: per thread
+    except (OSError, AttributeError):
+        pass
+
+
 class IndexJob:
     """Index in a background thread: ``start()``, ``cancel()``, ``wait()``; progress via callback.
 
@@ -416,6 +431,7 @@ class IndexJob:
 
     def _run(self) -> None:
         state = "done"
+        lower_thread_priority()
         try:
             self.report = index_paths(self.store, self.paths, embed=self.embed, embedder=self.embedder,
                                       progress=self._progress, cancel=self._cancel, prune=self.prune)
