@@ -22,7 +22,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import MadoguchiError
 from . import ingest
 from .tokenize import index_text
 
@@ -31,10 +30,6 @@ log = logging.getLogger(__name__)
 EMBED_BATCH = 16
 EMBED_CHARS = 256          # passage text given to the embedder: heading path + start of the chunk (cost ∝ length)
 GENERATION_KEY = "manuals.generation"
-
-
-class ManualsError(MadoguchiError):
-    ja_default = "マニュアルの索引を作成できませんでした。"
 
 
 @dataclass

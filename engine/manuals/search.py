@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
