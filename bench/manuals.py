@@ -43,6 +43,25 @@ def load_eval() -> list[tuple[str, list[str]]]:
     return [(q["q"], list(q["cite"])) for q in raw["q"]]
 
 
+def always_trigram(store, q, embedder):
+    """Hybrid with the trigram list always in the fusion (to show whether it earns its place)."""
+    qq = search.prepare(q)
+    lists = {"fts": search.fts_ranked(store, qq.terms), "vector": search.vector_ranked(store, qq.expanded, embedder),
+             "trigram": search.trigram_ranked(store, qq.text)}
+    return [cid for cid, _s, _r in search.rrf(lists)]
+
+
+def evaluate_ids(store, questions, ranker, embedder, k=5):
+    cite = {r["id"]: r["citation"] for r in store.query("SELECT id, citation FROM manual_chunks")}
+    found = rr = 0.0
+    for q, cites in questions:
+        ids = ranker(store, q, embedder)[:10]
+        ranks = [i for i, cid in enumerate(ids, 1) if cite.get(cid) in cites]
+        found += bool(ranks and ranks[0] <= k)
+        rr += 1 / ranks[0] if ranks else 0.0
+    return {"recall": found / len(questions), "mrr": rr / len(questions)}
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
@@ -198,6 +217,9 @@ def main(argv=None) -> int:
             if args.misses and label.startswith("hybrid (") :
                 for q, want, got in r["misses"]:
                     print(f"    MISS {q} → want {want}, got {got}")
+        tri = evaluate_ids(store, questions, always_trigram, embedder)
+        print(f"  hybrid + trigram always (no citation jump): recall@5 {tri['recall']:.3f}  MRR {tri['mrr']:.3f}",
+              flush=True)
         toks = bench_tokenizers(store, questions) if args.tokenizers else []
         sc = None
         if not args.quick:
@@ -218,6 +240,9 @@ def main(argv=None) -> int:
           "| retriever | recall@5 | MRR | p50 ms | p95 ms |", "|---|---|---|---|---|"]
     for label, r in results:
         md.append(f"| {label} | {r['recall']:.3f} | {r['mrr']:.3f} | {r['p50']:.0f} | {r['p95']:.0f} |")
+    md += ["", f"Trigram as a third list in every fusion (no citation jump): recall@5 {tri['recall']:.3f}, "
+           f"MRR {tri['mrr']:.3f} — so the trigram index joins the fusion only when the Sudachi FTS finds no "
+           "whole-word match (partial words, long identifiers)."]
     if toks:
         md += ["", "FTS-only quality by SudachiPy split mode and token form (chosen: "
                f"{tokenize.DEFAULT_MODE}/{tokenize.DEFAULT_FORM}):", "",

@@ -181,3 +181,12 @@ def test_common_terms_are_pruned_only_in_large_indexes(indexed, monkeypatch):
     monkeypatch.setattr(search, "PRUNE_FROM", 1)
     kept = search.selective_terms(ctx.store, terms)
     assert "家賃" in kept and "保護" not in kept and len(kept) >= search.KEEP_TERMS
+
+
+def test_partial_words_fall_back_to_trigram(indexed):
+    ctx, _ = indexed
+    # a cut-off katakana word: no Sudachi term matches it, the trigram index does
+    q = search.prepare("プログラ")
+    assert search.fts_ranked(ctx.store, q.terms) == []
+    hits = search.search(ctx.store, "プログラ", top=3)
+    assert hits and all("プログラム" in h.text and "trigram" in h.ranks for h in hits[:2])
