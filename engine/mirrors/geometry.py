@@ -179,7 +179,7 @@ def _faces_ransac(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFace
         pts = np.concatenate([c[:, 0, :] for c in cs]).astype(np.float64)
         if len(pts) < 30:
             continue
-        for _ in range(60):
+        for _ in range(150):
             sample = pts[rng.choice(len(pts), 6, replace=False)]
             try:
                 (ex, ey), (ew, eh), ea = cv2.fitEllipse(sample.astype(np.float32))
@@ -188,19 +188,20 @@ def _faces_ransac(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFace
             if not (8 < ew < 4 * mask.shape[1] and 8 < eh < 4 * mask.shape[0]) or max(ew, eh) / min(ew, eh) > 2.2:
                 continue
             d, _ = _ellipse_dist(pts, (ex, ey), (ew / 2, eh / 2), ea)
-            tol = max(1.5, 0.04 * (ew + eh) / 2)
+            tol = max(2.0, 0.08 * (ew + eh) / 2)     # both edges of the rim band count
             inl = d < tol
             perim = math.pi * (ew + eh) / 2
             score = inl.sum() / perim
-            if score > 0.3 and (best is None or score > best[0]):
-                best = (score, pts[inl])
+            # the most rim pixels explained wins (a ratio alone favours tiny ellipses)
+            if score > 0.5 and (best is None or inl.sum() > best[0]):
+                best = (int(inl.sum()), pts[inl])
     if best is None:
         return []
     inl = best[1]
     (ex, ey), (ew, eh), ea = cv2.fitEllipse(inl.astype(np.float32))
-    # the rim's outer edge was fitted: the face is inside the ring (~11 % rim width)
+    # the middle of the rim band was fitted: the face is inside the ring (~11 % rim width)
     outer_axes = (ew / 2, eh / 2)
-    axes = (outer_axes[0] / 1.11, outer_axes[1] / 1.11)
+    axes = (outer_axes[0] / 1.055, outer_axes[1] / 1.055)
     d, rad = _ellipse_dist(inl, (ex, ey), outer_axes, ea)
     res = _sector_residual(inl, (ex, ey), rad, np.mean(outer_axes))
     hm = np.zeros_like(mask)

@@ -1,0 +1,92 @@
+"""The committed defect CNN: ONNX, small, runs without torch, metadata complete, detects severe
+defects on scenes of styles never used in training; fine-tuning from the ledger's confirmed grades."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.mirrors import synth
+from engine.mirrors.diagnose import diagnose_array
+from engine.mirrors.model import default_model_path, load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_model_is_committed_small_and_documented():
+    p = default_model_path()
+    assert p.is_file(), "resources/mirrors/mirror_cnn.onnx is missing (run `madoguchi mirror train`)"
+    assert p.stat().st_size < 5_000_000
+    meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+    for k in ("seed", "trained_at", "heads", "validation", "train_samples", "styles"):
+        assert k in meta
+    assert not set(meta["styles"]) & set(synth.HELDOUT_STYLES)
+    assert meta["validation"]["samples"] > 100
+
+
+def test_inference_needs_no_torch(tmp_path):
+    photo = tmp_path / "KM-7001.jpg"
+    photo.write_bytes(synth.encode_jpeg(synth.generate(990001, defects={"mirror.missing": 3}).image))
+    code = (
+        "import sys; sys.modules['torch'] = None\n"       # any `import torch` now fails
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from engine.mirrors.diagnose import diagnose\n"
+        f"i = diagnose({str(photo)!r})\n"
+        "assert i.model, 'no model used'\n"
+        "print(i.grade, i.model)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "synthetic" in r.stdout or "office" in r.stdout
+
+
+# Vegetation at severity 3 (> 50 % of the face hidden) usually hides the rim too: the quality gate
+# then says "mirror not found", so the CNN is checked at severity 2 for it (and a partly hidden
+# *square* face is not localised at all yet: round faces here).
+@pytest.mark.parametrize("defect,sev,seed", [("mirror.missing", 3, 990101), ("mirror.clouding", 3, 990102),
+                                             ("pole.rust", 3, 990103), ("view.vegetation", 2, 990104)])
+def test_cnn_finds_severe_defects_on_unseen_styles(defect, sev, seed):
+    model = load_model()
+    hits = 0
+    for k in range(3):
+        sc = synth.generate(seed + 1000 * k, style=synth.HELDOUT_STYLES[k], defects={defect: sev}, distractor=0,
+                            shape="round")
+        insp = diagnose_array(sc.image, model=model)
+        f = [x for x in insp.findings if x.key == defect and not x.possible]
+        hits += bool(f) and f[0].severity >= sev - 1
+    assert hits >= 2, f"{defect} severe found in {hits}/3 scenes"
+
+
+def test_sound_mirror_gets_no_severe_findings():
+    model = load_model()
+    for k in range(3):
+        sc = synth.generate(990200 + k, style=synth.HELDOUT_STYLES[k], defects={}, distractor=0)
+        insp = diagnose_array(sc.image, model=model)
+        assert insp.provisional_grade in ("Ⅰ", "Ⅱ"), [(f.key, f.severity, f.confidence) for f in insp.findings]
+
+
+def test_train_from_ledger(ctx, tmp_path):
+    pytest.importorskip("torch")
+    from engine.mirrors import ledger, train
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(6):
+        sc = synth.generate(990300 + i, size=(640, 480), defects={"pole.tilt": 3} if i % 2 else {})
+        (d / f"KM-{5000 + i}.jpg").write_bytes(synth.encode_jpeg(sc.image))
+    list(ledger.import_folder(ctx, d))
+    rows = ledger.list_inspections(ctx)
+    for r in rows:
+        g = r["ai_grade"] or "Ⅱ"
+        ledger.confirm(ctx, r["id"], g, user="kensa", reason="" if r["ai_grade"] else "")
+    with pytest.raises(Exception, match="confirmed"):
+        train.train_from_ledger(ctx, min_photos=50, synthetic_mix=8, epochs=1)
+    out = train.train_from_ledger(ctx, minutes=1, min_photos=4, synthetic_mix=32, epochs=1)
+    assert out == Path(ctx.data_dir) / "mirrors" / "mirror_cnn.onnx"
+    meta = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert meta["training"] == "ledger" and meta["office_photos"] == 6
+    assert default_model_path(ctx.data_dir) == out
+    m = load_model(out)
+    insp = diagnose_array(synth.generate(990400).image, model=m)
+    assert insp.model.startswith("office-")
