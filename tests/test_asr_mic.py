@@ -28,7 +28,17 @@ class Pulse:
         self.home = tempfile.mkdtemp(prefix="pulse-home-")
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime, HOME=self.home)
 
-    def start(self):
+    def start(self, attempts=5):
+        # a daemon that was just stopped may still hold its socket on a busy machine: retry
+        for i in range(attempts):
+            try:
+                return self._start()
+            except subprocess.SubprocessError:
+                if i == attempts - 1:
+                    raise
+                time.sleep(1.0)
+
+    def _start(self):
         subprocess.run(["pulseaudio", "--daemonize=yes", "-n", "--exit-idle-time=-1", "--use-pid-file=yes",
                         "-L", "module-native-protocol-unix",
                         "-L", "module-null-sink sink_name=vmic_sink rate=16000 channels=1",

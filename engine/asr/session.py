@@ -219,7 +219,12 @@ class ConsultationSession:
                     done = True
                     blocks = blocks[:ends[0]]
                 if blocks:
-                    evs = tr.feed(np.concatenate(blocks))
+                    audio = np.concatenate(blocks)
+                    # more than a second queued: we are behind real time, so skip partial
+                    # decodes until caught up (Finals keep their latency, partials wait)
+                    if hasattr(tr, "behind"):
+                        tr.behind = len(audio) > 16000
+                    evs = tr.feed(audio)
                 else:
                     evs = []
                 if done:

@@ -171,6 +171,7 @@ class StreamingTranscriber:
         self.speaker_fn = speaker_fn
         self.min_voiced = int(min_voiced * RATE)
         self.adaptive = adaptive                   # stretch the partial step on a slow/busy CPU
+        self.behind = False                        # set by a live caller with a backlog: Finals first
         self._buf = np.zeros((0, 1), np.float32)   # audio from sample self._base on
         self._base = 0
         self._pos = 0                              # samples fed so far (audio clock)
@@ -254,7 +255,7 @@ class StreamingTranscriber:
         due = self._last_decode + (step if self._last_decode > start else self.first_partial)
         if length >= self.hard_limit:
             return self._cut_all()
-        if not self.partials or self._pos < due:
+        if not self.partials or self.behind or self._pos < due:
             return []
         self._last_decode = self._pos
         long = length >= self.max_utterance
