@@ -45,7 +45,7 @@ def _msi(tmp: Path, bundle: Path, version: str) -> Path:
     subprocess.run([str(INSTALLER / "scripts" / "files_wxs.sh"), bundle.name, str(files)], cwd=tmp, check=True)
     out = tmp / f"madoguchi-{version}.msi"
     r = subprocess.run(["wixl", "-a", "x64", "-D", f"SourceDir={bundle.name}", "-D", f"Version={version}",
-                        "-D", "ExeSuffix=", "-o", str(out), str(WXS), str(files)],
+                        "-D", "ExeSuffix=", "-D", "Toolset=wixl", "-o", str(out), str(WXS), str(files)],
                        cwd=tmp, capture_output=True, text=True)
     assert r.returncode == 0 and out.is_file(), r.stderr
     return out
