@@ -93,8 +93,9 @@ class FileSource:
     """
 
     def __init__(self, path: str | Path, realtime: bool = False, channels: int = 1,
-                 block_seconds: float = BLOCK_SECONDS, speed: float = 1.0):
+                 block_seconds: float = BLOCK_SECONDS, speed: float = 1.0, key: bytes | None = None):
         self.path = Path(path)
+        self.key = key  # data key for a recording sealed by engine.crypto (encryption at rest)
         self.realtime = realtime
         self.channels = channels
         self.sample_rate = SAMPLE_RATE
@@ -108,8 +109,16 @@ class FileSource:
 
     def _open(self):
         import av
+        from .crypto import SealedFileError, is_sealed, wav_bytes
         try:
-            container = av.open(str(self.path))
+            if self.path.stat().st_size >= 6 and is_sealed(self.path):
+                import io
+                try:
+                    container = av.open(io.BytesIO(wav_bytes(self.path, self.key)), format="wav")
+                except SealedFileError as e:
+                    raise AudioError(str(e), ja=e.ja) from e
+            else:
+                container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise AudioError(f"cannot read {self.path.name} as audio: {e}",
                              ja="音声ファイルとして読み込めません（WAV/FLAC/MP3/M4A に対応）。") from e
@@ -161,9 +170,9 @@ class FileSource:
             yield pending.astype(np.float32, copy=False)
 
 
-def read_audio(path: str | Path, mono: bool = True) -> np.ndarray:
+def read_audio(path: str | Path, mono: bool = True, key: bytes | None = None) -> np.ndarray:
     """The whole file as 16 kHz float32 (mono unless ``mono=False``, then (frames, channels))."""
-    src = FileSource(path, channels=1 if mono else 2)
+    src = FileSource(path, channels=1 if mono else 2, key=key)
     blocks = list(src)
     a = np.concatenate(blocks) if blocks else np.zeros((0, src.channels), np.float32)
     return a[:, 0] if mono else a
@@ -296,12 +305,28 @@ class WavWriter:
     """
 
     def __init__(self, path: str | Path, channels: int = 1, rate: int = SAMPLE_RATE,
-                 sync_interval: float = 0.5):
+                 sync_interval: float = 0.5, key: bytes | None = None):
         self.path = Path(path)
         self.channels = channels
         self.rate = rate
         self.sync_interval = min(sync_interval, 1.0)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._sealed = None
+        if key is not None:
+            # encryption at rest: the header and then each second of PCM as AES-GCM sealed records
+            from .crypto import SealedWriter, wav_bytes
+            fresh = not (self.path.exists() and self.path.stat().st_size > 0)
+            self._sealed = SealedWriter(self.path, key, append=not fresh)
+            if fresh:
+                self._sealed.write(_wav_header(channels, rate, 0))
+                self._data = 0
+            else:
+                self._data = len(wav_bytes(self.path, key)) - HEADER_BYTES
+            self._buf = bytearray()
+            self._last_sync = time.monotonic()
+            self._unsynced = 0
+            return
         if self.path.exists() and self.path.stat().st_size >= HEADER_BYTES:
             repair_wav(self.path)
             self._f = open(self.path, "r+b")
@@ -327,7 +352,10 @@ class WavWriter:
         b = np.asarray(block, dtype=np.float32).reshape(-1, self.channels)
         pcm = (np.clip(b, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         with self._lock:
-            self._f.write(pcm)
+            if self._sealed is not None:
+                self._buf += pcm
+            else:
+                self._f.write(pcm)
             self._data += len(pcm)
             self._unsynced += len(b)
             if (time.monotonic() - self._last_sync >= self.sync_interval
@@ -335,6 +363,13 @@ class WavWriter:
                 self._sync()
 
     def _sync(self) -> None:
+        if self._sealed is not None:
+            if self._buf:
+                self._sealed.write(bytes(self._buf))
+                self._buf.clear()
+            self._last_sync = time.monotonic()
+            self._unsynced = 0
+            return
         f = self._f
         f.flush()
         end = f.tell()
@@ -355,15 +390,28 @@ class WavWriter:
 
     def close(self) -> None:
         with self._lock:
-            if not self._f.closed:
+            if self._sealed is not None:
+                self._sync()
+                self._sealed.close()
+            elif not self._f.closed:
                 self._sync()
                 self._f.close()
 
 
-def repair_wav(path: str | Path) -> float:
+def repair_wav(path: str | Path, key: bytes | None = None) -> float:
     """Make a WAV file cut by a crash valid again (header sizes from the file size, trailing partial
-    frame dropped). Returns its duration in seconds."""
+    frame dropped). Returns its duration in seconds. A sealed (encrypted) recording loses its torn
+    last record instead."""
     path = Path(path)
+    from .crypto import SealedWriter, is_sealed, wav_bytes
+    if path.stat().st_size >= 6 and is_sealed(path):
+        if key is None:
+            raise AudioError(f"{path.name} is encrypted and no data key is loaded",
+                             ja="録音ファイルが暗号化されていますが、鍵を読み込めません。")
+        SealedWriter(path, key).close()
+        raw = wav_bytes(path, key)
+        channels, rate = struct.unpack("<HI", raw[22:28])
+        return (len(raw) - HEADER_BYTES) / (2 * channels) / rate
     with open(path, "r+b") as f:
         head = f.read(HEADER_BYTES)
         if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[12:16] != b"fmt ":
@@ -396,10 +444,13 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) ->
     return Path(path)
 
 
-def read_wav_range(path: str | Path, start: float = 0.0, end: float | None = None) -> np.ndarray:
+def read_wav_range(path: str | Path, start: float = 0.0, end: float | None = None,
+                   key: bytes | None = None) -> np.ndarray:
     """Samples of a recording between ``start`` and ``end`` seconds as float32 ((n,) for mono,
     (n, channels) otherwise): the desktop's play-from-time."""
-    with wave.open(str(path), "rb") as w:
+    import io
+    from .crypto import wav_bytes
+    with wave.open(io.BytesIO(wav_bytes(path, key)), "rb") as w:
         rate, ch = w.getframerate(), w.getnchannels()
         n = w.getnframes()
         a = max(0, min(n, int(round(start * rate))))

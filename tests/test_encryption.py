@@ -100,3 +100,37 @@ def test_security_cli_export_import_rotate(tmp_path):
     (tmp_path / "k.key").write_bytes(old)
     r = run("users", "list", "--user", "kanri", MADOGUCHI_PASSWORD="password-1")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "wrong key" in r.stderr
+
+
+def test_encrypted_recording_session(tmp_path, monkeypatch):
+    """With security.encrypt on, a real session writes sealed audio; play-from-time, the final
+    pass and crash repair all read it; the raw file holds no PCM of the recording."""
+    from engine.asr import session as asession
+    from engine.audio import FileSource, read_wav_range, repair_wav, write_wav
+    from engine.context import open_context
+    from tests.audiogen import Turn, render_dialogue
+    monkeypatch.setenv("MADOGUCHI_KEY_FILE", str(tmp_path / "k.key"))
+    ctx = open_context(tmp_path / "data", overrides={"security.encrypt": True})
+    assert ctx.key is not None and ctx.store.key == ctx.key
+    conv = render_dialogue([Turn("staff", "本日はどのようなご相談でしょうか。"),
+                            Turn("citizen", "家賃が払えなくなって困っています。")], seed=1)
+    wav = write_wav(tmp_path / "in.wav", conv.audio)
+    sess = asession.ConsultationSession(ctx, title="t", consent=True)
+    sid = sess.start(FileSource(wav))
+    assert sess.wait(300)
+    sess.stop(final_pass=True)
+    path = sess.audio_path
+    raw = path.read_bytes()
+    assert crypto.is_sealed(path) and b"RIFF" not in raw
+    pcm = (np.clip(conv.audio, -1, 1) * 32767).astype("<i2").tobytes()
+    assert pcm[32000:32064] not in raw
+    back = asession.audio_range(ctx.store, sid, 0.0, None)
+    assert abs(len(back) - len(conv.audio)) <= 16000  # the whole recording, decrypted
+    segs = asession.segments(ctx.store, sid)
+    assert segs and "払えな" in "".join(g["text"] for g in segs)
+    # a torn tail (crash) is repaired without losing the earlier seconds
+    path.write_bytes(raw[:-3000])
+    secs = repair_wav(path, key=ctx.key)
+    assert secs > conv.seconds - 2.5
+    assert len(read_wav_range(path, 0, None, key=ctx.key)) == int(round(secs * 16000))
+    ctx.close()

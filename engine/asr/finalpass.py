@@ -119,7 +119,7 @@ def run_final_pass(ctx, session_id: int, model=None, progress=None) -> int:
     """Re-transcribe a stopped session and replace its segments (edits kept). Returns the count."""
     store = ctx.store
     s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-    audio = read_audio(s["audio_path"], mono=s["channels"] == 1)
+    audio = read_audio(s["audio_path"], mono=s["channels"] == 1, key=store.key)
     t = time.perf_counter()
     spans = transcribe_whole(audio if audio.ndim == 1 else audio.mean(axis=1), ctx.config, model, progress)
     labels = label_speakers(audio, [(a, b) for a, b, _ in spans])

@@ -121,7 +121,7 @@ class ConsultationSession:
         engine = cfg.get("asr.engine", "faster-whisper")
         model = cfg.get("asr.vosk_model" if engine == "vosk" else "asr.model", "")
         self.audio_path = self.ctx.audio_dir / f"{self.uid}.wav"
-        self._writer = WavWriter(self.audio_path, channels=channels)
+        self._writer = WavWriter(self.audio_path, channels=channels, key=self.store.key)
         now = time.time()
         self.id = self.store.insert("sessions", {
             "uid": self.uid, "title": self.title, "case_number": self.case_number,
@@ -331,7 +331,7 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
     path = Path(s["audio_path"])
     if path.is_file():
         try:
-            seconds = repair_wav(path)
+            seconds = repair_wav(path, key=store.key)
         except AudioError:
             log.warning("session %s: audio file could not be repaired", session_id)
     store.execute("UPDATE sessions SET state = 'stopped', audio_seconds = ?, stopped_at = COALESCE(stopped_at, ?), "
@@ -386,7 +386,7 @@ def audio_range(store, session_id: int, start: float = 0.0, end: float | None = 
     if s["audio_deleted_at"] or not Path(s["audio_path"]).is_file():
         raise SessionError(f"the audio of session {session_id} is no longer kept",
                            ja="この相談の音声は保存期間を過ぎたため削除されています。")
-    return read_wav_range(s["audio_path"], start, end)
+    return read_wav_range(s["audio_path"], start, end, key=store.key)
 
 
 def delete_audio(store, session_id: int) -> None:
