@@ -27,8 +27,13 @@ sys.path.insert(0, str(ROOT))
 EVAL = ROOT / "resources" / "eval" / "records"
 
 
+CASE_FILTER: list[str] = []
+
+
 def cases(limit: int | None = None) -> list[Path]:
     cs = sorted(p for p in EVAL.glob("case_*.json") if not p.name.endswith(".ref.json"))
+    if CASE_FILTER:
+        cs = [p for p in cs if any(p.stem.startswith(c) for c in CASE_FILTER)]
     return cs[:limit] if limit else cs
 
 
@@ -73,14 +78,15 @@ def score(d, ref: dict) -> dict:
             "compliance": sorted({f.code for f in d.flags})}
 
 
-def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, threads: int) -> dict:
+def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, threads: int,
+               skip_batch: bool = False) -> dict:
     from engine.config import load
     from engine.records import draft, template
     cfg = load({"data_dir": "/tmp/madoguchi-bench-records"})
     cfg.values["llm.threads"] = threads
     tpl = template.load("seikatsu_hogo")
     out = {"model": model, "batch": [], "incremental": []}
-    for p in cases(limit):
+    for p in ([] if skip_batch else cases(limit)):
         ref = json.loads(p.with_suffix(".ref.json").read_text(encoding="utf-8"))
         segs = draft.segments_from_file(p)
         if model == "extractive":
@@ -93,7 +99,8 @@ def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, thre
         out["batch"].append({"case": p.stem, "seconds": time.perf_counter() - t0, "stats": d.stats,
                              "minutes": segs[-1].end / 60, **score(d, ref)})
         print(f"{model} {p.stem}: {out['batch'][-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    for p in (cases()[:inc_cases] if model != "extractive" else []):
+        print(json.dumps({"partial": out["batch"][-1]}), file=sys.stderr, flush=True)
+    for p in (cases(inc_cases) if model != "extractive" else []):
         ref = json.loads(p.with_suffix(".ref.json").read_text(encoding="utf-8"))
         segs = draft.segments_from_file(p)
         inc = draft.IncrementalDrafter(tpl, cfg, model=model)
@@ -106,7 +113,7 @@ def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, thre
         pending = inc.pending
         t0 = time.perf_counter()
         d = inc.finish()
-        out["incremental"].append({"case": p.stem, "stop_to_draft_s": time.perf_counter() - t0,
+        out["incremental"].append({"case": p.stem, "stop_to_draft_s": time.perf_counter() - t0, "stats": d.stats,
                                    "pending_at_stop": pending, "speed": speed, "minutes": segs[-1].end / 60,
                                    **score(d, ref)})
         print(f"{model} incremental {p.stem}: {out['incremental'][-1]['stop_to_draft_s']:.1f} s after stop",
@@ -132,7 +139,8 @@ def report(results: list[dict], args) -> str:
               "| planted traps flagged | prompt tok/s | gen tok/s | peak RAM |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        b = r["batch"]
+        inc = r["incremental"]
+        b = r["batch"] or inc        # incremental-only runs: quality figures from the incremental drafts
         if not b:
             continue
         st = sum(x["statements"] for x in b)
@@ -143,8 +151,7 @@ def report(results: list[dict], args) -> str:
         invf = sum(x["invented_flagged"] for x in b)
         tr = sum(x["traps"] for x in b)
         trf = sum(x["traps_flagged"] for x in b)
-        med = statistics.median(x["seconds"] for x in b)
-        inc = r["incremental"]
+        med = statistics.median(x["seconds"] for x in r["batch"]) if r["batch"] else float("nan")
         inc_s = (f"{statistics.median(x['stop_to_draft_s'] for x in inc):.1f} s "
                  f"(n={len(inc)}, replay ×{inc[0]['speed']:g})") if inc else "—"
         pms = sum(x.get("stats", {}).get("prompt_ms", 0) for x in b)
@@ -157,15 +164,16 @@ def report(results: list[dict], args) -> str:
                      f"| {r['model']} | {len(b)} | {med:.2f} s | — | {pct(ve, st)} | {pct(no, un)} | "
                      f"{pct(invf, inv)} | {pct(trf, tr)} | — | — | {r['peak_rss_mb']:.0f} MB |")
     lines += ["", "Section coverage (share of reference facts present in the section's statements):", "",
-              "| section | " + " | ".join(r["model"] for r in results if r["batch"]) + " |",
-              "|---|" + "---|" * len([r for r in results if r["batch"]])]
+              "| section | " + " | ".join(r["model"] for r in results if r["batch"] or r["incremental"]) + " |",
+              "|---|" + "---|" * len([r for r in results if r["batch"] or r["incremental"]])]
     for s in tpl.sections:
         row = [s.title]
         for r in results:
-            if not r["batch"]:
+            rb = r["batch"] or r["incremental"]
+            if not rb:
                 continue
-            got = sum(x["coverage"].get(s.key, (0, 0))[0] for x in r["batch"])
-            tot = sum(x["coverage"].get(s.key, (0, 0))[1] for x in r["batch"])
+            got = sum(x["coverage"].get(s.key, (0, 0))[0] for x in rb)
+            tot = sum(x["coverage"].get(s.key, (0, 0))[1] for x in rb)
             row.append(pct(got, tot) if tot else "—")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "The extractive column is the no-LLM fallback (transcript lines under each heading): it "
@@ -182,14 +190,29 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--worker", default=None)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--cases", default="", help="comma-separated case name prefixes (default: all)")
+    ap.add_argument("--skip-batch", action="store_true", help="incremental figures only")
+    ap.add_argument("--combine", nargs="*", default=None, help="worker JSON outputs to report on")
     args = ap.parse_args()
+    CASE_FILTER[:] = [c for c in args.cases.split(",") if c]
+    if args.combine:   # report from worker outputs saved earlier (workers run separately / in parallel)
+        results = [json.loads(Path(f).read_text().strip().splitlines()[-1]) for f in args.combine]
+        md = report(results, args)
+        print(md)
+        if not args.no_write:
+            from bench._report import write_section
+            write_section("records", md)
+        return 0
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.limit, args.incremental_cases, args.speed, args.threads)))
+        print(json.dumps(run_worker(args.worker, args.limit, args.incremental_cases, args.speed, args.threads,
+                                    args.skip_batch)))
         return 0
     results = []
     for m in args.models.split(","):
         cmd = [sys.executable, __file__, "--worker", m, "--incremental-cases", str(args.incremental_cases),
-               "--speed", str(args.speed), "--threads", str(args.threads)]
+               "--speed", str(args.speed), "--threads", str(args.threads), "--cases", args.cases]
+        if args.skip_batch:
+            cmd.append("--skip-batch")
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -203,7 +226,6 @@ def main() -> int:
     if not args.no_write:
         from bench._report import write_section
         write_section("records", md)
-        (ROOT / "docs").mkdir(exist_ok=True)
     return 0
 
 
