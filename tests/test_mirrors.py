@@ -183,7 +183,7 @@ def test_intake_content_not_extension_and_clear_errors(tmp_path):
 
 def test_intake_heic(tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif")
-    sc = synth.generate(52, defects={})
+    sc = synth.generate(52, defects={}, size=(480, 360))
     p = tmp_path / "B-2002.heic"
     try:
         pillow_heif.register_heif_opener()
