@@ -99,6 +99,15 @@ def main() -> int:
         s = t.get("wine-smoke-light") or t.get("wine-smoke")
         lines.append("")
         lines.append(f"Wine smoke (fresh prefix, install with properties, major upgrade, uninstall): {s[0]:.0f} s.")
+    steps = ["bundle-light", "selftest-light", "msi-light", "wine-smoke-light"]
+    if all(k in t for k in steps):
+        total = sum(t[k][0] for k in steps) + t["msi-light"][0]   # the smoke builds a second (upgrade) MSI
+        lines.append(f"Light package from scratch to a passed Wine smoke (`make -C installer smoke`, the "
+                     f"`installer`-marked test): about {total / 60:.1f} min.")
+    full = [r for r in selftest_rows("") if "**total**" in r or "draft" in r]
+    if full:
+        lines += ["", "Full package frozen self-test (llm-default drafts): "
+                  + "; ".join(r.strip("| ").replace(" | ", " ") for r in full) + "."]
     rows = selftest_rows("-light") or selftest_rows("")
     if rows:
         lines += ["", "Frozen `madoguchi --self-test` (checks taking ≥ 0.5 s):", "",
