@@ -4,9 +4,11 @@
     cw.start(MicSource(...), on_event=fn)     # live transcript events (Partial/Final/Level/…)
     rec = cw.stop(progress=fn)                # final pass → draft → RecordDraft (下書き)
 
-While the session runs, every Final segment is handed to an
-:class:`~engine.records.draft.IncrementalDrafter` (low OS priority, one llama thread), so the
-draft is ready moments after 停止. The final pass renumbers the transcript; the incremental
+While the session runs, an :class:`~engine.records.draft.IncrementalDrafter` in a low-priority
+child process (``engine.jobs.records_incremental``) follows the stored Final segments and drafts
+them as they come, so the draft is ready moments after 停止. In its own process the LLM can
+neither starve live transcription nor stall the caller's UI thread, and a crash of the native
+model code cannot take the counter application down. The final pass renumbers the transcript; the incremental
 draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
 every check runs again on the final text — a statement whose number no longer appears in its
 re-mapped evidence is flagged 要確認, never silently kept.
@@ -14,15 +16,17 @@ re-mapped evidence is flagged 要確認, never silently kept.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable
 
 from .asr.session import ConsultationSession
-from .asr.transcribe import Final
 from .errors import MadoguchiError
 from .records import checks, workflow
 from .records import template as rtemplate
-from .records.draft import IncrementalDrafter, segments_from_session
+from .jobs import run_in_child
+from .records.draft import draft as draft_segments
+from .records.draft import segments_from_session
 from .records.model import Draft, Segment
 from .users import User, require_role
 
@@ -66,23 +70,34 @@ class CounterConsultation:
         self.session = ConsultationSession(ctx, title=title, case_number=case_number, staff_user=user.username,
                                            consent=consent, transcriber=transcriber)
         self.title, self.case_number = title, case_number
-        self.drafter: IncrementalDrafter | None = None
-        self._on_event: Callable | None = None
 
     @property
     def session_id(self) -> int | None:
         return self.session.id
 
     def start(self, source, on_event: Callable | None = None, seconds: float | None = None) -> int:
-        self._on_event = on_event
-        self.drafter = IncrementalDrafter(self.template, self.ctx.config, use_llm=self.use_llm)
-        return self.session.start(source, seconds=seconds, on_event=self._event)
+        sid = self.session.start(source, seconds=seconds, on_event=on_event)
+        self._finish = threading.Event()
+        self._snapshot = threading.Event()
+        self._draft_out: dict = {}
 
-    def _event(self, ev) -> None:
-        if isinstance(ev, Final) and getattr(ev, "id", None) is not None and self.drafter is not None:
-            self.drafter.feed([Segment(self.session._seq, ev.start, ev.end, ev.speaker, ev.text)])
-        if self._on_event is not None:
-            self._on_event(ev)
+        def run():
+            try:
+                self._draft_out["draft"] = run_in_child(
+                    "engine.jobs:records_incremental", self.ctx.data_dir,
+                    {"session_id": sid, "template": self.template.path or self.template.name, "use_llm": self.use_llm},
+                    progress=self._child_progress, cancel=self._finish)
+            except BaseException as e:  # reported by stop(), which falls back to drafting here
+                self._draft_out["error"] = e
+            finally:
+                self._snapshot.set()
+        self._drafting = threading.Thread(target=run, name=f"draft-{sid}", daemon=True)
+        self._drafting.start()
+        return sid
+
+    def _child_progress(self, p) -> None:
+        if isinstance(p, tuple) and p and p[0] == "snapshot":
+            self._snapshot.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.session.wait(timeout)
@@ -90,10 +105,15 @@ class CounterConsultation:
     def stop(self, final_pass: bool = True, progress: Callable | None = None) -> workflow.RecordDraft:
         """Stop recording, run the final pass, finish the draft and save it as a 下書き record."""
         t0 = time.perf_counter()
-        live = segments_from_session(self.ctx.store, self.session.id)
         if progress:
-            progress(0, 3, "高精度の文字起こしを実行中…")
-        self.session.stop(final_pass=final_pass)
+            progress(0, 3, "高精度の文字起こしと記録の下書きを仕上げています…")
+        self.session.stop(final_pass=False)
+        live = segments_from_session(self.ctx.store, self.session.id)
+        self._finish.set()                     # the drafter takes the last live segments …
+        self._snapshot.wait(120)
+        if final_pass and live:                # … while the final pass re-transcribes beside it
+            from .asr.finalpass import run_final_pass
+            run_final_pass(self.ctx, self.session.id)
         t_final = time.perf_counter() - t0
         if progress:
             progress(1, 3, "記録の下書きを仕上げています…")
@@ -101,7 +121,12 @@ class CounterConsultation:
         if not final:
             raise MadoguchiError("nothing was transcribed in this session",
                                  ja="発言が文字になりませんでした。マイクと音量を確認してください。録音は保存されています。")
-        d = self.drafter.finish(live if live else final)
+        self._drafting.join()
+        d = self._draft_out.get("draft")
+        if d is None:  # the drafting process failed: draft here, visibly flagged
+            err = self._draft_out.get("error")
+            log.warning("incremental drafting failed (%s); drafting after stop", type(err).__name__)
+            d = draft_segments(live or final, self.template, self.ctx.config, use_llm=self.use_llm)
         if final_pass:
             remap_evidence(d, live, final)
             checks.check(d, self.template)

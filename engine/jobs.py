@@ -104,3 +104,22 @@ def mirrors_import(ctx, progress, cancel, folder: str, inspector: str = ""):
     summary = dict(summary)
     summary["cancelled"] = cancel.is_set()
     return summary
+
+
+def records_incremental(ctx, progress, cancel, session_id: int, template: str | None = None,
+                        use_llm: bool = True, poll: float = 1.0):
+    """Follow a recording session and draft its record as segments become final. ``cancel`` here
+    means "the session has stopped: take the last segments and finish". Reports
+    ``("snapshot", n)`` once it has read the final list of live segments (the caller may then
+    replace them with the final pass), and returns the checked :class:`~engine.records.model.Draft`."""
+    from .records.draft import IncrementalDrafter
+    from .records import template as rtemplate
+    tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
+    inc = IncrementalDrafter.for_session(ctx, session_id, template=tpl, use_llm=use_llm)
+    while not cancel.wait(poll):
+        if inc.poll_store():
+            progress(("segments", len(inc.segments)))
+    inc.poll_store()
+    live = list(inc.segments)
+    progress(("snapshot", len(live)))
+    return inc.finish(live)

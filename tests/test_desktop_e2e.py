@@ -13,7 +13,7 @@ from engine import users
 from engine.audio import write_wav
 from engine.records import workflow
 from tests.audiogen import conversation
-from tests.qt_util import StallWatch
+from tests.qt_util import StallProbe, StallWatch
 
 pytestmark = pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,
                                 reason="pulseaudio/paplay not installed (make test installs them)")
@@ -65,6 +65,7 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     consult.consent.setChecked(True)
     consult.title.setText("住居確保給付金の相談")
     watch = StallWatch().start()
+    probe = StallProbe(watch).start() if os.environ.get("STALL_DEBUG") else None
     consult.toggle()
     assert consult.recording
     qtbot.waitUntil(lambda: consult.cw.session.audio_path is not None and consult.cw.session.audio_path.exists()
@@ -78,6 +79,8 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     consult.toggle()  # 停止
     qtbot.waitUntil(lambda: consult.record_btn.isEnabled(), timeout=900_000)
     watch.stop()
+    if probe:
+        probe.stop()
     assert watch.worst_ms < 100, f"event loop stalled {watch.worst_ms:.0f} ms during transcription/drafting"
 
     record_view = w.views[S.TAB_RECORD]
