@@ -34,7 +34,7 @@ def cases(limit: int | None = None) -> list[Path]:
     cs = sorted(p for p in EVAL.glob("case_*.json") if not p.name.endswith(".ref.json"))
     if CASE_FILTER:
         cs = [p for p in cs if any(p.stem.startswith(c) for c in CASE_FILTER)]
-    return cs[:limit] if limit else cs
+    return cs[:limit] if limit is not None else cs
 
 
 def fact_present(terms: list[str], statements: list[str]) -> bool:
@@ -131,8 +131,8 @@ def report(results: list[dict], args) -> str:
     tpl = load("seikatsu_hogo")
     lines = [f"Evaluation set: {len(cases())} transcripts in `resources/eval/records/` (5–11 min each, "
              f"hand-written reference records, 3 planted contradictions, 2 obstruction cases, 1 without "
-             f"申請意思). Template `seikatsu_hogo`; LLM threads {args.threads}; cases drafted per model: "
-             f"{args.limit or 'all'}. The machine was shared with other jobs while measuring: times are "
+             f"申請意思). Template `seikatsu_hogo`; LLM threads {args.threads}; the cases column says how many "
+             "transcripts each model drafted. The machine was shared with other jobs while measuring: times are "
              "upper bounds.", ""]
     lines += ["| model | cases | median draft after 停止, incremental off | median 停止→draft, incremental on "
               "| valid evidence | numbers in unflagged statements match | invented numbers flagged "
@@ -158,7 +158,8 @@ def report(results: list[dict], args) -> str:
         gms = sum(x.get("stats", {}).get("gen_ms", 0) for x in b)
         ptk = sum(x.get("stats", {}).get("prompt_tokens", 0) for x in b)
         gtk = sum(x.get("stats", {}).get("completion_tokens", 0) for x in b)
-        lines.append(f"| {r['model']} | {len(b)} | {med:.1f} s | {inc_s} | {pct(ve, st)} | {pct(no, un)} | "
+        med_s = f"{med:.1f} s" if r["batch"] else "—"
+        lines.append(f"| {r['model']} | {len(b)} | {med_s} | {inc_s} | {pct(ve, st)} | {pct(no, un)} | "
                      f"{pct(invf, inv)} | {pct(trf, tr)} | {ptk / (pms / 1000):.0f} | "
                      f"{gtk / (gms / 1000):.1f} | {r['peak_rss_mb']:.0f} MB |" if pms else
                      f"| {r['model']} | {len(b)} | {med:.2f} s | — | {pct(ve, st)} | {pct(no, un)} | "
@@ -193,11 +194,12 @@ def main() -> int:
     ap.add_argument("--cases", default="", help="comma-separated case name prefixes (default: all)")
     ap.add_argument("--skip-batch", action="store_true", help="incremental figures only")
     ap.add_argument("--combine", nargs="*", default=None, help="worker JSON outputs to report on")
+    ap.add_argument("--note", default="", help="a paragraph added under the figures (conditions of the run)")
     args = ap.parse_args()
     CASE_FILTER[:] = [c for c in args.cases.split(",") if c]
     if args.combine:   # report from worker outputs saved earlier (workers run separately / in parallel)
         results = [json.loads(Path(f).read_text().strip().splitlines()[-1]) for f in args.combine]
-        md = report(results, args)
+        md = report(results, args) + ("\n\n" + args.note if args.note else "")
         print(md)
         if not args.no_write:
             from bench._report import write_section
