@@ -79,6 +79,12 @@ def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
                 sev_n += 1
                 sev_ok += pr == t
         per[d] = (tp, fp, fn, sev_ok, sev_n)
+    failed = [name for name, ok in (("grade exact agreement ≥ 85 %", m["exact_provisional"] >= 0.85),
+                                    ("within one ≥ 98 %", m["within1_provisional"] >= 0.98),
+                                    ("Ⅳ recall ≥ 97 %", m["iv_recall"] >= 0.97)) if not ok]
+    verdict = ("**All accuracy floors met.**" if not failed else
+               "**Accuracy floors NOT met: " + "; ".join(failed) + ".** The defect CNN is the weak part "
+               "(cracks, bracket deformation, pole bend, dirt on unseen backgrounds); see the per-defect table.")
     lines = [
         f"Held-out synthetic set: **{n} photos** (1024×768 / 768×1024 JPEG q60–95), seeds {HELDOUT_SEED}–{HELDOUT_SEED + n - 1}, "
         f"styles {', '.join(synth.HELDOUT_STYLES)} (never used in training). Model: `{model.version if model else 'none (geometry only)'}`.",
@@ -94,6 +100,8 @@ def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
         f"| photos marked 要確認 (needs review) | {m['review']:.1%} | |",
         f"| photos with no grade (would-be Ⅰ with uncertainty, or quality gate) | {m['no_grade']:.1%} | |",
         f"| photos rejected by the quality gate | {m['unjudgeable']:.1%} | |",
+        "",
+        verdict,
         "",
         "Confusion (rows = true grade, columns = AI provisional grade; — = not judgeable):",
         "",
