@@ -137,3 +137,17 @@ class CounterConsultation:
                               case_number=self.case_number, title=self.title or d.title)
         log.info("consultation %s → record %s in %.1f s after stop", self.session.id, rec.id, time.perf_counter() - t0)
         return rec
+
+
+def warm_up(ctx) -> None:
+    """Load what a consultation needs (Whisper, the VAD, the Japanese tokenizer of the checks)
+    before the first 録音, so that the first recording neither waits for nor stalls on a load.
+    Native loaders keep the GIL while they read; done once at start-up this costs nothing later."""
+    from .asr.vad import silero
+    from .records.checks import proper_nouns
+    from .models import load_whisper
+    cfg = ctx.config
+    if cfg.get("asr.engine", "faster-whisper") == "faster-whisper":
+        load_whisper(cfg.get("asr.model", "whisper-base"), cfg, threads=cfg.get("asr.threads", 2))
+    silero()
+    proper_nouns("北九州市小倉北区の窓口")

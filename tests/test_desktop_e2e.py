@@ -58,6 +58,7 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     w.show()
     qtbot.wait(300)
     consult = w.views[S.TAB_CONSULT]
+    qtbot.waitUntil(lambda: consult.ready, timeout=120_000)  # models loaded at start-up
     consult.refresh_mics()
     # without consent, 録音 refuses
     consult.toggle()

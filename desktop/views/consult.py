@@ -118,6 +118,16 @@ class ConsultView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._tick)
+        self.ready = False
+        from engine.consultation import warm_up
+        self.status.setText("音声認識を準備しています…")
+        run_op(self, lambda task: warm_up(self.ctx), success=self._warmed,
+               failure=lambda e: (self.status.setText(""), show_error(self, e)))
+
+    def _warmed(self, _=None) -> None:
+        self.ready = True
+        if not self.recording:
+            self.status.setText(S.READY)
 
     # ------------------------------------------------------------------ helpers
     def _style_button(self, recording: bool) -> None:
