@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,15 +56,16 @@ def build_demo(ctx):
 
 def demo_session(ctx, staff) -> int | None:
     """A consultation transcribed by the real streaming transcriber from synthesized speech."""
-    try:
-        from engine.asr import session as asession
-        from tests import audiogen
-    except ImportError:
-        return None
-    dlg = tomllib.loads((ROOT / "resources" / "dialogues" / "welfare.toml").read_text(encoding="utf-8"))
-    wav = DATA / "welfare.wav"
-    audiogen.render_dialogue(dlg, wav)
-    return asession.transcribe_file_to_session(ctx, wav, staff_user=staff.username, title="生活保護の相談")
+    from engine.asr.session import ConsultationSession
+    from engine.audio import FileSource, write_wav
+    from tests import audiogen
+    conv = audiogen.conversation("welfare", seed=1)
+    wav = write_wav(DATA / "welfare.wav", conv.audio)
+    sess = ConsultationSession(ctx, title="生活保護の相談", staff_user=staff.username, consent=True)
+    sid = sess.start(FileSource(wav))
+    sess.wait()
+    sess.stop(final_pass=True)
+    return sid
 
 
 def demo_record(ctx, staff, session_id):
