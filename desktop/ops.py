@@ -16,6 +16,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,14 @@ class BackgroundOp:
         self.signals.finished.connect(self._done)
         self.signals.failed.connect(self._fail)
         if progress:
-            self.signals.progress.connect(progress)
+            self.signals.progress.connect(lambda d, t, label: self._alive() and progress(d, t, label))
         if on_event:
-            self.signals.event.connect(on_event)
+            self.signals.event.connect(lambda ev: self._alive() and on_event(ev))
+
+    def _alive(self) -> bool:
+        """False once the widget that started the operation is gone (window closed meanwhile):
+        its callbacks are then skipped instead of touching deleted widgets."""
+        return self.parent is None or shiboken6.isValid(self.parent)
 
     def run(self) -> "BackgroundOp":
         self.running = True
@@ -95,12 +101,15 @@ class BackgroundOp:
     def _done(self, result) -> None:
         self.running = False
         _live.discard(self)
-        if self._success:
+        if self._success and self._alive():
             self._success(result)
 
     def _fail(self, exc) -> None:
         self.running = False
         _live.discard(self)
+        if not self._alive():
+            log.warning("background operation failed after its window closed: %s", type(exc).__name__)
+            return
         if self._failure:
             self._failure(exc)
         else:

@@ -20,7 +20,7 @@ from .errors import MadoguchiError
 from .store import Store
 
 ROLES = ("staff", "supervisor", "admin", "inspector")
-ROLE_JA = {"staff": "職員", "supervisor": "査察指導員", "admin": "管理者", "inspector": "監査"}
+ROLE_JA = {"staff": "職員", "supervisor": "査察指導員", "admin": "管理者", "inspector": "点検員"}
 MAX_FAILURES = 5
 LOCK_SECONDS = 60.0
 LOCK_MAX_SECONDS = 15 * 60.0
@@ -104,7 +104,7 @@ def add_user(store: Store, actor: User | None, username: str, display_name: str,
         raise UserError("username must be non-empty without spaces", ja="ユーザー名を空白なしで入力してください。")
     if role not in ROLES:
         raise UserError(f"unknown role '{role}'; choose one of {', '.join(ROLES)}",
-                        ja="役割を選んでください（職員・査察指導員・管理者・監査）。")
+                        ja="役割を選んでください（職員・査察指導員・管理者・点検員）。")
     _check_password(password)
     with store.transaction():
         if store.query_one("SELECT id FROM users WHERE username = ?", (username,)):

@@ -45,7 +45,7 @@ def build_demo(ctx):
     pdir = DATA / "photos"
     pdir.mkdir(exist_ok=True)
     for i, seed in enumerate(range(920001, 920009)):
-        defects = {"pole.tilt": 3} if i == 1 else ({"face.crack": 2} if i == 2 else None)
+        defects = {"pole.tilt": 3} if i == 1 else ({"mirror.crack": 2} if i == 2 else None)
         sc = synth.generate(seed, size=(1024, 768), defects=defects)
         (pdir / f"KM-{2001 + i}_20261120.jpg").write_bytes(synth.encode_jpeg(sc.image))
     from engine.mirrors.ledger import import_folder

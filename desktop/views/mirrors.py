@@ -207,7 +207,11 @@ class MirrorsView(QWidget):
     def _show_photo(self, res) -> None:
         data, w, h = res
         img = QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self.photo.setPixmap(QPixmap.fromImage(img))
+        pm = QPixmap.fromImage(img)
+        box = self.photo.size()
+        if box.width() > 50 and box.height() > 50:
+            pm = pm.scaled(box, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self.photo.setPixmap(pm)
 
     def confirm(self) -> None:
         r = self.current
