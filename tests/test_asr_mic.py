@@ -28,7 +28,7 @@ class Pulse:
         self.home = tempfile.mkdtemp(prefix="pulse-home-")
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime, HOME=self.home)
 
-    def start(self, attempts=5):
+    def start(self, attempts=10):
         # a daemon that was just stopped may still hold its socket on a busy machine: retry
         for i in range(attempts):
             try:
@@ -58,8 +58,19 @@ class Pulse:
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:
-                    return
+                    break
                 time.sleep(0.1)
+            else:  # still alive after 5 s on a busy machine: make sure the next start is not refused
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                time.sleep(0.2)
+        for stale in (pidfile, Path(self.runtime) / "pulse" / "native"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
     def play(self, wav):
         return subprocess.Popen(["paplay", "-d", "vmic_sink", str(wav)], env=self.env)
