@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QWidget, QAbstractItemView)
 
 from engine.errors import MadoguchiError
+from engine.records import export as rexport
 from engine.records import workflow
 from engine.records.model import Draft
 
@@ -37,16 +38,6 @@ def draft_lines(d: Draft) -> list[str]:
         out.append(f"■ {sec.title}")
         for st in sec.statements:
             out.append(f"・{st.text}")
-    return out
-
-
-def export_record(ctx, user, record_id: int, fmt: str, path: Path) -> Path:
-    """The approved version to PDF/DOCX, audited (runs on a worker thread)."""
-    from engine import audit
-    from engine.records import export as rexport
-    rec = workflow.approved(ctx.store, user, record_id)
-    out = (rexport.to_pdf if fmt == "pdf" else rexport.to_docx)(rec, path, office_name=ctx.config["office_name"])
-    audit.append(ctx.store, user.username, "record.export", "record", record_id, {"format": fmt, "version": rec.version})
     return out
 
 
@@ -222,13 +213,12 @@ class ApprovalView(QWidget):
             if not path:
                 return
         self.message.setText(S.BUSY)
-        run_op(self, lambda task: export_record(self.ctx, self.user, rec.id, fmt, Path(path)),
+        run_op(self, lambda task: rexport.export_record(self.ctx, self.user, rec.id, fmt, Path(path)),
                success=lambda p: self.message.setText(f"出力しました：{p}"),
                failure=lambda e: (self.message.setText(""), show_error(self, e)))
 
     def print_record(self) -> None:
         from PySide6.QtPrintSupport import QPrintDialog, QPrinter
-        from engine.records import export as rexport
         rec = workflow.approved(self.ctx.store, self.user, self.current.id)
         doc = QTextDocument(self)
         doc.setPlainText(rexport.to_text(rec.content, rec=rec, office_name=self.ctx.config["office_name"]))

@@ -114,13 +114,9 @@ def cmd_records(args) -> int:
         rec = workflow.return_record(ctx.store, user, args.id, args.revision, args.comment)
     elif c == "export":
         from . import export
-        rec = workflow.approved(ctx.store, user, args.id) if not args.draft else workflow.get(ctx.store, user, args.id)
-        out = export.export(rec, args.format, Path(args.output) if args.output else None,
-                            office_name=ctx.config["office_name"])
+        out = export.export_record(ctx, user, args.id, args.format, Path(args.output) if args.output else None,
+                                   draft=args.draft)
         print(str(out))
-        from .. import audit
-        audit.append(ctx.store, user.username, "record.export", "record", rec.id,
-                     {"version": rec.version, "format": args.format})
         return 0
     else:
         return 2

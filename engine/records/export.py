@@ -179,3 +179,14 @@ def export(rec, fmt: str, path: Path | None = None, office_name: str = "") -> Pa
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e}") from e
     raise ExportError(f"unknown export format '{fmt}' (pdf, docx, txt)")
+
+
+def export_record(ctx, user, record_id: int, fmt: str, path: Path | None = None, draft: bool = False) -> Path:
+    """Export a record for ``user`` — its approved version, or the current one with ``draft`` —
+    and put the export in the audit log. The CLI and the desktop both export through this."""
+    from .. import audit
+    from . import workflow
+    rec = workflow.get(ctx.store, user, record_id) if draft else workflow.approved(ctx.store, user, record_id)
+    out = export(rec, fmt, path, office_name=ctx.config["office_name"])
+    audit.append(ctx.store, user.username, "record.export", "record", rec.id, {"version": rec.version, "format": fmt})
+    return out
