@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 import threading
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,25 @@ def is_allowed(host: str) -> bool:
     return _is_loopback(host) or host in _allowed_hosts
 
 
+def server_host(value: str) -> str:
+    """The host in an ``office_server`` value: ``pg01``, ``pg01:5433``, ``[::1]:5432``,
+    ``postgresql://user@pg01:5432/db`` or a libpq ``host=pg01 …`` string."""
+    value = (value or "").strip()
+    if "://" in value:
+        return (urlsplit(value).hostname or "").lower()
+    m = re.search(r"(?:^|\s)host\s*=\s*'?([^\s',]+)", value)
+    if m:
+        return m.group(1).lower()
+    if value.startswith("["):
+        return value[1:value.find("]")].lower() if "]" in value else value.strip("[]").lower()
+    return (value.rsplit(":", 1)[0] if value.count(":") == 1 else value).lower()
+
+
 def allow_host(host: str) -> None:
     """Allow one more host (the office server): its name and the addresses it resolves to."""
+    host = server_host(host)
     if not host:
         return
-    host = host.split(":")[0].strip("[]").lower()
     with _lock:
         _allowed_hosts.add(host)
     try:
@@ -97,3 +113,22 @@ def install(office_server: str = "") -> None:
             return
         sys.addaudithook(_hook)
         _installed = True
+
+
+def resolve_allowed(host: str, port=None) -> str:
+    """The address to connect to for ``host``, after the guard's checks. For connections made
+    outside Python's socket module (libpq opens its own sockets): the name is resolved here,
+    through the audited ``getaddrinfo``, and a host the guard refuses raises NetworkBlocked even
+    when the hook is not installed in this process."""
+    name = str(host).strip("[]").lower()
+    if not is_allowed(name):
+        blocked.append((name, port))
+        log.warning("blocked outbound connection to %s:%s", name, port)
+        raise NetworkBlocked(f"Madoguchi connects only to the configured office server (attempted {name}:{port})")
+    infos = socket.getaddrinfo(name, int(port) if port else None, type=socket.SOCK_STREAM)
+    addr = str(infos[0][4][0])
+    if not is_allowed(addr):
+        blocked.append((addr, port))
+        raise NetworkBlocked(f"{name} resolved to {addr}, which is not the configured office server")
+    allowed_log.append((name, port))
+    return addr

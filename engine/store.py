@@ -11,7 +11,9 @@ office-server backend can stand behind the same methods.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -52,6 +54,8 @@ DatabaseError: tuple = (sqlite3.DatabaseError,) + ((sqlcipher.DatabaseError,) if
 
 class Store:
     """``key``: a raw 32-byte key → the file is an SQLCipher database (see engine.keystore)."""
+
+    backend = "sqlite"
 
     def __init__(self, path: Path | str, migrate: bool = True, key: bytes | None = None):
         self.key = key
@@ -219,7 +223,6 @@ class Store:
         c.close()
         for suffix in ("-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        import os
         os.replace(tmp, path)
 
 
@@ -228,8 +231,504 @@ def is_plain_sqlite(path: Path) -> bool:
         return f.read(16) == b"SQLite format 3\x00"
 
 
-def open_store(data_dir: Path | str, key: bytes | None = None) -> Store:
+def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "") -> Store:
+    """The SQLite file in ``data_dir``; with ``server`` (the ``office_server`` config key) the office
+    PostgreSQL server, the SQLite file staying beside it for the PC-local manual index."""
     path = Path(data_dir) / DB_NAME
     if key is not None and path.is_file() and path.stat().st_size > 0 and is_plain_sqlite(path):
         Store.encrypt_plain(path, key)
-    return Store(path, key=key)
+    local = Store(path, key=key)
+    if not server:
+        return local
+    try:
+        return ServerStore(server_conninfo(server), local=local)
+    except BaseException:
+        local.close()
+        raise
+
+
+def server_conninfo(server: str) -> str:
+    """``office_server`` → libpq conninfo. A bare host (``pg01.office.local``, ``pg01:5433``) means
+    database and user ``madoguchi``, TLS when the server offers it (``sslmode=prefer``); a
+    ``postgresql://`` URL is used as written. The password comes from the URL, ``PGPASSWORD``/
+    ``~/.pgpass``, or the OS keyring (service ``Madoguchi office server``, name ``user@host``)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    server = server.strip()
+    if "://" in server or "=" in server:
+        params = conninfo_to_dict(server)
+    else:
+        host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+        params = {"host": host or server, "port": port or "5432", "dbname": "madoguchi", "user": "madoguchi"}
+    params.setdefault("sslmode", "prefer")
+    if "password" not in params and "PGPASSWORD" not in os.environ:
+        try:
+            import keyring
+            pw = keyring.get_password("Madoguchi office server", f"{params.get('user', '')}@{params.get('host', '')}")
+        except Exception:  # no keyring backend on this machine
+            pw = None
+        if pw:
+            params["password"] = pw
+    return make_conninfo(**params)
+
+
+# ====================================================================== office server (PostgreSQL)
+# The same public API over psycopg 3. Everything dialect-specific is in this section:
+#   * SQL the callers write for SQLite is translated once per statement text (:func:`pg_sql`),
+#   * migration scripts are translated once per file (:func:`pg_script`): types, identity keys,
+#     RAISE(ABORT) triggers → PL/pgSQL triggers; FTS5 tables stay in the local SQLite file,
+#   * errors come out as subclasses of the sqlite3 exceptions, so every ``except DatabaseError``
+#     (and every test that expects ``sqlite3.DatabaseError``) keeps working unchanged.
+# Transactions mirror SQLite's ``BEGIN IMMEDIATE``: a write transaction first takes one
+# transaction-scoped advisory lock, so read-check-write sequences (optimistic revision checks,
+# the audit chain head) run one at a time for the whole office, exactly as on one PC.
+
+SERVER_TX_LOCK = 0x6D61646F  # 'mado': the office-wide write lock (pg_advisory_xact_lock)
+SERVER_MIGRATE_LOCK = 0x6D696772  # 'migr'
+LOCAL_TABLES = re.compile(r"\b(?:temp\.)?manual_\w+", re.I)
+"""Statements naming these tables go to the PC's own SQLite file: the manual search index
+(FTS5 + trigram + vectors) is derived from ``manuals_dir`` and stays local (docs/it.md)."""
+
+
+class ServerDatabaseError(sqlite3.DatabaseError):
+    """Any error the office server reported (the psycopg exception is ``__cause__``)."""
+
+
+class ServerIntegrityError(ServerDatabaseError, sqlite3.IntegrityError):
+    """A constraint or an immutability trigger refused the statement on the office server."""
+
+
+class ServerUnavailable(StoreError, sqlite3.OperationalError):
+    """The office server cannot be reached (offline state)."""
+    ja_default = "事務所のサーバーに接続できません。ネットワークを確認してください。録音と文字起こしはこのPCで続けられます。"
+
+
+def _outside_literals(sql: str, fn) -> str:
+    """Apply ``fn`` to the parts of ``sql`` that are not inside '…' or \"…\" literals."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        j = min((k for k in (sql.find("'", i), sql.find('"', i)) if k >= 0), default=n)
+        out.append(fn(sql[i:j]))
+        if j >= n:
+            break
+        q = sql[j]
+        k = j + 1
+        while True:
+            k = sql.find(q, k)
+            if k < 0:
+                k = n
+                break
+            if k + 1 < n and sql[k + 1] == q:
+                k += 2
+                continue
+            break
+        out.append(sql[j:k + 1])
+        i = k + 1
+    return "".join(out)
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _pg_words(part: str, named: bool) -> str:
+    part = part.replace("%", "%%")
+    part = _NAMED.sub(r"%(\1)s", part) if named else part.replace("?", "%s")
+    part = re.sub(r"\bend\b", '"end"', part)             # segments.end: a reserved word in PostgreSQL
+    part = re.sub(r"\bIFNULL\(", "COALESCE(", part, flags=re.I)
+    part = re.sub(r"\bNOT\s+LIKE\b", "NOT ILIKE", part, flags=re.I)
+    part = re.sub(r"(?<!NOT )(?<!I)\bLIKE\b", "ILIKE", part, flags=re.I)  # SQLite's LIKE ignores case
+    return part
+
+
+@functools.lru_cache(maxsize=1024)
+def pg_sql(sql: str, named: bool = False) -> str:
+    """SQLite-flavoured statement → PostgreSQL (``?``/``:name`` placeholders, ``end``, LIKE, IFNULL,
+    ``INSERT OR IGNORE``)."""
+    s = sql
+    ignore = re.match(r"\s*INSERT\s+OR\s+IGNORE\s+", s, re.I)
+    if ignore:
+        s = "INSERT " + s[ignore.end():]
+    if re.match(r"\s*(INSERT\s+OR\s+REPLACE|REPLACE\s+INTO|PRAGMA)\b", s, re.I):
+        raise StoreError(f"statement not supported on the office server: {sql.strip()[:60]}")
+    s = _outside_literals(s, lambda p: _pg_words(p, named))
+    if ignore:
+        s = s.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+    return s
+
+
+_TRIGGER = re.compile(r"CREATE\s+TRIGGER\s+(\w+)\s+(BEFORE|AFTER)\s+(.*?)\s+ON\s+(\w+)\s*"
+                      r"(?:WHEN\s+(.*?))?\s*BEGIN\s+(.*?)\s*END\s*;", re.I | re.S)
+_RAISE = re.compile(r"SELECT\s+RAISE\(ABORT,\s*'([^']*)'\)\s*;?$", re.I | re.S)
+_VIRTUAL = re.compile(r"CREATE\s+VIRTUAL\s+TABLE\s+(\w+)\s+USING\s+\w+\((.*?)\)\s*;", re.I | re.S)
+PG_REFUSE_FN = ("CREATE OR REPLACE FUNCTION madoguchi_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$fn$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation'; "
+                "END $fn$;\n")
+
+
+def _pg_trigger(m: re.Match) -> str:
+    name, when, event, table, cond, body = m.groups()
+    r = _RAISE.match(body.strip())
+    if r is None:
+        if LOCAL_TABLES.search(table) or LOCAL_TABLES.search(body):
+            return ""  # keeps the local FTS index in step; the index is not on the server
+        raise StoreError(f"trigger {name} has no PostgreSQL translation")
+    msg = r.group(1)
+    cond_sql = f" WHEN ({cond.strip()})" if cond else ""
+    out = (f"CREATE TRIGGER {name} {when.upper()} {event.strip().upper()} ON {table} FOR EACH ROW{cond_sql} "
+           f"EXECUTE FUNCTION madoguchi_refuse('{msg}');")
+    if event.strip().upper() == "DELETE" and not cond:  # append-only: TRUNCATE is a delete too
+        out += (f"\nCREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION madoguchi_refuse('{msg}');")
+    return out
+
+
+def _pg_types(part: str) -> str:
+    part = re.sub(r"\bINTEGER\s+PRIMARY\s+KEY\b", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", part,
+                  flags=re.I)
+    part = re.sub(r"\bINTEGER\b", "BIGINT", part, flags=re.I)     # SQLite integers are 64-bit
+    part = re.sub(r"\bREAL\b", "DOUBLE PRECISION", part, flags=re.I)  # timestamps; REAL would be float4
+    part = re.sub(r"\bBLOB\b", "BYTEA", part, flags=re.I)
+    return re.sub(r"\bend\b", '"end"', part)
+
+
+def _strip_comments(sql: str) -> str:
+    out, i, n, quote = [], 0, len(sql), None
+    while i < n:
+        ch = sql[i]
+        if quote:
+            out.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=64)
+def pg_script(sql: str) -> str:
+    """A migration file (SQLite dialect) → the PostgreSQL script that makes the same tables."""
+    s = _strip_comments(sql)
+    s = _VIRTUAL.sub("", s)
+    triggers: list[str] = []
+
+    def keep(m):
+        triggers.append(_pg_trigger(m))
+        return f"\x00{len(triggers) - 1}\x00"
+    s = _TRIGGER.sub(keep, s)
+    s = _outside_literals(s, _pg_types)
+    s = re.sub(r"\x00(\d+)\x00", lambda m: triggers[int(m.group(1))], s)
+    return (PG_REFUSE_FN if any(triggers) else "") + s
+
+
+class Row(tuple):
+    """A result row readable by position and by column name, like ``sqlite3.Row``."""
+    __slots__ = ()
+    _index: dict
+
+    def __getitem__(self, k):
+        if isinstance(k, str):
+            return tuple.__getitem__(self, self._index[k])
+        return tuple.__getitem__(self, k)
+
+    def keys(self):
+        return list(self._index)
+
+
+def _row_factory(cursor):
+    names = [c.name for c in cursor.description or ()]
+    cls = type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+    return cls
+
+
+def _map_error(e: Exception) -> Exception:
+    import psycopg
+    if isinstance(e, psycopg.OperationalError) and not isinstance(e, psycopg.errors.QueryCanceled):
+        return ServerUnavailable(f"office server unreachable: {str(e).strip().splitlines()[0] if str(e) else e}")
+    if isinstance(e, psycopg.IntegrityError) or getattr(e, "sqlstate", "") in ("23000", "P0001"):
+        return ServerIntegrityError(str(e).strip())
+    return ServerDatabaseError(str(e).strip())
+
+
+class _TxState(threading.local):
+    depth = 0
+    pg = False
+    local = False
+
+
+class _ConnAdapter:
+    """What ``store.conn`` gives callers on the server backend: execute/executemany that route."""
+
+    def __init__(self, store: "ServerStore"):
+        self._s = store
+
+    def execute(self, sql, params=()):
+        return self._s.execute(sql, params)
+
+    def executemany(self, sql, rows):
+        return self._s.executemany(sql, rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._s._tx.depth > 0
+
+
+class ServerStore(Store):
+    """The office server backend: PostgreSQL through psycopg 3, one connection per thread.
+
+    ``local``: this PC's SQLite store, which keeps the manual index (and, in the offline state,
+    what is recorded while the server is away). ``conninfo`` is a libpq connection string or URL."""
+
+    backend = "postgresql"
+
+    def __init__(self, conninfo: str, local: Store | None = None, migrate: bool = True,
+                 connect_timeout: float = 5):
+        self.conninfo = conninfo
+        self.local = local
+        self.key = local.key if local is not None else None
+        self.path = local.path if local is not None else Path(DB_NAME)
+        self.connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._tx = _TxState()
+        self._all: list = []
+        self._lock = threading.Lock()
+        self._id_tables: set[str] | None = None
+        if migrate:
+            self.migrate()
+
+    # ------------------------------------------------------------------ connections
+    @property
+    def pg(self):
+        c = getattr(self._local, "pg", None)
+        if c is not None and c.closed:
+            c = None
+        if c is None:
+            c = connect_server(self.conninfo, self.connect_timeout)
+            self._local.pg = c
+            with self._lock:
+                self._all.append(c)
+        return c
+
+    @property
+    def conn(self) -> _ConnAdapter:
+        return _ConnAdapter(self)
+
+    @property
+    def db(self):
+        raise StoreError("sqlite-utils is not available on the office server backend")
+
+    def close(self) -> None:
+        super().close()
+        self._tx = _TxState()
+        if self.local is not None:
+            self.local.close()
+
+    # ------------------------------------------------------------------ queries
+    def _local_store(self) -> Store:
+        if self.local is None:
+            raise StoreError("this office-server store has no local database for the manual index")
+        if self._tx.depth and not self._tx.local:
+            self.local.conn.execute("BEGIN IMMEDIATE")
+            self._tx.local = True
+        return self.local
+
+    def _begin_pg(self, c) -> None:
+        if self._tx.depth and not self._tx.pg:
+            c.execute("BEGIN")
+            self._tx.pg = True
+            c.execute("SELECT pg_advisory_xact_lock(%s)", (SERVER_TX_LOCK,))
+
+    def _prepare(self, sql: str, params):
+        named = isinstance(params, dict)
+        m = re.match(r"\s*DROP\s+TRIGGER\s+(IF\s+EXISTS\s+)?(\w+)\s*;?\s*$", sql, re.I)
+        if m:
+            t = self.pg.execute("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = %s",
+                                (m.group(2).lower(),)).fetchone()
+            if t:
+                return f"DROP TRIGGER {m.group(1) or ''}{m.group(2)} ON {t[0]}", ()
+        if named:
+            return pg_sql(sql, True), params
+        return pg_sql(sql), tuple(int(v) if isinstance(v, bool) else v for v in params)
+
+    def _run(self, sql: str, params, many: bool = False):
+        if LOCAL_TABLES.search(sql):
+            st = self._local_store()
+            return st.conn.executemany(sql, params) if many else st.conn.execute(sql, params)
+        import psycopg
+        try:
+            c = self.pg
+            self._begin_pg(c)
+            cur = c.cursor(row_factory=_row_factory)
+            if many:
+                q = pg_sql(sql)
+                rows = [tuple(int(v) if isinstance(v, bool) else v for v in r) for r in params]
+            else:
+                q, p = self._prepare(sql, params)
+            guard = self._tx.depth > 0 and not re.match(r"\s*SELECT\b", q, re.I)
+            if guard:  # a failed statement must not poison the transaction (SQLite semantics)
+                c.execute("SAVEPOINT stmt")
+            try:
+                cur.executemany(q, rows) if many else cur.execute(q, p)
+            except psycopg.Error:
+                if guard and not c.closed:
+                    c.execute("ROLLBACK TO SAVEPOINT stmt")
+                raise
+            if guard:
+                c.execute("RELEASE SAVEPOINT stmt")
+            return cur
+        except psycopg.Error as e:
+            raise _map_error(e) from e
+
+    def execute(self, sql: str, params: tuple | dict = ()):
+        return self._run(sql, params)
+
+    def executemany(self, sql: str, rows):
+        return self._run(sql, list(rows), many=True)
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._run(sql, params).fetchall()]
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        r = self._run(sql, params).fetchone()
+        return dict(r) if r is not None else None
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        if LOCAL_TABLES.search(table):
+            self._local_store()
+            return self.local.insert(table, row)
+        cols = list(row)
+        vals = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in row.values()]
+        if self._id_tables is None:
+            self._id_tables = {r[0] for r in self.pg.execute(
+                "SELECT table_name FROM information_schema.columns WHERE column_name = 'id' "
+                "AND table_schema = current_schema()").fetchall()}
+        ret = " RETURNING id" if table in self._id_tables else ""
+        cur = self._run(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){ret}",
+                        tuple(vals))
+        return cur.fetchone()[0] if ret else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator["ServerStore"]:
+        """One transaction on the server (office-wide write lock, taken at its first statement) and,
+        if manual-index tables are touched, one on the local file. Nested calls join the outer one."""
+        st = self._tx
+        if st.depth:
+            st.depth += 1
+            try:
+                yield self
+            finally:
+                st.depth -= 1
+            return
+        st.depth, st.pg, st.local = 1, False, False
+        import psycopg
+        try:
+            yield self
+        except BaseException:
+            if st.pg:
+                try:
+                    self.pg.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass  # a lost connection rolls back on the server by itself
+            if st.local:
+                self.local.conn.execute("ROLLBACK")
+            raise
+        else:
+            if st.pg:
+                try:
+                    self.pg.execute("COMMIT")
+                except psycopg.Error as e:
+                    if st.local:
+                        self.local.conn.execute("ROLLBACK")
+                    raise _map_error(e) from e
+            if st.local:
+                self.local.conn.execute("COMMIT")
+        finally:
+            st.depth, st.pg, st.local = 0, False, False
+
+    # ------------------------------------------------------------------ schema
+    def schema_version(self) -> int:
+        c = self.pg
+        try:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                      "(version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+            return c.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+        except Exception as e:
+            import psycopg
+            if isinstance(e, psycopg.Error):
+                raise _map_error(e) from e
+            raise
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations, each in one transaction, under a lock (several PCs may start at once)."""
+        import psycopg
+        applied: list[int] = []
+        self.schema_version()
+        c = self.pg
+        for version, name, sql in migrations():
+            try:
+                with c.transaction():
+                    c.execute("SELECT pg_advisory_xact_lock(%s)", (SERVER_MIGRATE_LOCK,))
+                    if c.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
+                        continue
+                    c.execute(pg_script(sql).encode("utf-8"))
+                    c.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", (version, name, time.time()))
+            except psycopg.Error as e:
+                if isinstance(_map_error(e), ServerUnavailable):
+                    raise _map_error(e) from e
+                raise StoreError(f"migration {version:04d}_{name} failed on the office server: {e}") from e
+            applied.append(version)
+        self._id_tables = None
+        return applied
+
+    def integrity_ok(self) -> bool:
+        """Server reachable, schema current, the immutability triggers in place."""
+        names = {r["tgname"] for r in self.query("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+        need = {"audit_log_no_update", "audit_log_no_delete", "record_versions_approved_no_update",
+                "record_versions_approved_no_delete"}
+        return self.schema_version() == self.latest_version() and need <= names
+
+    def rekey(self, new_key: bytes) -> None:
+        raise StoreError("the office server's data is protected by the server (TLS, disk encryption); "
+                         "rotate the local key with the office server switched off")
+
+
+def connect_server(conninfo: str, connect_timeout: float = 5):
+    """Open one psycopg connection (autocommit; transactions are explicit) to the office server.
+    The host must pass the network guard: libpq connects from C, below Python's audit hook, so the
+    address is resolved and checked here first and handed to libpq as ``hostaddr``."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+    from . import netguard
+    params = conninfo_to_dict(conninfo)
+    host = str(params.get("host") or "")
+    if host and not host.startswith("/") and "hostaddr" not in params:
+        params["hostaddr"] = netguard.resolve_allowed(host, params.get("port"))
+    params.setdefault("connect_timeout", str(max(1, int(connect_timeout))))
+    params.setdefault("application_name", "madoguchi")
+    for k, v in (("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),
+                 ("keepalives_count", "3")):
+        params.setdefault(k, v)
+    try:
+        c = psycopg.connect(autocommit=True, **params)
+    except psycopg.Error as e:
+        raise _map_error(e) from e
+    _register_numeric(c)
+    return c
+
+
+def _register_numeric(conn) -> None:
+    """SUM/AVG over integers are NUMERIC in PostgreSQL: return int or float as SQLite does."""
+    from psycopg.adapt import Loader
+
+    class NumericLoader(Loader):
+        def load(self, data):
+            s = bytes(data).decode()
+            f = float(s)
+            return int(s) if s.lstrip("-").isdigit() else f
+    conn.adapters.register_loader("numeric", NumericLoader)

@@ -1,0 +1,124 @@
+"""A real PostgreSQL (Debian's package) on loopback for the office-server tests.
+
+Started once per test process on first use (``initdb`` + ``pg_ctl`` as the postgres user when
+running as root, port 55432 or the next free one, fsync off, niced) and stopped at exit. Each
+test gets a fresh database cloned from a migrated template (``CREATE DATABASE … TEMPLATE``).
+"""
+from __future__ import annotations
+
+import atexit
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PORT = 55432
+_server: "PgServer | None" = None
+_counter = itertools.count(1)
+
+
+def _bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if found:
+        return Path(found[-1]).parent
+    w = shutil.which("pg_ctl")
+    return Path(w).parent if w else None
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class PgServer:
+    def __init__(self):
+        self.bindir = _bindir()
+        if self.bindir is None:
+            pytest.skip("PostgreSQL is not installed (make test installs the postgresql package)")
+        self.root = Path(tempfile.mkdtemp(prefix="madoguchi-pg-"))
+        self.data = self.root / "data"
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres")
+            os.chmod(self.root, 0o755)
+        self.port = next(p for p in range(PORT, PORT + 50) if _free(p))
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C.UTF-8", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+        self.running = True
+        self.admin("CREATE DATABASE madoguchi_template")
+        from engine.store import ServerStore
+        ServerStore(self.url("madoguchi_template")).close()   # migrate once; tests clone it
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = ["nice", "-n", "10", str(self.bindir / tool), *args]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {r.stderr or r.stdout}")
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def admin(self, sql: str, params=()):
+        import psycopg
+        with psycopg.connect(self.url(), autocommit=True) as c:
+            cur = c.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def fresh_database(self) -> str:
+        name = f"t{os.getpid()}_{next(_counter)}"
+        self.admin(f"CREATE DATABASE {name} TEMPLATE madoguchi_template")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            finally:
+                shutil.rmtree(self.root, ignore_errors=True)
+
+
+def server() -> PgServer:
+    global _server
+    if _server is None:
+        _server = PgServer()
+        atexit.register(_server.stop)
+    return _server
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, migrated database on the test server; dropped afterwards."""
+    srv = server()
+    name = srv.fresh_database()
+    yield srv.url(name)
+    srv.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(request, tmp_path, monkeypatch):
+    """conftest's ``data_dir``, once per backend: for ``postgresql`` the config (environment layer)
+    points at a fresh server database, so ``ctx``, ``open_context`` and the CLI all use it."""
+    d = tmp_path / "data"
+    d.mkdir()
+    if request.param == "postgresql":
+        monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", request.getfixturevalue("pg_url"))
+    return d
