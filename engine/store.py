@@ -630,9 +630,10 @@ class ServerStore(Store):
         try:
             yield self
         except BaseException:
-            if st.pg:
+            c = getattr(self._local, "pg", None)
+            if st.pg and c is not None and not c.closed:
                 try:
-                    self.pg.execute("ROLLBACK")
+                    c.execute("ROLLBACK")
                 except psycopg.Error:
                     pass  # a lost connection rolls back on the server by itself
             if st.local:
