@@ -16,7 +16,7 @@ from . import __version__
 from .errors import MadoguchiError
 
 DOMAIN_CLIS = ["engine.asr.cli", "engine.records.cli", "engine.manuals.cli", "engine.mirrors.cli",
-               "engine.selftest"]
+               "engine.selftest", "engine.server"]
 
 
 def context(args):

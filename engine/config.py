@@ -59,7 +59,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("data_dir", "", str, "Folder for the database, audio, logs. Empty: the platform's user data folder."),
     Key("models_dir", "", str, "Folder with the assembled models. Empty: `models/` beside the application."),
     Key("manuals_dir", "", str, "Folder the manual search indexes (PDF, DOCX, HTML, TXT, MD)."),
-    Key("office_server", "", str, "Host name or address of the office PostgreSQL server. Empty: embedded SQLite."),
+    Key("office_server", "", str, "Office PostgreSQL server: a host (database/user madoguchi, TLS when offered) or a postgresql:// URL. Empty: embedded SQLite."),
     Key("office_name", "北九州市小倉北区役所 保護課", str, "Office name printed on exported records."),
     Key("log_level", "INFO", str, "Log level of the rotating log file.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Key("asr.engine", "faster-whisper", str, "Speech engine.", choices=("faster-whisper", "vosk")),
