@@ -16,7 +16,7 @@ from typing import Any
 
 from . import audit, netguard
 from .errors import MadoguchiError
-from .store import (DB_NAME, LOCAL_TABLES, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
+from .store import (DB_NAME, LOCAL_TABLES, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
                     migrations, server_conninfo)
 
 KEYRING_SERVICE = "Madoguchi office server"
@@ -44,9 +44,8 @@ def init(server: str) -> dict[str, Any]:
     created = False
     try:
         connect_server(ci).close()
-    except ServerUnavailable as e:
-        cause = e.__cause__
-        if getattr(cause, "sqlstate", None) != "3D000" and "does not exist" not in str(e):
+    except ServerRefused as e:
+        if "does not exist" not in str(e) or "database" not in str(e):
             raise
         params = conninfo_to_dict(ci)
         name = params["dbname"]
@@ -150,7 +149,7 @@ def check(server: str) -> dict[str, Any]:
         t = time.perf_counter()
         c = connect_server(ci)
         out["connect_ms"] = round(1000 * (time.perf_counter() - t), 1)
-    except ServerUnavailable as e:
+    except (ServerUnavailable, ServerRefused) as e:
         out["error"] = str(e)
         out["ok"] = False
         return out

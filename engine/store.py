@@ -297,6 +297,11 @@ class ServerIntegrityError(ServerDatabaseError, sqlite3.IntegrityError):
     """A constraint or an immutability trigger refused the statement on the office server."""
 
 
+class ServerRefused(StoreError, sqlite3.OperationalError):
+    """The office server answered but refused this PC (user, password, database, pg_hba.conf)."""
+    ja_default = "事務所のサーバーが接続を拒否しました（ユーザー名・パスワード・データベース名）。システム管理者に連絡してください。"
+
+
 class ServerUnavailable(StoreError, sqlite3.OperationalError):
     """The office server cannot be reached (offline state)."""
     ja_default = "事務所のサーバーに接続できません。ネットワークを確認してください。録音と文字起こしはこのPCで続けられます。"
@@ -449,8 +454,12 @@ def _row_factory(cursor):
 
 def _map_error(e: Exception) -> Exception:
     import psycopg
+    msg = str(e).strip()
     if isinstance(e, psycopg.OperationalError) and not isinstance(e, psycopg.errors.QueryCanceled):
-        return ServerUnavailable(f"office server unreachable: {str(e).strip().splitlines()[0] if str(e) else e}")
+        if "FATAL:" in msg and "terminating connection" not in msg and "shutting down" not in msg:
+            # the server answered and refused: wrong user, password, database, pg_hba — not offline
+            return ServerRefused(f"office server refused the connection: {msg.splitlines()[-1].strip()}")
+        return ServerUnavailable(f"office server unreachable: {msg.splitlines()[0] if msg else e!r}")
     if isinstance(e, psycopg.IntegrityError) or getattr(e, "sqlstate", "") in ("23000", "P0001"):
         return ServerIntegrityError(str(e).strip())
     return ServerDatabaseError(str(e).strip())
@@ -540,9 +549,8 @@ class ServerStore(Store):
 
     def _begin_pg(self, c) -> None:
         if self._tx.depth and not self._tx.pg:
-            c.execute("BEGIN")
-            self._tx.pg = True
-            c.execute("SELECT pg_advisory_xact_lock(%s)", (SERVER_TX_LOCK,))
+            self._tx.pg = True   # READ COMMITTED: statements after the lock see what its last holder wrote
+            c.execute(f"BEGIN; SELECT pg_advisory_xact_lock({SERVER_TX_LOCK})")
 
     def _prepare(self, sql: str, params):
         named = isinstance(params, dict)
@@ -571,16 +579,20 @@ class ServerStore(Store):
             else:
                 q, p = self._prepare(sql, params)
             guard = self._tx.depth > 0 and not re.match(r"\s*SELECT\b", q, re.I)
-            if guard:  # a failed statement must not poison the transaction (SQLite semantics)
-                c.execute("SAVEPOINT stmt")
-            try:
+            if not guard:
                 cur.executemany(q, rows) if many else cur.execute(q, p)
+                return cur
+            # A failed statement must not poison the transaction (SQLite semantics): a savepoint
+            # before each write, sent in the same round trip (pipeline); savepoints of the same
+            # name stack and all end at COMMIT, so none is released one by one.
+            try:
+                with c.pipeline():
+                    c.execute("SAVEPOINT stmt")
+                    cur.executemany(q, rows) if many else cur.execute(q, p)
             except psycopg.Error:
-                if guard and not c.closed:
+                if not c.closed:
                     c.execute("ROLLBACK TO SAVEPOINT stmt")
                 raise
-            if guard:
-                c.execute("RELEASE SAVEPOINT stmt")
             return cur
         except psycopg.Error as e:
             raise _map_error(e) from e

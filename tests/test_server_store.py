@@ -8,7 +8,7 @@ import time
 import pytest
 
 from engine import audit
-from engine.store import (ServerStore, ServerUnavailable, Store, StoreError, migrations, open_store, pg_script,
+from engine.store import (ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, migrations, open_store, pg_script,
                           pg_sql)
 from tests.server_pg import pg_url, server  # noqa: F401  (fixture)
 
@@ -143,6 +143,9 @@ def test_unreachable_server_is_a_clear_offline_error(tmp_path):
     assert time.monotonic() - t < 5
     assert "unreachable" in str(e.value) and "サーバー" in e.value.ja
     assert isinstance(e.value, StoreError) and isinstance(e.value, sqlite3.DatabaseError)
+    # a server that answers but refuses (no such database) is not "offline": IT must fix the config
+    with pytest.raises(ServerRefused, match="does not exist"):
+        open_store(tmp_path, server=server().url("no_such_db"))
 
 
 def test_network_guard_allows_exactly_the_configured_server():
