@@ -49,7 +49,7 @@ def build_demo(ctx):
         sc = synth.generate(seed, size=(1024, 768), defects=defects)
         (pdir / f"KM-{2001 + i}_20261120.jpg").write_bytes(synth.encode_jpeg(sc.image))
     from engine.mirrors.ledger import import_folder
-    for _ in import_folder(ctx, pdir, inspector="kensa"):
+    for _ in import_folder(ctx, pdir, user=insp):
         pass
     return staff, sup, insp, admin
 

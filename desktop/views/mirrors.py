@@ -218,7 +218,7 @@ class MirrorsView(QWidget):
         if r is None:
             return
         try:
-            self.current = ledger.confirm(self.ctx, r["id"], self.grade.currentData(), user=self.user.username,
+            self.current = ledger.confirm(self.ctx, r["id"], self.grade.currentData(), user=self.user,
                                           reason=self.reason.text())
         except MadoguchiError as e:
             show_error(self, e)  # the chosen grade and reason stay in the form
@@ -239,7 +239,7 @@ class MirrorsView(QWidget):
 
         def op(task):
             return run_in_child("engine.jobs:mirrors_import", self.ctx.data_dir,
-                                {"folder": folder, "inspector": self.user.username},
+                                {"folder": folder, "username": self.user.username},
                                 progress=lambda ev: task.progress(ev.done, ev.total, ev.path.name),
                                 cancel=task.cancel_event)
 
@@ -272,6 +272,6 @@ class MirrorsView(QWidget):
                                                   "Excel (*.xlsx)")
             if not path:
                 return
-        run_op(self, lambda task: ledger.export_xlsx(self.ctx, path),
+        run_op(self, lambda task: ledger.export_xlsx(self.ctx, path, user=self.user),
                success=lambda n: self.status.setText(f"{n}件を出力しました：{path}"),
                failure=lambda e: show_error(self, e))

@@ -4,7 +4,7 @@ Public API (Qt-free; import the submodule you need):
 
 * ``diagnose.diagnose(path, table=None, model="default") -> MirrorInspection`` — one photo;
   ``MirrorInspection.to_json()`` is the CLI's JSON (``grade``, ``findings``, ``quality`` + extras).
-* ``ledger.import_folder(ctx, folder, inspector="", cancel=None) -> Iterator[ImportEvent]`` (progress,
+* ``ledger.import_folder(ctx, folder, user=, cancel=None) -> Iterator[ImportEvent]`` (progress,
   resumable, duplicates by SHA-256), ``ledger.list_inspections``, ``get_inspection``, ``list_mirrors``,
   ``history(ctx, code)``, ``confirm(ctx, inspection_id, grade, user=, reason=)``,
   ``assign_mirror``, ``upsert_mirror``, ``export_csv``, ``export_xlsx``.

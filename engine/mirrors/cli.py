@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..errors import MadoguchiError
+from ..records.cli import _add_user_arg
 
 
 def cmd_diagnose(args) -> int:
@@ -55,10 +56,11 @@ def cmd_diagnose(args) -> int:
 
 def cmd_import(args) -> int:
     from ..cli import context, print_json
+    from ..records.cli import _signed_in
     from .ledger import import_folder
     ctx = context(args)
     last = None
-    for ev in import_folder(ctx, args.folder, inspector=args.inspector or "", recursive=not args.no_recursive):
+    for ev in import_folder(ctx, args.folder, user=_signed_in(args, ctx), recursive=not args.no_recursive):
         last = ev
         if not args.quiet:
             tag = {"imported": "+", "duplicate": "=", "failed": "!", "no_id": "?"}.get(ev.status, " ")
@@ -74,24 +76,27 @@ def cmd_import(args) -> int:
 
 def cmd_export(args) -> int:
     from ..cli import context
+    from ..records.cli import _signed_in
     from .ledger import export_csv, export_xlsx
     ctx = context(args)
     if not args.xlsx and not args.csv:
         raise MadoguchiError("give --xlsx FILE and/or --csv FILE", ja="出力先のファイルを指定してください。")
+    user = _signed_in(args, ctx)
     if args.xlsx:
-        n = export_xlsx(ctx, args.xlsx, latest_only=args.latest)
+        n = export_xlsx(ctx, args.xlsx, latest_only=args.latest, user=user)
         print(f"{n} rows written to {args.xlsx}")
     if args.csv:
-        n = export_csv(ctx, args.csv, latest_only=args.latest)
+        n = export_csv(ctx, args.csv, latest_only=args.latest, user=user)
         print(f"{n} rows written to {args.csv}")
     return 0
 
 
 def cmd_confirm(args) -> int:
     from ..cli import context
+    from ..records.cli import _signed_in
     from .ledger import confirm
     ctx = context(args)
-    confirm(ctx, args.inspection, args.grade, user=args.user, reason=args.reason or "")
+    confirm(ctx, args.inspection, args.grade, user=_signed_in(args, ctx), reason=args.reason or "")
     print(f"inspection {args.inspection}: {args.grade}")
     return 0
 
@@ -127,7 +132,7 @@ def register(subparsers) -> None:
 
     i = sub.add_parser("import", help="import a folder of photos into the ledger (resumable)")
     i.add_argument("folder", metavar="DIR")
-    i.add_argument("--inspector", default="")
+    _add_user_arg(i)
     i.add_argument("--no-recursive", action="store_true")
     i.add_argument("--json", action="store_true")
     i.add_argument("--quiet", action="store_true")
@@ -137,12 +142,13 @@ def register(subparsers) -> None:
     e.add_argument("--xlsx", metavar="FILE")
     e.add_argument("--csv", metavar="FILE")
     e.add_argument("--latest", action="store_true", help="only the latest inspection per mirror")
+    _add_user_arg(e)
     e.set_defaults(func=cmd_export)
 
     c = sub.add_parser("confirm", help="confirm or override the grade of an inspection")
     c.add_argument("inspection", type=int)
     c.add_argument("grade", choices=["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "1", "2", "3", "4"])
-    c.add_argument("--user", required=True)
+    _add_user_arg(c)
     c.add_argument("--reason", default="")
     c.set_defaults(func=cmd_confirm)
 

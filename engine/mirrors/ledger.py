@@ -2,6 +2,11 @@
 photo inspections (hash, path, time, GPS, inspector, AI grade and findings, confirmed grade,
 override reason), history per mirror, resumable batch import of a folder, confirm/override, and
 CSV/XLSX export in a flat one-row-per-inspection layout a city ledger system can import.
+
+Every change to the ledger is made by a signed-in :class:`~engine.users.User` with the role
+点検員 (inspector) or 管理者 (admin) — :data:`EDITORS` — checked here, not only in the screens;
+exports are open to supervisors too. Each change (import run, grade confirm/override, 管理番号
+assignment, export) is also an entry of the hash-chained audit log.
 """
 from __future__ import annotations
 
@@ -15,13 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .. import audit
 from ..errors import MadoguchiError
+from ..users import User, require_role
 from .defects import GRADES, GRADES_JA, label_ja
 from .intake import PHOTO_SUFFIXES, PhotoError, file_sha256
 
 
 class LedgerError(MadoguchiError):
     ja_default = "台帳の操作ができませんでした。"
+
+
+EDITORS = ("inspector", "admin")
+READERS = ("inspector", "admin", "supervisor")
 
 
 _GRADE_ALIASES = {"1": "Ⅰ", "2": "Ⅱ", "3": "Ⅲ", "4": "Ⅳ", "I": "Ⅰ", "II": "Ⅱ", "III": "Ⅲ", "IV": "Ⅳ"}
@@ -160,18 +171,23 @@ def record_inspection(ctx, insp, *, code: str | None = None, inspector: str = ""
         "created_at": time.time()})
 
 
-def assign_mirror(ctx, inspection_id: int, code: str) -> None:
+def assign_mirror(ctx, inspection_id: int, code: str, *, user: User) -> None:
     """Attach an inspection (e.g. one whose file name had no 管理番号) to a mirror."""
-    get_inspection(ctx, inspection_id)
-    mid = upsert_mirror(ctx, code)
-    ctx.store.execute("UPDATE mirror_inspections SET mirror_id = ? WHERE id = ?", (mid, inspection_id))
+    require_role(user, *EDITORS)
+    with ctx.store.transaction():
+        old = get_inspection(ctx, inspection_id)["mirror_id"]
+        mid = upsert_mirror(ctx, code)
+        ctx.store.execute("UPDATE mirror_inspections SET mirror_id = ? WHERE id = ?", (mid, inspection_id))
+        audit.append(ctx.store, user.username, "mirror.assign", "mirror_inspection", inspection_id,
+                     {"code": code, "old_mirror_id": old, "mirror_id": mid})
 
 
-def confirm(ctx, inspection_id: int, grade: str, *, user: str, reason: str = "") -> dict:
-    """Confirm the AI grade or override it. An override (grade ≠ AI grade) needs a reason."""
+def confirm(ctx, inspection_id: int, grade: str, *, user: User, reason: str = "") -> dict:
+    """Confirm the AI grade or override it. An override (grade ≠ AI grade) needs a reason. The
+    change is kept twice: in ``mirror_grade_changes`` (the ledger's history) and as a
+    ``mirror.confirm`` / ``mirror.override`` entry of the hash-chained audit log."""
+    require_role(user, *EDITORS)
     grade = normalise_grade(grade)
-    if not user.strip():
-        raise LedgerError("the confirming user is required", ja="確定する担当者名を入力してください。")
     with ctx.store.transaction():
         row = get_inspection(ctx, inspection_id)
         if row["status"] == "unreadable":
@@ -182,13 +198,17 @@ def confirm(ctx, inspection_id: int, grade: str, *, user: str, reason: str = "")
             raise LedgerError(f"overriding the AI grade {row['ai_grade']} with {grade} needs a reason",
                               ja=f"AI判定（{row['ai_grade']}）と異なる判定にするには、変更理由を入力してください。")
         now = time.time()
-        ctx.store.insert("mirror_grade_changes", {"inspection_id": inspection_id, "ai_grade": row["ai_grade"],
-                                                  "old_grade": row["confirmed_grade"], "new_grade": grade,
-                                                  "reason": reason.strip(), "actor": user.strip(), "ts": now})
+        change = {"inspection_id": inspection_id, "ai_grade": row["ai_grade"], "old_grade": row["confirmed_grade"],
+                  "new_grade": grade, "reason": reason.strip(), "actor": user.username, "ts": now}
+        ctx.store.insert("mirror_grade_changes", change)
         ctx.store.execute("UPDATE mirror_inspections SET confirmed_grade = ?, confirmed_by = ?, confirmed_at = ?, "
                           "override_reason = ? WHERE id = ?",
-                          (grade, user.strip(), now, reason.strip() if overriding or reason.strip() else "",
+                          (grade, user.username, now, reason.strip() if overriding or reason.strip() else "",
                            inspection_id))
+        audit.append(ctx.store, user.username, "mirror.override" if overriding else "mirror.confirm",
+                     "mirror_inspection", inspection_id,
+                     {k: change[k] for k in ("ai_grade", "old_grade", "new_grade", "reason")}
+                     | {"photo_hash": row["photo_hash"]})
     return get_inspection(ctx, inspection_id)
 
 
@@ -215,25 +235,38 @@ def photo_files(folder: Path | str, recursive: bool = True) -> list[Path]:
     return sorted(p for p in it if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
 
 
-def import_folder(ctx, folder: Path | str, *, inspector: str = "", recursive: bool = True,
+def import_folder(ctx, folder: Path | str, *, user: User, recursive: bool = True,
                   id_pattern: str | None = None, cancel: threading.Event | None = None,
                   table=None, model="default") -> Iterator[ImportEvent]:
     """Import every photo of a folder; yields one :class:`ImportEvent` per file (progress).
 
     Resumable: a photo whose SHA-256 is already in the ledger is skipped (``duplicate``), so an
     interrupted import simply runs again. Unreadable photos are recorded (``status='unreadable'``)
-    so the ledger shows what must be re-shot; each photo is committed on its own.
+    so the ledger shows what must be re-shot; each photo is committed on its own. ``user`` is the
+    inspector (recorded on every inspection); the run ends with one ``mirror.import`` audit entry.
     """
-    from .diagnose import diagnose_photo
+    require_role(user, *EDITORS)     # checked at the call, before the first photo is asked for
     from .grading import load_table, table_path
-    from .intake import load_photo
     from .model import default_model_path, load_model
     files = photo_files(folder, recursive)
     pattern = id_pattern or ctx.config["mirrors.id_pattern"]
     table = table or load_table(table_path(ctx.data_dir))
     if model == "default":
         model = load_model(default_model_path(ctx.data_dir))
-    counts = {"total": len(files), "imported": 0, "duplicate": 0, "failed": 0, "no_id": 0}
+
+    def run() -> Iterator[ImportEvent]:
+        counts = {"total": len(files), "imported": 0, "duplicate": 0, "failed": 0, "no_id": 0}
+        try:
+            yield from _import_files(ctx, files, counts, pattern, table, model, user.username, cancel)
+        finally:   # also when cancelled or when the caller stops iterating
+            audit.append(ctx.store, user.username, "mirror.import", "folder", str(Path(folder).resolve()),
+                         {**counts, "cancelled": bool(cancel is not None and cancel.is_set())})
+    return run()
+
+
+def _import_files(ctx, files, counts, pattern, table, model, inspector, cancel) -> Iterator[ImportEvent]:
+    from .diagnose import diagnose_photo
+    from .intake import load_photo
     for i, path in enumerate(files, 1):
         if cancel is not None and cancel.is_set():
             break
@@ -307,8 +340,13 @@ def _export_rows(ctx, latest_only: bool = False) -> list[list]:
     return out
 
 
-def export_csv(ctx, path: Path | str, latest_only: bool = False) -> int:
+def _exporting(ctx, user: User, path: Path, fmt: str, n: int) -> None:
+    audit.append(ctx.store, user.username, "mirror.export", "file", str(path.resolve()), {"format": fmt, "rows": n})
+
+
+def export_csv(ctx, path: Path | str, latest_only: bool = False, *, user: User) -> int:
     """UTF-8 with BOM (opens correctly in Excel), one header row, one row per inspection."""
+    require_role(user, *READERS)
     rows = _export_rows(ctx, latest_only)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -317,11 +355,13 @@ def export_csv(ctx, path: Path | str, latest_only: bool = False) -> int:
         w.writerow(EXPORT_COLUMNS)
         w.writerows(rows)
     tmp.replace(path)
+    _exporting(ctx, user, path, "csv", len(rows))
     return len(rows)
 
 
-def export_xlsx(ctx, path: Path | str, latest_only: bool = False) -> int:
+def export_xlsx(ctx, path: Path | str, latest_only: bool = False, *, user: User) -> int:
     """Sheet 点検台帳 (one row per inspection, same columns as the CSV) + sheet 施設台帳 (per mirror)."""
+    require_role(user, *READERS)
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     rows = _export_rows(ctx, latest_only)
@@ -354,4 +394,5 @@ def export_xlsx(ctx, path: Path | str, latest_only: bool = False) -> int:
     tmp = path.with_name(path.name + ".tmp")
     wb.save(tmp)
     tmp.replace(path)
+    _exporting(ctx, user, path, "xlsx", len(rows))
     return len(rows)
