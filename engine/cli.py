@@ -81,8 +81,10 @@ def cmd_config(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
         return 0
     if args.config_cmd == "set":
-        path = cm.set_user_value(args.key, cm.parse_cli_value(args.key, args.value))
-        print(f"{args.key} written to {path}")
+        from .records.cli import _signed_in
+        ctx = context(args)
+        changed = cm.change(ctx, _signed_in(args, ctx), args.key, cm.parse_cli_value(args.key, args.value))
+        print(f"{args.key} written to {cm.user_config_path()}" if changed else f"{args.key} unchanged")
         return 0
     if args.config_cmd == "keys":
         for k, key in cm.KEYS.items():
@@ -181,9 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("show")
     csub.add_parser("keys")
-    cs = csub.add_parser("set")
+    cs = csub.add_parser("set", help="change a setting (administrators; the counter's microphone: anyone); audited")
     cs.add_argument("key")
     cs.add_argument("value")
+    cs.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
+                    help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
     c.set_defaults(func=cmd_config)
 
     r = sub.add_parser("retention", help="delete consultation audio N days after approval (retention.audio_days)")

@@ -126,3 +126,43 @@ def test_cli_users_and_audit(data_dir, monkeypatch, capsys):
     assert "may not" in capsys.readouterr().err
     assert main(dd + ["audit", "verify", "--json"]) == 0
     assert '"ok": true' in capsys.readouterr().out
+
+
+def test_settings_changes_check_the_role_and_are_audited(ctx, people, tmp_path, monkeypatch, capsys):
+    from engine import config as cm
+    admin, staff, sup = people
+    path = tmp_path / "user-config.toml"
+    assert cm.change(ctx, staff, "asr.device", "USB Mic", path)          # a counter's own microphone
+    for who in (staff, sup):                                              # models and folders: admin only
+        with pytest.raises(users.PermissionDenied):
+            cm.change(ctx, who, "llm.model", "llm-small", path)
+        with pytest.raises(users.PermissionDenied):
+            cm.change(ctx, who, "retention.audio_days", 1, path)
+    assert ctx.config["llm.model"] != "llm-small" and "llm.model" not in path.read_text(encoding="utf-8")
+    assert cm.change(ctx, admin, "llm.model", "llm-small", path)
+    assert not cm.change(ctx, admin, "llm.model", "llm-small", path)     # unchanged: nothing logged
+    assert ctx.config["llm.model"] == "llm-small" and 'model = "llm-small"' in path.read_text(encoding="utf-8")
+    with pytest.raises(cm.ConfigError, match="retention.audio_days"):
+        cm.change(ctx, admin, "retention.audio_days", -1, path)
+    log = [(e.actor, e.action, e.object_id, e.detail) for e in audit.entries(ctx.store, object_type="setting")]
+    assert log == [("tanaka", "settings.change", "asr.device", {"old": "", "new": "USB Mic"}),
+                   ("admin", "model.change", "llm.model", {"old": "llm-default", "new": "llm-small"})]
+    assert audit.verify(ctx.store) == (True, None)
+
+
+def test_cli_config_set_signs_in(data_dir, monkeypatch, capsys):
+    from engine.context import open_context
+    c = open_context(data_dir)
+    admin = users.add_user(c.store, None, "admin", "管理者", "admin", "admin-pass-1")
+    users.add_user(c.store, admin, "tanaka", "田中", "staff", "staff-pass-1")
+    c.close()
+    dd = ["--data-dir", str(data_dir)]
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "staff-pass-1")
+    assert main(dd + ["config", "set", "llm.model", "llm-small", "--user", "tanaka"]) == 2
+    assert "needs admin" in capsys.readouterr().err
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "admin-pass-1")
+    assert main(dd + ["config", "set", "llm.model", "llm-small", "--user", "admin"]) == 0
+    assert "llm.model written" in capsys.readouterr().out
+    c = open_context(data_dir)
+    assert [e.action for e in audit.entries(c.store, object_type="setting")] == ["model.change"]
+    c.close()

@@ -48,6 +48,12 @@ class SettingsView(QWidget):
         self.manuals_dir = QLineEdit(ctx.config["manuals_dir"], g)
         self.manuals_dir.setAccessibleName("マニュアルフォルダ")
         form.addRow("マニュアルフォルダ", self.manuals_dir)
+        for w in (self.whisper, self.llm, self.manuals_dir):   # models and folders: administrators only
+            w.setEnabled(user.role == "admin")
+            if user.role != "admin":
+                w.setToolTip("管理者だけが変更できます")
+        self.whisper.setAccessibleName("文字起こしモデル")
+        self.llm.setAccessibleName("記録作成モデル")
         data = QLabel(str(ctx.data_dir), g)
         data.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("データフォルダ", data)
@@ -95,16 +101,15 @@ class SettingsView(QWidget):
                 combo.setCurrentIndex(i)
 
     def save(self) -> None:
+        wanted = [("asr.device", self.mic.currentData() or "")]
+        if self.user.role == "admin":       # the engine checks it too (config.change)
+            wanted += [("asr.model", self.whisper.currentData()), ("llm.model", self.llm.currentData()),
+                       ("manuals_dir", self.manuals_dir.text().strip())]
         try:
-            cm.set_user_value("asr.device", self.mic.currentData() or "")
-            cm.set_user_value("asr.model", self.whisper.currentData())
-            cm.set_user_value("llm.model", self.llm.currentData())
-            cm.set_user_value("manuals_dir", self.manuals_dir.text().strip())
-            from engine import audit
-            audit.append(self.ctx.store, self.user.username, "settings.change", "config", "user",
-                         {"asr.model": self.whisper.currentData(), "llm.model": self.llm.currentData()})
+            for key, value in wanted:
+                cm.change(self.ctx, self.user, key, value)
         except MadoguchiError as e:
-            show_error(self, e)
+            show_error(self, e)   # what was chosen stays on screen
             return
         self.saved.setText("保存しました。次回の録音・作成から反映されます。")
 
