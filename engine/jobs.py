@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 from .errors import MadoguchiError
@@ -27,17 +29,23 @@ class JobCrashed(MadoguchiError):
 
 def _child(target: str, data_dir: str, kwargs: dict, q, cancel_flag) -> None:
     try:
-        import os
         if hasattr(os, "nice"):
             os.nice(5)  # background work yields to the counter's UI and live transcription
         from .context import open_context
         ctx = open_context(data_dir)
         cancel = threading.Event()
+        parent = mp.parent_process()
 
         def watch():
-            while not cancel.is_set():
-                if cancel_flag.wait(0.2):
+            while True:
+                if cancel.is_set():
+                    time.sleep(0.2)
+                elif cancel_flag.wait(0.2):
                     cancel.set()
+                if parent is not None and not parent.is_alive():
+                    # the caller was killed (kill -9, power cut of the app): nobody will take the
+                    # result, so end at once instead of running on as an orphan holding the model
+                    os._exit(3)
         threading.Thread(target=watch, daemon=True).start()
         mod, fn = target.split(":")
         func = getattr(importlib.import_module(mod), fn)
@@ -50,7 +58,7 @@ def _child(target: str, data_dir: str, kwargs: dict, q, cancel_flag) -> None:
         except Exception:
             q.put(("error", MadoguchiError(f"{type(e).__name__}: {e}")))
     finally:
-        cancel_flag.set()  # stops the watcher thread
+        cancel_flag.set()
 
 
 def run_in_child(target: str, data_dir, kwargs: dict | None = None,
@@ -90,15 +98,19 @@ def run_in_child(target: str, data_dir, kwargs: dict | None = None,
 
 # ------------------------------------------------------------------ job entry points (child side)
 
-def manuals_index(ctx, progress, cancel, paths: list[str]):
-    from .manuals.index import index_paths
-    return index_paths(ctx.store, paths, progress=progress, cancel=cancel, prune=True)
+def manuals_index(ctx, progress, cancel, paths: list[str], username: str):
+    """``username``: the signed-in user; the account is read again from the user store here."""
+    from .manuals.index import update
+    from .users import get_user
+    return update(ctx, get_user(ctx.store, username), paths, progress=progress, cancel=cancel, prune=True)
 
 
-def mirrors_import(ctx, progress, cancel, folder: str, inspector: str = ""):
+def mirrors_import(ctx, progress, cancel, folder: str, username: str):
+    """``username``: the signed-in inspector; the role is read again from the user store here."""
     from .mirrors.ledger import import_folder
+    from .users import get_user
     summary: dict = {}
-    for ev in import_folder(ctx, folder, inspector=inspector, cancel=cancel):
+    for ev in import_folder(ctx, folder, user=get_user(ctx.store, username), cancel=cancel):
         progress(ev)
         summary = ev.summary
     summary = dict(summary)

@@ -11,8 +11,14 @@ from engine.jobs import JobCrashed, run_in_child
 def test_manuals_index_in_child_with_progress(data_dir, tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "a.txt").write_text("第1章 総則\n問1-1 家賃の扱いは？\n答 住宅扶助の範囲で認める。\n", encoding="utf-8")
+    from engine import users
+    from engine.context import open_context
+    c = open_context(data_dir)
+    users.add_user(c.store, None, "kanri", "管理", "admin", "password-123")
+    c.close()
     seen = []
-    rep = run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [str(tmp_path / "m")]}, progress=seen.append)
+    rep = run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [str(tmp_path / "m")], "username": "kanri"},
+                       progress=seen.append)
     assert seen and rep is not None
     from engine.store import open_store
     st = open_store(data_dir)
@@ -25,7 +31,7 @@ def test_error_keeps_japanese_message(data_dir):
         run_in_child("tests.test_jobs:_fail", data_dir, {})
     assert str(e.value) == "disk is full" and e.value.ja == "ディスクがいっぱいです。"
     with pytest.raises(TypeError):
-        run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [], "bogus": 1})
+        run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [], "username": "x", "bogus": 1})
 
 
 def test_cancel_and_crash(data_dir):

@@ -151,11 +151,24 @@ def test_folder_with_bad_files_still_indexes_the_rest(tmp_path):
         ctx.close()
 
 
-def test_cli_add_status_search_json(tmp_path, capsys):
+def test_cli_add_status_search_json(tmp_path, capsys, monkeypatch):
+    from engine import audit, users
+    from engine.context import open_context
     docs = copy_samples(tmp_path / "m")
     scanned_pdf(docs / "scan.pdf")
     dd = str(tmp_path / "data")
+    c = open_context(dd)
+    users.add_user(c.store, None, "kanri", "管理", "admin", "password-123")
+    c.close()
+    assert main(["--data-dir", dd, "manuals", "add", str(docs), "--no-embed"]) == 2     # who is changing the index?
+    assert "needs --user" in capsys.readouterr().err
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "password-123")
+    monkeypatch.setenv("MADOGUCHI_USER", "kanri")
     assert main(["--data-dir", dd, "manuals", "add", str(docs), "--no-embed"]) == 0
+    c = open_context(dd)
+    (entry,) = [e for e in audit.entries(c.store) if e.action == "manuals.index"]
+    assert entry.actor == "kanri" and entry.detail["added"] == 4 and entry.detail["skipped"] == 1
+    c.close()
     out = capsys.readouterr().out
     assert "added 4" in out and "skipped (scanned)" in out and "scan.pdf" in out
     assert main(["--data-dir", dd, "manuals", "status"]) == 0

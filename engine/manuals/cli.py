@@ -5,6 +5,8 @@ import sys
 from dataclasses import asdict
 
 
+from ..records.cli import _add_user_arg
+
 def _embedder(ctx):
     from ..models import load_embedder
     return load_embedder(ctx.config["embed.model"], ctx.config)
@@ -25,8 +27,9 @@ def cmd_add(args) -> int:
         last["phase"] = p.phase
 
     embedder = None if args.no_embed else _LazyEmbedder(ctx)
-    rep = index.index_paths(ctx.store, args.paths, embed=not args.no_embed, embedder=embedder,
-                            progress=progress, prune=args.prune)
+    from ..records.cli import _signed_in
+    rep = index.update(ctx, _signed_in(args, ctx), args.paths, embed=not args.no_embed, embedder=embedder,
+                       progress=progress, prune=args.prune)
     if args.json:
         print_json(asdict(rep))
     else:
@@ -114,6 +117,7 @@ def register(subparsers) -> None:
     a.add_argument("--no-embed", action="store_true", help="full-text index only (embed later with another add)")
     a.add_argument("--prune", action="store_true", help="forget indexed files that are gone from the given folders")
     a.add_argument("--json", action="store_true")
+    _add_user_arg(a)
     a.set_defaults(func=cmd_add)
 
     s = sub.add_parser("status", help="indexed documents and skipped files")

@@ -208,6 +208,23 @@ def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: Pr
     return rep
 
 
+def update(ctx, user, paths, **kw) -> IndexReport:
+    """The office's manual index changed for a signed-in user (``madoguchi manuals add``, the
+    索引を更新 button): the user must be an active account (any role — every role has the manual
+    search), and the run is appended to the audit log (``manuals.index``) with what changed.
+    Keyword arguments as :func:`index_paths`; the store-level :func:`index_paths` stays the
+    primitive the self-test and benchmarks use on their own stores."""
+    from .. import audit
+    from ..users import require_role
+    require_role(user)
+    rep = index_paths(ctx.store, paths, **kw)
+    audit.append(ctx.store, user.username, "manuals.index", "manuals", "",
+                 {"paths": [str(Path(p).expanduser().resolve()) for p in paths], "added": len(rep.added),
+                  "updated": len(rep.updated), "removed": len(rep.removed), "skipped": len(rep.skipped),
+                  "cancelled": rep.cancelled})
+    return rep
+
+
 def index_folder(ctx, folder, **kw) -> IndexReport:
     """Index one folder (``ctx`` is a Context or a Store); keyword arguments as :func:`index_paths`."""
     kw.setdefault("prune", True)
