@@ -2,14 +2,15 @@
 
     cw = CounterConsultation(ctx, user, title="…", consent=True)
     cw.start(MicSource(...), on_event=fn)     # live transcript events (Partial/Final/Level/…)
-    rec = cw.stop(progress=fn)                # final pass → draft → RecordDraft (下書き)
+    rec = cw.stop(progress=fn)                # draft → RecordDraft (下書き), moments after 停止
+    cw.refine()                               # final pass → transcript + evidence, a new version
 
 While the session runs, an :class:`~engine.records.draft.IncrementalDrafter` in a low-priority
 child process (``engine.jobs.records_incremental``) follows the stored Final segments and drafts
 them as they come, so the draft is ready moments after 停止. In its own process the LLM can
 neither starve live transcription nor stall the caller's UI thread, and a crash of the native
-model code cannot take the counter application down. The final pass renumbers the transcript; the incremental
-draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
+model code cannot take the counter application down. The final pass runs after the draft is
+saved (:func:`refine`) and renumbers the transcript; the draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
 every check runs again on the final text — a statement whose number no longer appears in its
 re-mapped evidence is flagged 要確認, never silently kept.
 """
@@ -103,22 +104,18 @@ class CounterConsultation:
         return self.session.wait(timeout)
 
     def stop(self, final_pass: bool = True, progress: Callable | None = None) -> workflow.RecordDraft:
-        """Stop recording, run the final pass, finish the draft and save it as a 下書き record."""
+        """Stop recording, finish the draft from the live transcript and save it as a 下書き record
+        — moments after 停止. With ``final_pass`` the more accurate second transcription is left to
+        :meth:`refine`, which the caller runs next (in the background: it takes about half the
+        recording's length on a 2-core PC, and staff can read the draft meanwhile)."""
         t0 = time.perf_counter()
         if progress:
-            progress(0, 3, "高精度の文字起こしと記録の下書きを仕上げています…")
+            progress(0, 2, "記録の下書きを仕上げています…")
         self.session.stop(final_pass=False)
         live = segments_from_session(self.ctx.store, self.session.id)
-        self._finish.set()                     # the drafter takes the last live segments …
-        self._snapshot.wait(120)
-        if final_pass and live:                # … while the final pass re-transcribes beside it
-            from .asr.finalpass import run_final_pass
-            run_final_pass(self.ctx, self.session.id)
-        t_final = time.perf_counter() - t0
-        if progress:
-            progress(1, 3, "記録の下書きを仕上げています…")
-        final = segments_from_session(self.ctx.store, self.session.id)
-        if not final:
+        self._finish.set()                     # the drafter takes the last live segments and finishes
+        if not live:
+            self._drafting.join()
             raise MadoguchiError("nothing was transcribed in this session",
                                  ja="発言が文字になりませんでした。マイクと音量を確認してください。録音は保存されています。")
         self._drafting.join()
@@ -126,17 +123,78 @@ class CounterConsultation:
         if d is None:  # the drafting process failed: draft here, visibly flagged
             err = self._draft_out.get("error")
             log.warning("incremental drafting failed (%s); drafting after stop", type(err).__name__)
-            d = draft_segments(live or final, self.template, self.ctx.config, use_llm=self.use_llm)
-        if final_pass:
-            remap_evidence(d, live, final)
-            checks.check(d, self.template)
-        d.stats = {**d.stats, "final_pass_s": round(t_final, 1), "stop_to_draft_s": round(time.perf_counter() - t0, 1)}
+            d = draft_segments(live, self.template, self.ctx.config, use_llm=self.use_llm)
+        d.stats = {**d.stats, "stop_to_draft_s": round(time.perf_counter() - t0, 1)}
         if progress:
-            progress(2, 3, "保存しています…")
+            progress(1, 2, "保存しています…")
         rec = workflow.create(self.ctx.store, self.user, d, session_id=self.session.id,
                               case_number=self.case_number, title=self.title or d.title)
+        self.record_id = rec.id
         log.info("consultation %s → record %s in %.1f s after stop", self.session.id, rec.id, time.perf_counter() - t0)
+        if not final_pass:
+            self.ctx.store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (self.session.id,))
         return rec
+
+    def refine(self, progress: Callable | None = None) -> workflow.RecordDraft | None:
+        """The final pass for this consultation's saved record (see :func:`refine`)."""
+        return refine(self.ctx, self.user, self.session.id, progress=progress)
+
+
+def refine(ctx, user: User, session_id: int, progress: Callable | None = None) -> workflow.RecordDraft | None:
+    """Re-transcribe a stopped consultation (beam 5, whole recording) and bring its record along:
+    in one transaction the live transcript lines are replaced by the final ones (staff edits kept)
+    and the draft's evidence is pointed at them by time overlap, saved as a new version
+    (高精度の文字起こしを反映); every check runs again on the final text, so a statement whose number
+    is no longer in its evidence is flagged 要確認. If the record has left 下書き/差戻し in the
+    meantime (submitted or approved), its transcript stays exactly as it was reviewed and ``None``
+    is returned. A session that was already refined returns ``None`` too."""
+    require_role(user, *workflow.WRITERS)
+    store = ctx.store
+    s = store.query_one("SELECT state, audio_seconds, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
+    row = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
+    if s is None or row is None or s["state"] != "stopped" or not s["audio_seconds"] or s["audio_deleted_at"]:
+        return None
+    from .asr.finalpass import run_final_pass
+    out: dict = {}
+
+    class _Reviewed(Exception):
+        pass
+
+    def on_replace(live_rows, final_rows) -> None:
+        rec = workflow.get(store, user, row["id"])
+        if rec.state not in ("draft", "returned"):
+            raise _Reviewed
+        as_seg = lambda r: Segment(r["seq"], r["start"], r["end"], r["speaker"], r["text"])  # noqa: E731
+        d = remap_evidence(rec.content, [as_seg(r) for r in live_rows], [as_seg(r) for r in final_rows])
+        tpl = rtemplate.load(d.template or ctx.config["records.template"], ctx.data_dir)
+        checks.check(d, tpl)
+        out["rec"] = workflow.save(store, user, row["id"], d, expected_revision=rec.revision,
+                                   reason=REFINED)
+
+    try:
+        run_final_pass(ctx, session_id, progress=progress, on_replace=on_replace)
+    except _Reviewed:
+        store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (session_id,))
+        log.info("session %s: record already under review; live transcript kept", session_id)
+        return None
+    return out.get("rec")
+
+
+REFINED = "高精度の文字起こしを反映"
+
+
+def carry_over_refined(ctx, user: User, record_id: int, edited: Draft, revision: int) -> tuple[Draft, int]:
+    """Staff edited a draft while :func:`refine` saved the final transcript under it: point the
+    edited draft's evidence at the final lines and return it with the revision to save against.
+    Any other intervening change raises :class:`~engine.records.workflow.ConflictError` as before."""
+    latest = workflow.get(ctx.store, user, record_id)
+    if latest.revision == revision:
+        return edited, revision
+    if latest.reason != REFINED or latest.revision != revision + 1:
+        raise workflow.ConflictError(f"record {record_id} changed meanwhile; reload it and try again")
+    d = remap_evidence(edited, list(edited.segments), list(latest.content.segments))
+    checks.check(d, rtemplate.load(d.template or ctx.config["records.template"], ctx.data_dir))
+    return d, latest.revision
 
 
 def warm_up(ctx) -> None:
@@ -151,3 +209,57 @@ def warm_up(ctx) -> None:
         load_whisper(cfg.get("asr.model", "whisper-base"), cfg, threads=cfg.get("asr.threads", 2))
     silero()
     proper_nouns("北九州市小倉北区の窓口")
+
+
+# ----------------------------------------------------------------------------- after a crash
+
+def interrupted(store) -> list[dict]:
+    """Counter consultations a crash (``kill -9``, power cut) cut off before they were finished: a
+    consented session with transcript lines whose process is gone, and that has no record yet
+    (killed while recording or drafting) or whose record still waits for the final pass (killed
+    during :func:`refine`). :func:`resume` finishes each of them."""
+    from .asr.session import HEARTBEAT_STALE, _pid_alive
+    now = time.time()
+    out = []
+    for r in store.query("SELECT * FROM sessions s WHERE s.consent = 1 AND s.staff_user != '' "
+                         "AND EXISTS (SELECT 1 FROM segments g WHERE g.session_id = s.id) AND ("
+                         "s.state IN ('recording', 'interrupted', 'stopped') "
+                         "OR NOT EXISTS (SELECT 1 FROM records r WHERE r.session_id = s.id)) ORDER BY s.started_at"):
+        if r["pid"] and _pid_alive(r["pid"]) and (r["state"] != "recording" or (r["heartbeat_at"] or 0) > now - HEARTBEAT_STALE):
+            continue   # its process is still recording or finishing it
+        out.append(r)
+    return out
+
+
+def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm: bool | None = None,
+           template: str | None = None) -> workflow.RecordDraft:
+    """Finish a consultation a crash cut off, from what was committed: repair the recording
+    (:func:`~engine.asr.session.recover`), draft from the stored segments and save the 下書き if
+    no record was saved yet, then (``final_pass``) :func:`refine` it. Idempotent: a session whose
+    record was saved before the crash keeps that record, never gets a second one."""
+    require_role(user, *workflow.WRITERS)
+    from .asr import session as asession
+    store = ctx.store
+    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise asession.SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    if s["state"] in ("recording", "interrupted"):
+        asession.recover(ctx, session_id)
+    row = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
+    if row is None:
+        segs = segments_from_session(store, session_id)
+        if not segs:
+            raise MadoguchiError(f"session {session_id} has no transcript to draft from",
+                                 ja="この相談には文字起こしがないため、記録の下書きを作れません。録音は保存されています。")
+        tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
+        d = draft_segments(segs, tpl, ctx.config, use_llm=ctx.config["llm.enabled"] if use_llm is None else use_llm)
+        rec = workflow.create(store, user, d, session_id=session_id, case_number=s["case_number"],
+                              title=s["title"] or d.title)
+        log.info("consultation %s resumed after a crash → record %s", session_id, rec.id)
+    else:
+        rec = workflow.get(store, user, row["id"])
+    if final_pass:
+        rec = refine(ctx, user, session_id) or rec
+    else:
+        store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ? AND state = 'stopped'", (session_id,))
+    return rec

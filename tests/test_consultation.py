@@ -1,11 +1,13 @@
 """The counter workflow on the engine: synthesized two-person speech through the real streaming
-path (FileSource) → live segments → 停止 → final pass → draft with evidence on the final segments
-→ stored 下書き record."""
+path (FileSource) → live segments → 停止 → draft from the live transcript, stored as 下書き at
+once → final pass (refine) → a new version with its evidence on the final segments."""
 import pytest
 
 from engine import users
 from engine.audio import FileSource, write_wav
-from engine.consultation import ConsentRequired, CounterConsultation, remap_evidence
+from engine.consultation import REFINED, ConsentRequired, CounterConsultation, carry_over_refined, refine, remap_evidence
+from engine.records import workflow
+from engine.records.workflow import ConflictError
 from engine.asr.transcribe import Final
 from engine.records.model import Draft, Section, Segment, Statement
 from tests import audiogen
@@ -40,12 +42,49 @@ def test_counter_workflow_file_source(ctx, tmp_path):
     finals = [e for e in events if isinstance(e, Final)]
     assert len(finals) >= 4
     rec = cw.stop()
-    assert rec.state == "draft" and rec.session_id == sid
-    d = rec.content
+    assert rec.state == "draft" and rec.session_id == sid and rec.version == 1
+    live = [(g.start, g.end, g.text) for g in rec.content.segments]
+    assert [g.text for g in rec.content.segments] == [e.text for e in finals], "the draft rests on the live lines"
+    assert "stop_to_draft_s" in rec.content.stats
+    assert ctx.store.query_one("SELECT state FROM sessions WHERE id = ?", (sid,))["state"] == "stopped"
+
+    new = cw.refine()                       # the final pass, after the draft is saved
+    assert new is not None and new.version == 2 and new.reason == REFINED and new.state == "draft"
+    assert ctx.store.query_one("SELECT state FROM sessions WHERE id = ?", (sid,))["state"] == "finalized"
+    d = new.content
+    stored = ctx.store.query("SELECT seq, text, pass FROM segments WHERE session_id = ? ORDER BY seq", (sid,))
+    assert {r["pass"] for r in stored} == {"final"}
+    assert [g.text for g in d.segments] == [r["text"] for r in stored]
+    assert [(g.start, g.end, g.text) for g in d.segments] != live, "the final pass re-transcribed"
     seqs = {g.seq for g in d.segments}
-    assert all(g.text for g in d.segments)
     stmts = [st for _, st in d.statements()]
     assert stmts, "the draft has statements"
     assert all(set(st.evidence) <= seqs for st in stmts)
     assert sum(1 for st in stmts if st.evidence) >= 0.9 * len(stmts)
-    assert "stop_to_draft_s" in d.stats
+    assert [st.text for _, st in d.statements()] == [st.text for _, st in rec.content.statements()]
+    assert cw.refine() is None, "a session is refined once"
+
+    # staff edited version 1 while the final pass saved version 2: the edit is carried over
+    edited = rec.content
+    edited.sections[0].statements.append(type(stmts[0])("職員が追記した事実", evidence=[rec.content.segments[0].seq]))
+    carried, revision = carry_over_refined(ctx, staff, rec.id, edited, rec.revision)
+    assert revision == new.revision and carried.segments == d.segments
+    saved = workflow.save(ctx.store, staff, rec.id, carried, revision, reason="職員が修正")
+    assert saved.version == 3 and "職員が追記した事実" in [st.text for _, st in saved.content.statements()]
+    with pytest.raises(ConflictError):      # any other change in between is still a conflict
+        carry_over_refined(ctx, staff, rec.id, edited, rec.revision)
+
+
+def test_refine_keeps_a_submitted_records_transcript(ctx, tmp_path):
+    admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
+    staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
+    wav = write_wav(tmp_path / "housing.wav", audiogen.conversation("housing", seed=5).audio)
+    cw = CounterConsultation(ctx, staff, title="住まいの相談", consent=True, use_llm=False)
+    sid = cw.start(FileSource(wav))
+    assert cw.wait(600)
+    rec = cw.stop()
+    before = ctx.store.query("SELECT seq, text FROM segments WHERE session_id = ? ORDER BY seq", (sid,))
+    sub = workflow.submit(ctx.store, staff, rec.id, rec.revision)
+    assert refine(ctx, staff, sid) is None
+    assert ctx.store.query("SELECT seq, text FROM segments WHERE session_id = ? ORDER BY seq", (sid,)) == before
+    assert workflow.get(ctx.store, staff, rec.id).revision == sub.revision

@@ -115,8 +115,10 @@ def merge(new: list[dict], live: list[dict]) -> list[dict]:
     return sorted(out, key=lambda s: s["start"])
 
 
-def run_final_pass(ctx, session_id: int, model=None, progress=None) -> int:
-    """Re-transcribe a stopped session and replace its segments (edits kept). Returns the count."""
+def run_final_pass(ctx, session_id: int, model=None, progress=None, on_replace=None) -> int:
+    """Re-transcribe a stopped session and replace its segments (edits kept). Returns the count.
+    ``on_replace(live_rows, final_rows)`` runs inside the replacing transaction (the rows as
+    stored, ``seq`` included); if it raises, nothing is replaced."""
     store = ctx.store
     s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
     audio = read_audio(s["audio_path"], mono=s["channels"] == 1, key=store.key)
@@ -138,5 +140,7 @@ def run_final_pass(ctx, session_id: int, model=None, progress=None) -> int:
             [(session_id, i + 1, m["start"], m["end"], m["speaker"], m["text"], m["edited"], m["speaker_edited"], now)
              for i, m in enumerate(merged)])
         store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (session_id,))
+        if on_replace is not None:
+            on_replace(live, store.query("SELECT * FROM segments WHERE session_id = ? ORDER BY seq", (session_id,)))
     log.info("session %s final pass: %d segments in %.1f s", session_id, len(merged), time.perf_counter() - t)
     return len(merged)

@@ -480,11 +480,11 @@ class IncrementalDrafter:
             if self._error is not None:
                 d.flags.insert(0, Flag("llm_failed", detail=str(self._error)))
             return d
+        self.drafter.set_threads(self.drafter.threads)   # the stretch in flight finishes at full speed
         with self._cond:
             self._stop = True
             self._cond.notify()
         self._thread.join()
-        self.drafter.set_threads(self.drafter.threads)
         with self._cond:
             rest, ctxt = self._take(all_=True)
         d = self.d
