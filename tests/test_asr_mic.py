@@ -15,6 +15,7 @@ import pytest
 
 from engine.asr.metrics import cer
 from tests.audiogen import Turn, render_dialogue
+from tests.crashkit import user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,8 +104,9 @@ def test_record_from_virtual_microphone(pulse, tmp_path):
     wav = conv.write(tmp_path / "speech.wav")
     data = tmp_path / "data"
     seconds = conv.seconds + 6.0
+    env = {**user_env(data), **pulse.env}
     rec = subprocess.Popen([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "record",
-                            "--seconds", str(seconds), "--json"], cwd=ROOT, env=pulse.env,
+                            "--seconds", str(seconds), "--json", "--consent", "--user", "tanaka"], cwd=ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_audio(data / "audio")
@@ -118,7 +120,8 @@ def test_record_from_virtual_microphone(pulse, tmp_path):
     assert summary["state"] == "finalized"
     assert summary["audio_seconds"] == pytest.approx(seconds, abs=0.2)
     show = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "sessions", "show",
-                           str(summary["id"]), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           str(summary["id"]), "--json", "--user", "tanaka"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
     segs = json.loads(show.stdout)["segments"]
     assert len(segs) >= 2
     assert cer(conv.reference, "".join(s["text"] for s in segs)) < 0.35

@@ -18,7 +18,10 @@ from engine.asr.finalpass import merge, run_final_pass
 from engine.asr.metrics import cer
 from engine.asr.transcribe import Final, Partial
 from engine.audio import FileSource, Level, read_audio
+from engine import users
+from engine.users import PermissionDenied
 from tests.audiogen import Turn, render_dialogue
+from tests.crashkit import user_env
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -57,10 +60,18 @@ def test_session_live_then_final_pass_keeps_edits(ctx, conv, tmp_path):
 
     # staff edit a text and a speaker, then the final pass runs
     first, second = rows[0], rows[1]
-    sm.edit_segment(ctx.store, first["id"], text="こんにちは。本日はどのようなご相談でしょうか。")
-    sm.edit_segment(ctx.store, second["id"], speaker="unknown")
+    admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
+    staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
+    other = users.add_user(ctx.store, admin, "suzuki", "鈴木", "staff", "password-3")
+    ctx.store.execute("UPDATE sessions SET staff_user = 'tanaka' WHERE id = ?", (sid,))
+    for who in (admin, other, None):        # IT, another counter, nobody signed in: refused in the engine
+        with pytest.raises(PermissionDenied):
+            sm.edit_segment(ctx.store, first["id"], text="書き換え", user=who)
+    assert sm.segments(ctx.store, sid)[0]["text"] == first["text"]
+    sm.edit_segment(ctx.store, first["id"], text="こんにちは。本日はどのようなご相談でしょうか。", user=staff)
+    sm.edit_segment(ctx.store, second["id"], speaker="unknown", user=staff)
     with pytest.raises(sm.SessionError):
-        sm.edit_segment(ctx.store, second["id"], speaker="boss")
+        sm.edit_segment(ctx.store, second["id"], speaker="boss", user=staff)
     n = run_final_pass(ctx, sid)
     after = sm.segments(ctx.store, sid)
     assert n == len(after)
@@ -91,8 +102,17 @@ def test_swap_speakers(ctx):
     for i, spk in enumerate(["staff", "citizen", "unknown"]):
         ctx.store.insert("segments", {"session_id": sid, "seq": i + 1, "start": i, "end": i + 1, "speaker": spk,
                                       "text": "t", "created_at": 0})
-    sm.swap_speakers(ctx.store, sid)
+    admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
+    staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
+    with pytest.raises(PermissionDenied):
+        sm.swap_speakers(ctx.store, sid, user=admin)
+    sm.swap_speakers(ctx.store, sid, user=staff)
     assert [r["speaker"] for r in sm.segments(ctx.store, sid)] == ["citizen", "staff", "unknown"]
+    # once the record is submitted its transcript is fixed
+    ctx.store.insert("records", {"uid": "r", "state": "submitted", "version": 1, "revision": 1, "owner": "tanaka",
+                                 "template": "t", "session_id": sid, "created_at": 0, "updated_at": 0})
+    with pytest.raises(sm.SessionError, match="fixed"):
+        sm.swap_speakers(ctx.store, sid, user=staff)
     assert ctx.store.query_one("SELECT speakers_swapped FROM sessions WHERE id = ?", (sid,))["speakers_swapped"] == 1
 
 
@@ -189,11 +209,15 @@ def test_sessions_cli_list_show_recover(tmp_path):
                                          "pid": os.getpid(), "heartbeat_at": time.time()})
     ctx.close()
 
-    def cli(*args):
-        r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "sessions", *args],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+    env = user_env(data)
+
+    def cli(*args, user="tanaka", ok=True):
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "sessions", *args,
+                            "--user", user], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+        assert (r.returncode == 0) == ok, r.stderr
+        return r.stdout if ok else r.stderr
+
+    assert "needs staff or supervisor" in cli("show", str(sid), user="kensa", ok=False)   # an inspector reads no transcript
 
     listed = json.loads(cli("list", "--unfinished", "--json"))
     assert [r["id"] for r in listed] == [sid]          # the live one (this process) is not offered
@@ -202,6 +226,10 @@ def test_sessions_cli_list_show_recover(tmp_path):
     assert rec[0]["audio_seconds"] == pytest.approx(2.5, abs=0.001)
     shown = json.loads(cli("show", str(sid), "--json"))
     assert [s["text"] for s in shown["segments"]] == ["こんにちは"]
+    from engine.context import open_context
+    c = open_context(data)         # the live session is still recording: its heartbeat goes on
+    c.store.execute("UPDATE sessions SET heartbeat_at = ? WHERE id = ?", (time.time(), live))
+    c.close()
     assert json.loads(cli("list", "--unfinished", "--json")) == []
     assert "こんにちは" in cli("show", str(sid))
     assert live != sid

@@ -296,7 +296,7 @@ class ConsultView(QWidget):
             return
         text = item.text().split("：", 1)[-1].strip()
         try:
-            asession.edit_segment(self.ctx.store, item.data(ROLE_SEG), text=text)
+            asession.edit_segment(self.ctx.store, item.data(ROLE_SEG), text=text, user=self.user)
         except MadoguchiError as e:
             show_error(self, e)
 
@@ -310,7 +310,7 @@ class ConsultView(QWidget):
             return
         new = "citizen" if it.data(ROLE_SPEAKER) == "staff" else "staff"
         try:
-            asession.edit_segment(self.ctx.store, it.data(ROLE_SEG), speaker=new)
+            asession.edit_segment(self.ctx.store, it.data(ROLE_SEG), speaker=new, user=self.user)
         except MadoguchiError as e:
             show_error(self, e)
             return
@@ -323,7 +323,7 @@ class ConsultView(QWidget):
     def swap_all(self) -> None:
         if self.session_id is None or self.recording:
             return
-        asession.swap_speakers(self.ctx.store, self.session_id)
+        asession.swap_speakers(self.ctx.store, self.session_id, user=self.user)
         self.show_session(self.session_id)
 
     def play_selected(self) -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import sys
 
+from ..records.cli import _add_user_arg
+from ..users import require_role
+
 SPEAKER_JA = {"staff": "職員", "citizen": "相談者", "unknown": "不明"}
 
 
@@ -52,7 +55,13 @@ def cmd_record(args) -> int:
         src = MicSource(device=args.device, channels=ctx.config.get("asr.channels", 1))
     else:
         src = mic_from_config(ctx.config)
-    sess = ConsultationSession(ctx, title=args.title or "")
+    from ..records.cli import _signed_in
+    from .session import TRANSCRIPT_WRITERS
+    user = require_role(_signed_in(args, ctx), *TRANSCRIPT_WRITERS)
+    if not args.consent:
+        from ..consultation import ConsentRequired
+        raise ConsentRequired("record the citizen's consent first (--consent)")
+    sess = ConsultationSession(ctx, title=args.title or "", staff_user=user.username, consent=args.consent)
     sess.start(src, seconds=args.seconds)
     print(f"recording session {sess.id} (Ctrl+C to stop)", file=sys.stderr)
     try:
@@ -73,9 +82,11 @@ def cmd_record(args) -> int:
 def cmd_sessions(args) -> int:
     from engine.cli import context, print_json
     from . import session as sm
+    from ..records.cli import _signed_in
     ctx = context(args)
     if args.sessions_cmd == "list":
-        rows = sm.list_sessions(ctx.store, unfinished=args.unfinished)
+    user = _signed_in(args, ctx)
+        rows = sm.list_sessions(ctx.store, unfinished=args.unfinished, user=user)
         if args.json:
             print_json(rows)
         else:
@@ -83,7 +94,7 @@ def cmd_sessions(args) -> int:
                 print(f"{r['id']:>5}  {r['state']:<11} {r['audio_seconds']:7.1f}s  {r['segments']:>4} segments  {r['title']}")
         return 0
     if args.sessions_cmd == "show":
-        data = sm.get_session(ctx.store, args.id)
+        data = sm.get_session(ctx.store, args.id, user=user)
         if args.json:
             print_json(data)
         else:
@@ -95,6 +106,7 @@ def cmd_sessions(args) -> int:
         return 0
     if args.sessions_cmd == "recover":
         ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
+        require_role(user, *sm.RECOVERERS)
         done = [sm.recover(ctx, i, final_pass=args.final_pass) for i in ids]
         if args.json:
             print_json(done)
@@ -122,6 +134,8 @@ def register(subparsers) -> None:
     r.add_argument("--no-final-pass", action="store_true", help="skip the re-transcription after stopping")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_record)
+    r.add_argument("--consent", action="store_true", help="the citizen has consented to the recording (相談者の同意)")
+    _add_user_arg(r)
 
     s = subparsers.add_parser("sessions", help="list, show or recover recorded sessions")
     ssub = s.add_subparsers(dest="sessions_cmd", required=True)
@@ -136,3 +150,5 @@ def register(subparsers) -> None:
     sr.add_argument("--final-pass", action="store_true", help="also re-transcribe the recovered audio")
     sr.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sessions)
+    for p in (sl, sh, sr):
+        _add_user_arg(p)

@@ -295,7 +295,34 @@ def session_summary(store, session_id: int) -> dict:
             "started_at": s["started_at"], "stopped_at": s["stopped_at"]}
 
 
-def list_sessions(store, unfinished: bool = False) -> list[dict]:
+# A transcript is 要配慮個人情報: only the welfare roles read it, only its own staff member (or a
+# supervisor) corrects it, and never once its record is under review or approved. Recovering a
+# crashed session (which shows no transcript) is also an administrator's job.
+TRANSCRIPT_READERS = ("staff", "supervisor")
+TRANSCRIPT_WRITERS = ("staff", "supervisor")
+RECOVERERS = ("staff", "supervisor", "admin")
+
+
+def may_edit(store, user, session_id: int) -> None:
+    """Raise unless ``user`` may correct the transcript of ``session_id`` (see above)."""
+    from ..users import PermissionDenied, require_role
+    require_role(user, *TRANSCRIPT_WRITERS)
+    s = store.query_one("SELECT staff_user FROM sessions WHERE id = ?", (session_id,))
+    if s is None:
+        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    if s["staff_user"] and s["staff_user"] != user.username and user.role != "supervisor":
+        raise PermissionDenied(f"session {session_id} belongs to {s['staff_user']}",
+                               ja="この文字起こしを修正できるのは担当の職員と査察指導員だけです。")
+    rec = store.query_one("SELECT state FROM records WHERE session_id = ? AND state IN ('submitted', 'approved') "
+                          "LIMIT 1", (session_id,))
+    if rec is not None:
+        raise SessionError(f"the record of session {session_id} is {rec['state']}; its transcript is fixed",
+                           ja="記録が提出済または承認済のため、この文字起こしは修正できません。")
+
+
+def list_sessions(store, unfinished: bool = False, *, user) -> list[dict]:
+    from ..users import require_role
+    require_role(user, *(RECOVERERS if unfinished else TRANSCRIPT_READERS))
     rows = store.query("SELECT s.id, s.uid, s.title, s.case_number, s.state, s.audio_seconds, s.started_at, "
                        "s.stopped_at, s.pid, s.heartbeat_at, "
                        "(SELECT COUNT(*) FROM segments g WHERE g.session_id = s.id) AS segments "
@@ -343,7 +370,9 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
     return session_summary(store, session_id)
 
 
-def get_session(store, session_id: int) -> dict:
+def get_session(store, session_id: int, *, user) -> dict:
+    from ..users import require_role
+    require_role(user, *TRANSCRIPT_READERS)
     s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
@@ -355,7 +384,7 @@ def segments(store, session_id: int) -> list[dict]:
                        "FROM segments WHERE session_id = ? ORDER BY seq", (session_id,))
 
 
-def edit_segment(store, segment_id: int, text: str | None = None, speaker: str | None = None) -> dict:
+def edit_segment(store, segment_id: int, text: str | None = None, speaker: str | None = None, *, user) -> dict:
     """Staff correct a segment's text and/or speaker; the final pass keeps these edits."""
     row = store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
     if row is None:
@@ -368,9 +397,10 @@ def edit_segment(store, segment_id: int, text: str | None = None, speaker: str |
         if speaker is not None and speaker != row["speaker"]:
             store.execute("UPDATE segments SET speaker = ?, speaker_edited = 1 WHERE id = ?", (speaker, segment_id))
     return store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+    may_edit(store, user, row["session_id"])
 
 
-def swap_speakers(store, session_id: int) -> None:
+def swap_speakers(store, session_id: int, *, user) -> None:
     """The UI's one-click swap of 職員 / 相談者 for a whole session (remembered for the final pass)."""
     with store.transaction():
         store.execute("UPDATE segments SET speaker = CASE speaker WHEN 'staff' THEN 'citizen' "
@@ -380,6 +410,7 @@ def swap_speakers(store, session_id: int) -> None:
 
 def audio_range(store, session_id: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
     """The recording between ``start`` and ``end`` seconds (float32, 16 kHz): play-from-time."""
+    may_edit(store, user, session_id)
     s = store.query_one("SELECT audio_path, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
