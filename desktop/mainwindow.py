@@ -16,9 +16,9 @@ log = logging.getLogger(__name__)
 
 # (tab title, module, class, roles that see it)
 TABS = [
-    (S.TAB_CONSULT, "desktop.views.consult", "ConsultView", ("staff", "supervisor", "admin")),
-    (S.TAB_RECORD, "desktop.views.record", "RecordView", ("staff", "supervisor", "admin")),
-    (S.TAB_APPROVAL, "desktop.views.approval", "ApprovalView", ("supervisor", "admin")),
+    (S.TAB_CONSULT, "desktop.views.consult", "ConsultView", ("staff", "supervisor")),
+    (S.TAB_RECORD, "desktop.views.record", "RecordView", ("staff", "supervisor")),
+    (S.TAB_APPROVAL, "desktop.views.approval", "ApprovalView", ("supervisor",)),
     (S.TAB_MANUALS, "desktop.views.manuals", "ManualsView", ("staff", "supervisor", "admin", "inspector")),
     (S.TAB_MIRRORS, "desktop.views.mirrors", "MirrorsView", ("inspector", "supervisor", "admin", "staff")),
     (S.TAB_SETTINGS, "desktop.views.settings", "SettingsView", ("staff", "supervisor", "admin", "inspector")),

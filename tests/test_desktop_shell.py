@@ -51,6 +51,13 @@ def test_tabs_follow_role_and_title_shows_user(qtbot, ctx, app):
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert "承認" not in titles and "設定" in titles
     assert "田中 花子" in w.windowTitle() and "職員" in w.windowTitle()
+    for user, shown, hidden in ((admin, {"設定", "カーブミラー"}, {"相談", "記録", "承認"}),   # IT reads no consultation
+                                (users.add_user(ctx.store, admin, "kensa", "検査", "inspector", "password-3"),
+                                 {"カーブミラー"}, {"相談", "記録", "承認"})):
+        w2 = MainWindow(ctx, user)
+        qtbot.addWidget(w2)
+        titles = {w2.tabs.tabText(i) for i in range(w2.tabs.count())}
+        assert shown <= titles and not (hidden & titles), titles
 
 
 def test_doctor_runs_off_the_gui_thread(qtbot, ctx, app):

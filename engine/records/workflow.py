@@ -25,7 +25,9 @@ from .model import Draft
 
 STATE_JA = {"draft": "下書き", "submitted": "提出済", "approved": "承認済", "returned": "差戻し"}
 WRITERS = ("staff", "supervisor")
-READERS = ("staff", "supervisor", "admin", "inspector")
+# a consultation record (and the transcript inside it) is 要配慮個人情報: only the welfare roles
+# read it — not IT administrators, not road inspectors
+READERS = ("staff", "supervisor")
 
 
 class RecordError(MadoguchiError):
