@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 BLOCK_SECONDS = 0.1
+STARTUP_GRACE = 5.0   # seconds a just-opened input stream may take to deliver its first block
 
 
 class AudioError(MadoguchiError):
@@ -266,7 +267,10 @@ class MicSource:
                     break
                 s = self._stream
                 gone = s is None or not s.active
-                if gone or time.monotonic() - last > self.stall_seconds:
+                # PortAudio's first callback can take 1.5 s after start() (or reopen()): a stream
+                # that has not started delivering yet gets STARTUP_GRACE before it counts as stalled
+                limit = self.stall_seconds if self.first_callback.is_set() else max(self.stall_seconds, STARTUP_GRACE)
+                if gone or time.monotonic() - last > limit:
                     raise DeviceLostError("the input device stopped delivering audio (unplugged?)")
                 continue
             last = time.monotonic()
