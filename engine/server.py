@@ -5,7 +5,7 @@ a host (database and user ``madoguchi``, TLS when the server offers it) or a ``p
 ``init`` creates the database when the user may, and applies the schema; ``migrate`` applies
 pending schema migrations and, with ``--from-sqlite``, moves a single-PC store onto the server;
 ``check`` says whether this PC can work with the server (reachability, TLS, schema, immutability
-triggers, audit chain, round-trip time).
+triggers, audit chain, round-trip time); ``sync`` sends what was recorded while it was unreachable.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from . import audit, netguard
 from .errors import MadoguchiError
-from .store import (DB_NAME, LOCAL_TABLES, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
-                    migrations, server_conninfo)
+from .store import (DB_NAME, LOCAL_TABLES, OFFLINE_SYNCED_KEY, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
+                    migrations, offline_pending, server_conninfo)
 
 KEYRING_SERVICE = "Madoguchi office server"
 IMMUTABLE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete", "record_versions_approved_no_update",
@@ -141,6 +141,29 @@ def _copy_tables(src: Store, dst: ServerStore, batch: int) -> dict[str, int]:
     return counts
 
 
+def sync_offline(local: Store, dst: ServerStore) -> dict[str, int]:
+    """Send the sessions recorded while the server was unreachable (and their segments), each in one
+    server transaction. A session already on the server (same ``uid``) is not sent again, so a
+    sync cut off anywhere can simply be run again: nothing is lost and nothing is doubled."""
+    sent = skipped = segments = 0
+    synced = list(local.get_setting(OFFLINE_SYNCED_KEY, []))
+    for uid in offline_pending(local):
+        sess = local.query_one("SELECT * FROM sessions WHERE uid = ?", (uid,))
+        segs = local.query("SELECT * FROM segments WHERE session_id = ? ORDER BY seq", (sess["id"],))
+        with dst.transaction():
+            if dst.query_one("SELECT id FROM sessions WHERE uid = ?", (uid,)):
+                skipped += 1
+            else:
+                sid = dst.insert("sessions", {k: v for k, v in sess.items() if k != "id"})
+                for g in segs:
+                    dst.insert("segments", {**{k: v for k, v in g.items() if k != "id"}, "session_id": sid})
+                sent += 1
+                segments += len(segs)
+        synced.append(uid)
+        local.set_setting(OFFLINE_SYNCED_KEY, synced)
+    return {"sent": sent, "already_there": skipped, "segments": segments}
+
+
 def check(server: str) -> dict[str, Any]:
     """Can this PC work with the office server? Never raises for an unreachable server: says so."""
     ci = _conninfo(server)
@@ -218,6 +241,19 @@ def cmd_server(args) -> int:
                 from .keystore import load_key
                 key = load_key(cfg.data_dir)
         out = migrate(server, src, key)
+    elif c == "sync":
+        from . import config
+        cfg = config.load({"data_dir": args.data_dir} if args.data_dir else None)
+        key = None
+        if cfg["security.encrypt"]:
+            from .keystore import load_key
+            key = load_key(cfg.data_dir)
+        local = Store(cfg.data_dir / DB_NAME, key=key)
+        st = ServerStore(_conninfo(server), local=local)
+        try:
+            out = sync_offline(local, st)
+        finally:
+            st.close()
     elif c == "password":
         import getpass
         import os
@@ -237,11 +273,12 @@ def cmd_server(args) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("server", help="office server (PostgreSQL): init, migrate, check, password")
+    s = sub.add_parser("server", help="office server (PostgreSQL): init, migrate, check, sync, password")
     ss = s.add_subparsers(dest="server_cmd", required=True)
     for name, hlp in (("init", "create the database if missing and apply the schema"),
                       ("migrate", "apply pending schema migrations; --from-sqlite moves a single-PC store"),
                       ("check", "reachability, TLS, schema, immutability triggers, audit chain"),
+                      ("sync", "send what was recorded while the server was unreachable"),
                       ("password", "store the server password in the OS keyring")):
         p = ss.add_parser(name, help=hlp)
         p.add_argument("--server", default=None, help="host or postgresql:// URL (default: config office_server)")

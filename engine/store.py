@@ -231,20 +231,37 @@ def is_plain_sqlite(path: Path) -> bool:
         return f.read(16) == b"SQLite format 3\x00"
 
 
-def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "") -> Store:
+def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "", offline: bool = True) -> Store:
     """The SQLite file in ``data_dir``; with ``server`` (the ``office_server`` config key) the office
-    PostgreSQL server, the SQLite file staying beside it for the PC-local manual index."""
+    PostgreSQL server, the SQLite file staying beside it for the PC-local manual index.
+
+    Server unreachable (and ``offline``): an :class:`OfflineStore` on the local file, in which
+    recording and transcription go on; sessions recorded there are sent to the server at the next
+    start with the server reachable (or ``madoguchi server sync``), once each (by ``uid``)."""
     path = Path(data_dir) / DB_NAME
     if key is not None and path.is_file() and path.stat().st_size > 0 and is_plain_sqlite(path):
         Store.encrypt_plain(path, key)
-    local = Store(path, key=key)
     if not server:
-        return local
+        return Store(path, key=key)
+    ci = server_conninfo(server)
+    local = Store(path, key=key)
     try:
-        return ServerStore(server_conninfo(server), local=local)
+        st = ServerStore(ci, local=local)
+    except ServerUnavailable as e:
+        local.close()
+        if not offline:
+            raise
+        return OfflineStore(path, key=key, conninfo=ci, reason=str(e))
     except BaseException:
         local.close()
         raise
+    try:
+        if offline_pending(st.local):
+            from .server import sync_offline
+            sync_offline(st.local, st)
+    except ServerUnavailable:
+        pass  # gone again: the queue waits for the next start or `madoguchi server sync`
+    return st
 
 
 def server_conninfo(server: str) -> str:
@@ -745,3 +762,57 @@ def _register_numeric(conn) -> None:
             f = float(s)
             return int(s) if s.lstrip("-").isdigit() else f
     conn.adapters.register_loader("numeric", NumericLoader)
+
+
+# ====================================================================== offline state
+OFFLINE_TABLES = frozenset({"sessions", "segments", "jobs", "settings", "schema_migrations"})
+OFFLINE_SYNCED_KEY = "offline.synced"
+_TABLE_REFS = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+(?:temp\.)?(\w+)", re.I)
+
+
+def offline_pending(local: Store) -> list[str]:
+    """uids of finished sessions in the local file not yet sent to the office server."""
+    done = set(local.get_setting(OFFLINE_SYNCED_KEY, []))
+    return [r["uid"] for r in local.query("SELECT uid FROM sessions WHERE state <> 'recording' ORDER BY id")
+            if r["uid"] not in done]
+
+
+class OfflineStore(Store):
+    """The local SQLite file while the office server cannot be reached. Recording and transcription
+    (sessions, segments, jobs) and the manual index work; anything that lives on the server
+    (records, users, audit log, mirror ledger) raises :class:`ServerUnavailable` instead of quietly
+    reading or writing a second, local copy."""
+
+    backend = "offline"
+
+    def __init__(self, path, key=None, conninfo: str = "", reason: str = ""):
+        super().__init__(path, key=key)
+        self.conninfo = conninfo
+        self.offline_reason = reason
+        self.local = self
+
+    def _allowed(self, sql: str) -> None:
+        for t in _TABLE_REFS.findall(sql):
+            if t.lower() not in OFFLINE_TABLES and not LOCAL_TABLES.fullmatch(t) and not t.lower().startswith("sqlite_"):
+                raise ServerUnavailable(f"{t} is kept on the office server, which is unreachable "
+                                        f"({self.offline_reason}); recording continues on this PC")
+
+    def execute(self, sql: str, params: tuple | dict = ()):
+        self._allowed(sql)
+        return super().execute(sql, params)
+
+    def executemany(self, sql: str, rows):
+        self._allowed(sql)
+        return super().executemany(sql, rows)
+
+    def query(self, sql: str, params: tuple | dict = ()):
+        self._allowed(sql)
+        return super().query(sql, params)
+
+    def query_one(self, sql: str, params: tuple | dict = ()):
+        self._allowed(sql)
+        return super().query_one(sql, params)
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        self._allowed(f"INTO {table}")
+        return super().insert(table, row)

@@ -87,6 +87,14 @@ class PgServer:
     def drop_database(self, name: str) -> None:
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def pause(self) -> None:
+        """Take the server away (the office network is down); :meth:`resume` brings it back."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
     def stop(self) -> None:
         if self.running:
             self.running = False

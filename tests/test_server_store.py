@@ -139,13 +139,14 @@ def test_unreachable_server_is_a_clear_offline_error(tmp_path):
     free = server().port + 100
     t = time.monotonic()
     with pytest.raises(ServerUnavailable) as e:
-        open_store(tmp_path, server=f"postgresql://madoguchi@127.0.0.1:{free}/madoguchi?connect_timeout=2")
+        open_store(tmp_path, server=f"postgresql://madoguchi@127.0.0.1:{free}/madoguchi?connect_timeout=2",
+                   offline=False)
     assert time.monotonic() - t < 5
     assert "unreachable" in str(e.value) and "サーバー" in e.value.ja
     assert isinstance(e.value, StoreError) and isinstance(e.value, sqlite3.DatabaseError)
     # a server that answers but refuses (no such database) is not "offline": IT must fix the config
     with pytest.raises(ServerRefused, match="does not exist"):
-        open_store(tmp_path, server=server().url("no_such_db"))
+        open_store(tmp_path, server=server().url("no_such_db"), offline=False)
 
 
 def test_network_guard_allows_exactly_the_configured_server():
