@@ -41,7 +41,7 @@ def _free(port: int) -> bool:
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, tls: bool = False):
         self.bindir = _bindir()
         if self.bindir is None:
             pytest.skip("PostgreSQL is not installed (make test installs the postgresql package)")
@@ -54,9 +54,18 @@ class PgServer:
         self.port = next(p for p in range(PORT, PORT + 50) if _free(p))
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+        self.opts = (f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                     "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        if tls:  # a self-signed certificate: enough for sslmode=prefer/require (no verification)
+            subprocess.run(["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
+                            "-keyout", str(self.data / "server.key"), "-out", str(self.data / "server.crt")],
+                           check=True, capture_output=True, timeout=60)
+            for f in ("server.key", "server.crt"):
+                os.chmod(self.data / f, 0o600)
+                if self.as_postgres:
+                    shutil.chown(self.data / f, "postgres")
+            self.opts += " -c ssl=on"
+        self.resume()
         self.running = True
         self.admin("CREATE DATABASE madoguchi_template")
         from engine.store import ServerStore
@@ -92,8 +101,7 @@ class PgServer:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def resume(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o", self.opts, "start")
 
     def stop(self) -> None:
         if self.running:

@@ -70,3 +70,20 @@ def test_sqlite_store_moves_onto_the_server(pg_url, data_dir, monkeypatch, capsy
     monkeypatch.delenv("MADOGUCHI_OFFICE_SERVER")
     assert main(["--data-dir", str(data_dir), "server", "migrate", "--from-sqlite", "--server", pg_url]) == 2
     assert "already holds data" in capsys.readouterr().err
+
+
+def test_tls_is_used_when_the_server_offers_it(capsys):
+    """A bare OFFICESERVER host means sslmode=prefer: TLS with a server that has it, plain without."""
+    from tests.server_pg import PgServer
+    srv = PgServer(tls=True)
+    try:
+        srv.admin("CREATE ROLE madoguchi LOGIN")
+        srv.admin("CREATE DATABASE madoguchi OWNER madoguchi")
+        host = f"127.0.0.1:{srv.port}"
+        assert main(["server", "init", "--json", "--server", host]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["tls"] is True and out["ok"] and out["applied"][-1] == out["latest_version"]
+        assert main(["server", "check", "--json", "--server", f"postgresql://madoguchi@{host}/madoguchi?sslmode=disable"]) == 0
+        assert json.loads(capsys.readouterr().out)["tls"] is False
+    finally:
+        srv.stop()
