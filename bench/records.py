@@ -110,7 +110,7 @@ def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, thre
             if wait > 0:
                 time.sleep(wait)
             inc.feed([g])
-        pending = inc.pending
+        pending = inc.undrafted
         t0 = time.perf_counter()
         d = inc.finish()
         out["incremental"].append({"case": p.stem, "stop_to_draft_s": time.perf_counter() - t0, "stats": d.stats,

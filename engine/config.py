@@ -77,6 +77,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("llm.enabled", True, bool, "Use the LLM for drafting (False: extractive drafts only)."),
     Key("embed.model", "embed-ja", str, "Sentence-embedding model for manual search."),
     Key("records.template", "seikatsu_hogo", str, "Default record template (file name in resources/templates)."),
+    Key("records.finish_budget", 15.0, (int, float), "Seconds the LLM may use after 停止 to finish the draft; lines it "
+        "does not reach by then are quoted as labelled extracts.", check=_positive),
     Key("retention.audio_days", 30, int, "Days after approval before consultation audio is deleted.", check=lambda v: v >= 0),
     Key("security.encrypt", False, bool, "Encrypt the database (SQLCipher) and consultation audio (AES-GCM) with the OS-protected data key."),
     Key("mirrors.id_pattern", r"(?P<id>[A-Z]{0,3}-?\d{3,6})", str, "Regex that takes the 管理番号 from a photo file name."),

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -220,6 +221,7 @@ class LLMDrafter:
             from ..models import load_llm
             llm = load_llm(self.model_name, config, n_ctx=self.n_ctx, threads=self.threads)
         self.llm = llm
+        self.interrupt: Callable[[], bool] | None = None   # polled per generated token
         self.lock = threading.Lock()
         self.stats = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_ms": 0.0,
                       "gen_ms": 0.0, "wall_s": 0.0, "failed_calls": 0}
@@ -259,9 +261,17 @@ class LLMDrafter:
         ctx = self.llm._ctx.ctx
         llama_cpp.llama_perf_context_reset(ctx)
         t0 = time.perf_counter()
-        out = self.llm.create_chat_completion(
+        stream = self.llm.create_chat_completion(
             messages=messages, response_format={"type": "json_object", "schema": schema},
-            temperature=0.0, max_tokens=self.max_items * 60 + 30)
+            temperature=0.0, max_tokens=self.max_items * 60 + 30, stream=True)
+        parts = []
+        for chunk in stream:       # streamed so that 停止 (or a deadline) can cut a call short
+            if self.interrupt is not None and self.interrupt():
+                stream.close()
+                self.stats["interrupted_calls"] = self.stats.get("interrupted_calls", 0) + 1
+                raise Interrupted(f"drafting of section {spec.key} interrupted")
+            parts.append(chunk["choices"][0]["delta"].get("content") or "")
+        out = {"choices": [{"message": {"content": "".join(parts)}}]}
         perf = llama_cpp.llama_perf_context(ctx)
         self.stats["wall_s"] += time.perf_counter() - t0
         self.stats["calls"] += 1
@@ -283,18 +293,23 @@ class LLMDrafter:
                 res.append(Statement(text, sorted(set(ev)), kind=spec.kind, source="llm"))
         return res
 
-    def draft_stretch(self, stretch: list[Segment], context: list[Segment] | None = None,
-                      sections: list[SectionSpec] | None = None) -> dict[str, list[Statement]]:
-        """Statements per section key for one stretch (``context``: earlier lines shown too)."""
+    def tasks(self, stretch: list[Segment], context: list[Segment] | None = None) -> list["SectionTask"]:
+        """One model call per section the stretch has relevant lines for."""
         shown = list(context or []) + list(stretch)
-        out: dict[str, list[Statement]] = {}
-        with self.lock:
-            for spec in sections or self.template.sections:
-                rel = [g.seq for g in relevant(stretch, spec)]
-                if not rel:
-                    continue
-                out[spec.key] = self._call(shown, spec, rel)
+        out = []
+        for spec in self.template.sections:
+            rel = [g.seq for g in relevant(stretch, spec)]
+            if rel:
+                out.append(SectionTask(spec, stretch, shown, rel))
         return out
+
+    def run_task(self, t: "SectionTask") -> list[Statement]:
+        with self.lock:
+            return self._call(t.shown, t.spec, t.hints)
+
+    def draft_stretch(self, stretch: list[Segment], context: list[Segment] | None = None) -> dict[str, list[Statement]]:
+        """Statements per section key for one stretch (``context``: earlier lines shown too)."""
+        return {t.spec.key: self.run_task(t) for t in self.tasks(stretch, context)}
 
     def merge(self, d: Draft, found: dict[str, list[Statement]]) -> None:
         for key, sts in found.items():
@@ -327,6 +342,19 @@ class LLMDrafter:
             d.method = "mixed"
         d.stats = {**self.stats, "stretches": len(parts), "stretches_llm": done_upto}
         return d
+
+
+class Interrupted(Exception):
+    """A model call was cut short (停止 came, or the finishing deadline passed)."""
+
+
+@dataclass
+class SectionTask:
+    """One section of one stretch of transcript: the unit of incremental drafting."""
+    spec: SectionSpec
+    stretch: list[Segment]
+    shown: list[Segment]
+    hints: list[int]
 
 
 def draft(segments: list[Segment], template: Template, config=None, *, use_llm: bool = True,
@@ -369,24 +397,30 @@ def _as_segment(x) -> Segment:
 class IncrementalDrafter:
     """Drafts while the session runs. Call :meth:`feed` with each newly final stretch of segments
     (non-blocking); a background thread at low OS priority, with one llama thread, drafts every
-    ``batch_segments`` new segments. :meth:`finish` drafts what is left with all threads and
-    returns the checked :class:`Draft` — moments after 停止 instead of minutes.
+    ``batch_segments`` new segments, one section call at a time. :meth:`finish` stops it at once
+    (the call in flight is cut short and redone), drafts what is left with all threads within
+    ``finish_budget`` seconds — lines the model does not reach by then go into the draft as
+    labelled extracts (method ``mixed``) — and returns the checked :class:`Draft`: moments after
+    停止 instead of minutes.
 
     Use ``IncrementalDrafter.for_session(ctx, session_id)`` and :meth:`poll_store` to follow a
     stored session instead of feeding segments by hand.
     """
 
     def __init__(self, template: Template, config=None, *, model: str | None = None, llm=None,
-                 use_llm: bool = True, batch_segments: int = 4, context_segments: int = 2,
-                 low_priority: bool = True):
+                 use_llm: bool = True, batch_segments: int = 2, context_segments: int = 2,
+                 low_priority: bool = True, finish_budget: float | None = None):
         self.template = template
         self.config = config
         self.batch_segments = batch_segments
         self.context_segments = context_segments
         self.low_priority = low_priority
+        self.finish_budget = finish_budget if finish_budget is not None else (
+            config.get("records.finish_budget", 15.0) if config is not None else 15.0)
         self.segments: list[Segment] = []
         self._seen: set[int] = set()
         self._pending: list[Segment] = []
+        self._tasks: list[SectionTask] = []
         self._cond = threading.Condition()
         self._stop = False
         self._error: Exception | None = None
@@ -401,6 +435,7 @@ class IncrementalDrafter:
                 log.warning("LLM drafting unavailable, extractive draft instead: %s", e)
                 self._error = e
         if self.drafter is not None:
+            self.drafter.interrupt = lambda: self._stop
             self.d = empty_draft(template, [], "llm")
             self.d.model = self.drafter.model_name
             self._thread = threading.Thread(target=self._run, name="record-drafter", daemon=True)
@@ -437,14 +472,26 @@ class IncrementalDrafter:
 
     @property
     def pending(self) -> int:
+        """Segments the worker has not taken up yet."""
         with self._cond:
             return len(self._pending)
 
-    def _take(self, all_: bool = False) -> tuple[list[Segment], list[Segment]]:
-        batch = self._pending if all_ else self._pending[:max(self.batch_segments, len(self._pending))]
-        self._pending = self._pending[len(batch):]
-        pos = self.segments.index(batch[0]) if batch else 0
-        return batch, self.segments[max(0, pos - self.context_segments):pos]
+    @property
+    def undrafted(self) -> int:
+        """Segments not drafted yet: not taken up, or with section calls still to run."""
+        with self._cond:
+            return len(self._pending) + len({g.seq for t in self._tasks for g in t.stretch})
+
+    def _batch_tasks(self, all_: bool = False) -> None:
+        """Turn pending segments into section tasks (caller holds the lock)."""
+        while self._pending and (all_ or len(self._pending) >= self.batch_segments):
+            batch = self._pending[:max(self.batch_segments, len(self._pending) if all_ else 0)]
+            self._pending = self._pending[len(batch):]
+            pos = self.segments.index(batch[0])
+            ctxt = self.segments[max(0, pos - self.context_segments):pos]
+            for stretch in (self.drafter.stretches(batch) if all_ else [batch]):
+                self._tasks.extend(self.drafter.tasks(stretch, ctxt))
+                ctxt = stretch[-self.context_segments:]
 
     def _run(self) -> None:
         if self.low_priority:
@@ -452,22 +499,30 @@ class IncrementalDrafter:
             self.drafter.set_threads(1)
         while True:
             with self._cond:
-                while not self._stop and len(self._pending) < self.batch_segments:
+                while not self._stop and not self._tasks and len(self._pending) < self.batch_segments:
                     self._cond.wait()
                 if self._stop:
                     return
-                batch, ctxt = self._take()
+                self._batch_tasks()
+                if not self._tasks:
+                    continue
+                task = self._tasks[0]
             try:
-                self.drafter.merge(self.d, self.drafter.draft_stretch(batch, ctxt))
+                found = self.drafter.run_task(task)
+            except Interrupted:
+                return                       # finish() runs the task again at full speed
             except Exception as e:  # keep the session going; finish() reports it
                 log.warning("incremental drafting failed: %s", type(e).__name__)
                 self._error = e
-                with self._cond:
-                    self._pending = batch + self._pending
                 return
+            with self._cond:
+                self.drafter.merge(self.d, {task.spec.key: found})
+                self._tasks.remove(task)
 
     def finish(self, final_segments: Iterable | None = None) -> Draft:
-        """Stop the background work, draft what is left at full speed, run the checks."""
+        """Stop the background work, draft what is left at full speed within ``finish_budget``
+        seconds (the rest as labelled extracts), run the checks."""
+        t0 = time.monotonic()
         if final_segments is not None:
             self.feed(final_segments)
         elif self.store is not None:
@@ -480,29 +535,40 @@ class IncrementalDrafter:
             if self._error is not None:
                 d.flags.insert(0, Flag("llm_failed", detail=str(self._error)))
             return d
-        self.drafter.set_threads(self.drafter.threads)   # the stretch in flight finishes at full speed
         with self._cond:
-            self._stop = True
+            self._stop = True                 # the call in flight stops at its next token
             self._cond.notify()
         self._thread.join()
+        self.drafter.set_threads(self.drafter.threads)
+        deadline = t0 + self.finish_budget
+        self.drafter.interrupt = lambda: time.monotonic() > deadline
         with self._cond:
-            rest, ctxt = self._take(all_=True)
+            self._batch_tasks(all_=True)
+            tasks = list(self._tasks)
         d = self.d
-        try:
-            for stretch in (self.drafter.stretches(rest) if rest else []):
-                self.drafter.merge(d, self.drafter.draft_stretch(stretch, ctxt))
-                ctxt = stretch[-self.context_segments:]
-        except (ModelError, RuntimeError, ValueError) as e:   # the model broke: the rest goes in extractively
-            self._error = e
-        if self._error is not None:
-            done = {e for _s, st in d.statements() for e in st.evidence}
-            left = [g for g in rest if g.seq not in done]
-            for spec in self.template.sections:
-                if spec.kind != "judgement":
-                    d.section(spec.key).statements += extractive_section(left, spec, self.template)
+        left: list[SectionTask] = []
+        for i, task in enumerate(tasks):
+            if self._error is not None or time.monotonic() > deadline:
+                left = tasks[i:]
+                break
+            try:
+                self.drafter.merge(d, {task.spec.key: self.drafter.run_task(task)})
+            except Interrupted:
+                left = tasks[i:]
+                break
+            except (ModelError, RuntimeError, ValueError) as e:   # the model broke: the rest goes in extractively
+                self._error = e
+                left = tasks[i:]
+                break
+        self.drafter.interrupt = None
+        if left:
+            # lines the model did not reach: quoted under the sections they were meant for, labelled
+            for task in left:
+                d.section(task.spec.key).statements += extractive_section(task.stretch, task.spec, self.template)
             d.method = "mixed"
         d.segments = sorted(self.segments, key=lambda g: g.seq)
-        d.stats = {**self.drafter.stats, "incremental": True}
+        d.stats = {**self.drafter.stats, "incremental": True, "finish_s": round(time.monotonic() - t0, 2),
+                   "finish_tasks": len(tasks), "finish_tasks_extractive": len(left)}
         checks.check(d, self.template)
         if self._error is not None:
             d.flags.insert(0, Flag("llm_failed", detail=type(self._error).__name__))
