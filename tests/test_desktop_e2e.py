@@ -1,7 +1,8 @@
 """The counter flow through the real desktop widgets, end to end, with real models:
-virtual microphone (PulseAudio null sink) → 録音 → live transcript → 停止 → final pass and LLM
-draft with evidence links → 提出 → supervisor 承認 (flags acknowledged) → read-only → PDF export.
-The event loop must never stall over 100 ms while transcribing and drafting."""
+virtual microphone (PulseAudio null sink) → 録音 → live transcript → 停止 → LLM draft (version 1,
+on the live lines) → final pass in the background → version 2 with evidence on the final lines →
+提出 → supervisor 承認 (flags acknowledged) → read-only → PDF export. The event loop must never
+stall over 100 ms while transcribing, drafting and re-transcribing."""
 import os
 import shutil
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from engine import users
 from engine.audio import write_wav
+from engine.consultation import REFINED
 from engine.records import workflow
 from tests.audiogen import conversation
 from tests.qt_util import StallProbe, StallWatch
@@ -79,13 +81,16 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     assert any("職員" in l or "相談者" in l for l in lines)
     consult.toggle()  # 停止
     qtbot.waitUntil(lambda: consult.record_btn.isEnabled(), timeout=900_000)
+    record_view = w.views[S.TAB_RECORD]
+    assert w.tabs.currentWidget() is record_view and record_view.current.version == 1   # live-transcript draft
+    assert consult.refining == record_view.current.id                                 # final pass under way
+    qtbot.waitUntil(lambda: consult.refining is None, timeout=900_000)
+    assert record_view.current.version == 2 and record_view.current.reason == REFINED, record_view.current.reason
     watch.stop()
     if probe:
         probe.stop()
     assert watch.worst_ms < 100, f"event loop stalled {watch.worst_ms:.0f} ms during transcription/drafting"
 
-    record_view = w.views[S.TAB_RECORD]
-    assert w.tabs.currentWidget() is record_view and record_view.current is not None
     rec = record_view.current
     stmts = list(record_view.panel.statement_items())
     assert stmts
