@@ -114,6 +114,8 @@ def run_worker(model: str, limit: int | None, inc_cases: int, speed: float, thre
         t0 = time.perf_counter()
         d = inc.finish()
         out["incremental"].append({"case": p.stem, "stop_to_draft_s": time.perf_counter() - t0, "stats": d.stats,
+                                   "llm_statements": sum(st.source == "llm" for _s, st in d.statements()),
+                                   "quoted_statements": sum(st.source == "extractive" for _s, st in d.statements()),
                                    "pending_at_stop": pending, "speed": speed, "minutes": segs[-1].end / 60,
                                    **score(d, ref)})
         print(f"{model} incremental {p.stem}: {out['incremental'][-1]['stop_to_draft_s']:.1f} s after stop",
@@ -164,6 +166,21 @@ def report(results: list[dict], args) -> str:
                      f"{gtk / (gms / 1000):.1f} | {r['peak_rss_mb']:.0f} MB |" if pms else
                      f"| {r['model']} | {len(b)} | {med:.2f} s | — | {pct(ve, st)} | {pct(no, un)} | "
                      f"{pct(invf, inv)} | {pct(trf, tr)} | — | — | {r['peak_rss_mb']:.0f} MB |")
+    incs = [(r["model"], x) for r in results for x in r["incremental"]]
+    if incs:
+        lines += ["", "Incremental runs (the session replayed at its own pace while the drafter works in the "
+                  "background at low priority with one thread; after 停止 the rest is drafted with all threads "
+                  "within `records.finish_budget`, lines not reached are quoted as labelled extracts):", "",
+                  "| model | case | minutes | 停止→draft | lines not drafted at 停止 | section calls after 停止: "
+                  "model / quoted | statements: model / quoted | LLM busy during the session |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for model, x in incs:
+            st = x.get("stats", {})
+            fin, ext = st.get("finish_tasks", 0), st.get("finish_tasks_extractive", 0)
+            busy = st.get("wall_s", 0) / (x["minutes"] * 60) if x.get("minutes") else 0
+            lines.append(f"| {model} | {x['case']} | {x['minutes']:.1f} | {x['stop_to_draft_s']:.1f} s | "
+                         f"{x['pending_at_stop']} | {fin - ext} / {ext} | "
+                         f"{x.get('llm_statements', '?')} / {x.get('quoted_statements', '?')} | {100 * busy:.0f} % |")
     lines += ["", "Section coverage (share of reference facts present in the section's statements):", "",
               "| section | " + " | ".join(r["model"] for r in results if r["batch"] or r["incremental"]) + " |",
               "|---|" + "---|" * len([r for r in results if r["batch"] or r["incremental"]])]

@@ -75,8 +75,7 @@ class MainWindow(QMainWindow):
         hm = self.menuBar().addMenu(S.MENU_HELP)
         about = QAction(S.ACT_ABOUT, self)
         about.triggered.connect(lambda: QMessageBox.about(
-            self, S.ACT_ABOUT, f"{S.APP_TITLE}\nバージョン {__version__}\nすべての処理はこのPC内で行われ、"
-                               "データが外部に送信されることはありません。"))
+            self, S.ACT_ABOUT, S.ABOUT_TEXT.format(title=S.APP_TITLE, version=__version__)))
         hm.addAction(about)
 
     def _restore(self) -> None:

@@ -99,6 +99,8 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(DATA / "qsettings"))
+    # MainWindow's QSettings("Madoguchi", "Madoguchi") is the native format: keep it out of the real profile too
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(DATA / "qsettings"))
     from desktop.app import make_app
     from desktop.mainwindow import MainWindow
     from desktop import strings as S
@@ -129,8 +131,8 @@ def main() -> int:
         wait(app, 0.5)
         shoot(w, "01-consultation")
     v = tab(w, S.TAB_RECORD)
-    if v is not None and v.list.count():
-        v.open_record(v.list.item(0).data(0x0100))
+    if v is not None and v.records.rowCount():
+        v.open_record(v.records.item(0, 0).data(0x0100))
         items = list(v.panel.statement_items())
         if items:
             v.panel.tree.setCurrentItem(items[0])

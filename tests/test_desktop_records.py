@@ -40,7 +40,7 @@ def test_record_view_links_edits_and_submits(qtbot, qapp, ctx, people, record):
     staff, _ = people
     v = RecordView(ctx, staff)
     qtbot.addWidget(v)
-    assert v.list.count() == 1
+    assert v.records.rowCount() == 1 and v.records.item(0, 1).text() == "家賃滞納の相談"
     v.open_record(record.id)
     items = list(v.panel.statement_items())
     assert items, "the extractive draft has statements"

@@ -19,6 +19,7 @@ from engine.records.model import Draft
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from ..ops import run_op
 from .recordpanel import RecordPanel
 
@@ -26,18 +27,18 @@ from .recordpanel import RecordPanel
 def age_text(ts: float) -> str:
     mins = int((time.time() - ts) / 60)
     if mins < 60:
-        return f"{mins}分前"
+        return S.AGE_MINUTES.format(n=mins)
     if mins < 60 * 24:
-        return f"{mins // 60}時間前"
-    return f"{mins // 1440}日前"
+        return S.AGE_HOURS.format(n=mins // 60)
+    return S.AGE_DAYS.format(n=mins // 1440)
 
 
 def draft_lines(d: Draft) -> list[str]:
     out = []
     for sec in d.sections:
-        out.append(f"■ {sec.title}")
+        out.append(S.DIFF_SECTION.format(title=sec.title))
         for st in sec.statements:
-            out.append(f"・{st.text}")
+            out.append(S.DIFF_STATEMENT.format(text=st.text))
     return out
 
 
@@ -48,11 +49,13 @@ class ApprovalView(QWidget):
         self.current: workflow.RecordDraft | None = None
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
-        self.show_all = QCheckBox("承認済・差戻しも表示", self)
+        self.show_all = QCheckBox(S.SHOW_ALL_RECORDS, self)
+        self.show_all.setAccessibleName(S.SHOW_ALL_RECORDS)
         self.show_all.toggled.connect(self.refresh)
-        refresh = QPushButton("更新", self)
+        refresh = self.refresh_btn = QPushButton(S.REFRESH, self)
+        refresh.setAccessibleName(S.REFRESH)
         refresh.clicked.connect(self.refresh)
-        top.addWidget(QLabel("提出された記録", self))
+        top.addWidget(QLabel(S.SUBMITTED_RECORDS, self))
         top.addStretch(1)
         top.addWidget(self.show_all)
         top.addWidget(refresh)
@@ -60,11 +63,13 @@ class ApprovalView(QWidget):
         split = QSplitter(Qt.Orientation.Vertical, self)
         lay.addWidget(split, 1)
         self.queue = QTableWidget(0, 6, split)
-        self.queue.setHorizontalHeaderLabels(["番号", "件名", "ケース番号", "作成者", "状態", "経過・要確認"])
+        self.queue.setHorizontalHeaderLabels([S.COL_NUMBER, S.COL_TITLE, S.CASE_NUMBER, S.COL_OWNER, S.COL_STATE,
+                                              S.COL_AGE_FLAGS])
         self.queue.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.queue.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.queue.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.queue.setAccessibleName("承認待ちの一覧")
+        self.queue.setAccessibleName(S.APPROVAL_QUEUE)
+        self.queue.setTabKeyNavigation(False)   # arrows move within the queue, Tab leaves it
         self.queue.itemSelectionChanged.connect(self._selected)
         detail = QWidget(split)
         dl = QVBoxLayout(detail)
@@ -75,12 +80,14 @@ class ApprovalView(QWidget):
         self.tabs = QTabWidget(detail)
         self.panel = RecordPanel(detail, editable=False)
         self.diff = QTextBrowser(detail)
-        self.diff.setAccessibleName("前の版との差分")
-        self.tabs.addTab(self.panel, "記録と根拠")
-        self.tabs.addTab(self.diff, "前の版との差分")
+        self.diff.setAccessibleName(S.DIFF_TAB)
+        self.tabs.setAccessibleName(S.RECORD_AND_DIFF)
+        self.tabs.tabBar().setAccessibleName(S.RECORD_AND_DIFF)
+        self.tabs.addTab(self.panel, S.RECORD_TAB)
+        self.tabs.addTab(self.diff, S.DIFF_TAB)
         dl.addWidget(self.tabs, 1)
         actions = QHBoxLayout()
-        self.ack = QCheckBox("要確認の記載をすべて確認しました", detail)
+        self.ack = QCheckBox(S.ACK_FLAGS, detail)
         self.approve_btn = QPushButton(S.APPROVE, detail)
         self.return_btn = QPushButton(S.RETURN, detail)
         self.pdf_btn = QPushButton(S.EXPORT_PDF, detail)
@@ -91,6 +98,9 @@ class ApprovalView(QWidget):
         self.pdf_btn.clicked.connect(lambda: self.export("pdf"))
         self.docx_btn.clicked.connect(lambda: self.export("docx"))
         self.print_btn.clicked.connect(self.print_record)
+        for w, name in ((self.ack, S.ACK_FLAGS), (self.approve_btn, S.APPROVE), (self.return_btn, S.RETURN),
+                        (self.pdf_btn, S.EXPORT_PDF), (self.docx_btn, S.EXPORT_DOCX), (self.print_btn, S.PRINT)):
+            w.setAccessibleName(name)
         for w in (self.ack, self.approve_btn, self.return_btn):
             actions.addWidget(w)
         actions.addStretch(1)
@@ -100,6 +110,9 @@ class ApprovalView(QWidget):
         split.setSizes([260, 640])
         self.message = QLabel("", self)
         lay.addWidget(self.message)
+        tab_chain(self.show_all, self.refresh_btn, self.queue, self.tabs, self.panel.transcript, self.panel.tree,
+                  self.panel.flags, self.diff, self.ack, self.approve_btn, self.return_btn, self.pdf_btn,
+                  self.docx_btn, self.print_btn)
         self._set_actions()
         self.refresh()
 
@@ -121,7 +134,7 @@ class ApprovalView(QWidget):
         for i, r in enumerate(recs):
             flagged = len(r.content.flagged()) + len(r.content.flags)
             vals = [str(r.id), r.title, r.case_number, r.owner, r.state_ja,
-                    f"{age_text(r.submitted_at or r.updated_at)}・要確認 {flagged}件"]
+                    S.AGE_AND_FLAGS.format(age=age_text(r.submitted_at or r.updated_at), n=flagged)]
             for j, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 it.setData(Qt.ItemDataRole.UserRole, r.id)
@@ -142,8 +155,9 @@ class ApprovalView(QWidget):
     def open_record(self, rid: int) -> None:
         rec = workflow.get(self.ctx.store, self.user, rid)
         self.current = rec
-        self.header.setText(f"記録 {rec.id}（第{rec.version}版・{rec.state_ja}）　件名：{rec.title}　"
-                            f"作成者：{rec.owner}" + (f"　差戻し理由：{rec.comment}" if rec.comment else ""))
+        self.header.setText(S.APPROVAL_HEADER.format(id=rec.id, version=rec.version, state=rec.state_ja,
+                                                     title=rec.title, owner=rec.owner)
+                            + (S.APPROVAL_RETURN_REASON.format(comment=rec.comment) if rec.comment else ""))
         self.panel.set_draft(rec.content)
         self.diff.setHtml(self._diff_html(rec))
         self.ack.setChecked(False)
@@ -151,7 +165,7 @@ class ApprovalView(QWidget):
 
     def _diff_html(self, rec) -> str:
         if rec.version <= 1:
-            return "<p>最初の版です（比較する前の版はありません）。</p>"
+            return f"<p>{S.DIFF_FIRST_VERSION}</p>"
         prev = workflow.get(self.ctx.store, self.user, rec.id, version=rec.version - 1)
         rows = []
         for line in difflib.ndiff(draft_lines(prev.content), draft_lines(rec.content)):
@@ -161,7 +175,7 @@ class ApprovalView(QWidget):
             color = {"+ ": "#e8f5e9", "- ": "#ffebee"}.get(tag, "white")
             sign = {"+ ": "＋", "- ": "－"}.get(tag, "　")
             rows.append(f"<div style='background:{color}'>{sign} {text}</div>")
-        return f"<p>第{rec.version - 1}版 → 第{rec.version}版</p>" + "".join(rows)
+        return f"<p>{S.DIFF_VERSIONS.format(old=rec.version - 1, new=rec.version)}</p>" + "".join(rows)
 
     def _set_actions(self) -> None:
         rec = self.current
@@ -174,7 +188,7 @@ class ApprovalView(QWidget):
         for b in (self.pdf_btn, self.docx_btn, self.print_btn):
             b.setEnabled(approved)
         if own and pending:
-            self.message.setText("自分が作成した記録は承認できません。")
+            self.message.setText(S.OWN_RECORD)
 
     # ------------------------------------------------------------------ actions
     def approve(self) -> None:
@@ -185,7 +199,7 @@ class ApprovalView(QWidget):
         except MadoguchiError as e:
             show_error(self, e)
             return
-        self.message.setText(f"記録 {rec.id} を承認しました。承認済みの記録は変更できません。")
+        self.message.setText(S.APPROVED_MSG.format(id=rec.id))
         self.refresh()
         self.open_record(rec.id)
 
@@ -200,7 +214,7 @@ class ApprovalView(QWidget):
         except MadoguchiError as e:
             show_error(self, e)
             return
-        self.message.setText(f"記録 {rec.id} を差し戻しました。")
+        self.message.setText(S.RETURNED_MSG.format(id=rec.id))
         self.refresh()
         self.open_record(rec.id)
 
@@ -208,13 +222,13 @@ class ApprovalView(QWidget):
         rec = self.current
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, S.EXPORT_PDF if fmt == "pdf" else S.EXPORT_DOCX,
-                                                  str(Path.home() / f"面接相談記録_{rec.id}.{fmt}"),
+                                                  str(Path.home() / S.EXPORT_FILENAME.format(id=rec.id, ext=fmt)),
                                                   "PDF (*.pdf)" if fmt == "pdf" else "Word (*.docx)")
             if not path:
                 return
         self.message.setText(S.BUSY)
         run_op(self, lambda task: rexport.export_record(self.ctx, self.user, rec.id, fmt, Path(path)),
-               success=lambda p: self.message.setText(f"出力しました：{p}"),
+               success=lambda p: self.message.setText(S.EXPORTED.format(path=p)),
                failure=lambda e: (self.message.setText(""), show_error(self, e)))
 
     def print_record(self) -> None:

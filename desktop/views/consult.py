@@ -8,7 +8,7 @@ import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from engine.asr import session as asession
@@ -18,6 +18,7 @@ from engine.errors import MadoguchiError
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from ..ops import run_op
 from .recordpanel import SPEAKER_FG, fmt_time
 
@@ -42,11 +43,11 @@ class ConsultView(QWidget):
 
         form = QHBoxLayout()
         self.title = QLineEdit(self)
-        self.title.setPlaceholderText("件名（例：生活保護の相談）")
-        self.title.setAccessibleName("件名")
+        self.title.setPlaceholderText(S.SUBJECT_PLACEHOLDER)
+        self.title.setAccessibleName(S.SUBJECT)
         self.case = QLineEdit(self)
-        self.case.setPlaceholderText("ケース番号")
-        self.case.setAccessibleName("ケース番号")
+        self.case.setPlaceholderText(S.CASE_NUMBER)
+        self.case.setAccessibleName(S.CASE_NUMBER)
         self.mic = QComboBox(self)
         self.mic.setAccessibleName(S.MIC)
         self.refresh_mics()
@@ -57,7 +58,7 @@ class ConsultView(QWidget):
         lay.addLayout(form)
 
         self.consent = QCheckBox(S.CONSENT, self)
-        self.consent.setAccessibleName("相談者の同意")
+        self.consent.setAccessibleName(S.CONSENT_NAME)
         f = self.consent.font()
         f.setPointSize(f.pointSize() + 1)
         self.consent.setFont(f)
@@ -65,7 +66,7 @@ class ConsultView(QWidget):
 
         row = QHBoxLayout()
         self.record_btn = QPushButton(S.RECORD + "（F5）", self)
-        self.record_btn.setAccessibleName("録音・停止")
+        self.record_btn.setAccessibleName(S.RECORD_STOP_NAME)
         self.record_btn.setMinimumHeight(72)
         self.record_btn.setMinimumWidth(280)
         big = QFont(self.record_btn.font())
@@ -84,7 +85,7 @@ class ConsultView(QWidget):
         self.level = QProgressBar(self)
         self.level.setRange(0, 60)
         self.level.setTextVisible(False)
-        self.level.setAccessibleName("入力レベル")
+        self.level.setAccessibleName(S.INPUT_LEVEL)
         self.level.setMaximumHeight(14)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
@@ -96,31 +97,44 @@ class ConsultView(QWidget):
 
         self.transcript = QListWidget(self)
         self.transcript.setWordWrap(True)
-        self.transcript.setAccessibleName("文字起こし")
+        self.transcript.setAccessibleName(S.TRANSCRIPT)
         tf = QFont(self.transcript.font())
         tf.setPointSize(tf.pointSize() + 2)
         self.transcript.setFont(tf)
         self.transcript.itemChanged.connect(self._edited)
+        # a click selects a line, a click on the selected line (or F2) edits it;
+        # double-click or Enter plays the recording from the start of that line
+        self.transcript.setEditTriggers(QAbstractItemView.EditTrigger.SelectedClicked
+                                        | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.transcript.itemActivated.connect(self.play_line)
         lay.addWidget(self.transcript, 1)
 
         tools = QHBoxLayout()
-        self.play_btn = QPushButton("▶ この発言から再生", self)
-        self.swap_btn = QPushButton("話者を入れ替え（この発言）", self)
-        self.swap_all_btn = QPushButton("職員／相談者を全体で入れ替え", self)
+        self.play_btn = QPushButton(S.PLAY_FROM_LINE, self)
+        self.swap_btn = QPushButton(S.SWAP_LINE, self)
+        self.swap_all_btn = QPushButton(S.SWAP_ALL, self)
+        self.play_btn.setAccessibleName(S.PLAY_FROM_LINE_NAME)
+        self.swap_btn.setAccessibleName(S.SWAP_LINE)
+        self.swap_all_btn.setAccessibleName(S.SWAP_ALL)
         self.play_btn.clicked.connect(self.play_selected)
         self.swap_btn.clicked.connect(self.swap_selected)
         self.swap_all_btn.clicked.connect(self.swap_all)
         for b in (self.play_btn, self.swap_btn, self.swap_all_btn):
             tools.addWidget(b)
         tools.addStretch(1)
-        tools.addWidget(QLabel("発言をダブルクリックすると文字を修正できます", self))
         lay.addLayout(tools)
+        hint = QLabel(S.TRANSCRIPT_HINT, self)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #555;")
+        lay.addWidget(hint)
+        tab_chain(self.title, self.case, self.mic, self.consent, self.record_btn, self.transcript,
+                  self.play_btn, self.swap_btn, self.swap_all_btn)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._tick)
         self.ready = False
         from engine.consultation import warm_up
-        self.status.setText("音声認識を準備しています…")
+        self.status.setText(S.WARMING_UP)
         run_op(self, lambda task: warm_up(self.ctx), success=self._warmed,
                failure=lambda e: (self.status.setText(""), show_error(self, e)))
 
@@ -191,7 +205,7 @@ class ConsultView(QWidget):
         self.timer.start()
         self._style_button(True)
         self.consent.setEnabled(False)
-        self.status.setText("録音中… 発言がそのまま文字になります")
+        self.status.setText(S.RECORDING)
 
         def op(task):
             self.session_id = cw.start(source, on_event=task.emit)
@@ -228,13 +242,13 @@ class ConsultView(QWidget):
             self._add_line(getattr(ev, "id", None), ev.start, ev.speaker, ev.text)
             self.transcript.scrollToBottom()
         elif isinstance(ev, asession.DeviceLost):
-            self.status.setText(ev.ja or "マイクが外れました。録音は一時停止し、ここまでの内容は保存されています。")
+            self.status.setText(ev.ja or S.MIC_LOST)
             self.status.setStyleSheet("color: #ef6c00;")
         elif isinstance(ev, asession.DeviceRestored):
-            self.status.setText("マイクが戻りました。録音を再開しました。")
+            self.status.setText(S.MIC_RESTORED)
             self.status.setStyleSheet("")
         elif isinstance(ev, asession.Ended) and ev.error:
-            self.status.setText("文字起こしでエラーが発生しました。録音は保存されています。")
+            self.status.setText(S.TRANSCRIBE_ERROR)
 
     def _add_line(self, seg_id, start: float, speaker: str, text: str) -> QListWidgetItem:
         self._loading = True
@@ -271,7 +285,7 @@ class ConsultView(QWidget):
         self.consent.setChecked(False)   # the next citizen must consent again
         self.level.setValue(0)
         self.show_session(sid)
-        self.status.setText(f"録音を終了しました。記録の下書き（記録 {rec.id}）を「記録」タブに用意しました。")
+        self.status.setText(S.DRAFT_READY.format(id=rec.id))
         self.record_ready.emit(rec.id)
 
     def _stop_failed(self, exc) -> None:
@@ -327,23 +341,30 @@ class ConsultView(QWidget):
         self.show_session(self.session_id)
 
     def play_selected(self) -> None:
-        it = self._selected()
-        if it is None or self.session_id is None:
+        self.play_line(self._selected())
+
+    def play_line(self, it: QListWidgetItem | None) -> None:
+        """Play the recording from the start of transcript line ``it`` (double-click / Enter on a line)."""
+        if it is None or it.data(ROLE_SEG) is None or self.session_id is None:
             return
-        sid, start = self.session_id, float(it.data(ROLE_START))
+        self.play_from(float(it.data(ROLE_START)))
+
+    def play_from(self, start: float):
+        sid = self.session_id
+        self.play_requested = (sid, start)
 
         def op(task):
-            import sounddevice as sd
             audio = asession.audio_range(self.ctx.store, sid, start, start + 60.0)
+            self.play_loaded = (sid, start, len(audio))
             try:
+                import sounddevice as sd
                 sd.play(audio, 16000)
             except Exception as e:
-                raise MadoguchiError(f"cannot play audio: {e}",
-                                     ja="音声を再生できません。スピーカー（出力装置）を確認してください。") from e
+                raise MadoguchiError(f"cannot play audio: {e}", ja=S.ERR_PLAYBACK) from e
             return len(audio) / 16000
 
-        run_op(self, op, success=lambda secs: self.status.setText(f"{fmt_time(start)} から再生しています"),
-               failure=lambda e: show_error(self, e))
+        return run_op(self, op, success=lambda secs: self.status.setText(S.PLAYING_FROM.format(time=fmt_time(start))),
+                      failure=lambda e: show_error(self, e))
 
     # ------------------------------------------------------------------ crash recovery
     def offer_recovery(self) -> list[dict]:
@@ -353,15 +374,15 @@ class ConsultView(QWidget):
             return []
         box = QMessageBox(QMessageBox.Icon.Question, S.RECOVER_TITLE, S.RECOVER_TEXT.format(n=len(pending)),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.button(QMessageBox.StandardButton.Yes).setText("復旧する")
-        box.button(QMessageBox.StandardButton.No).setText("あとで")
+        box.button(QMessageBox.StandardButton.Yes).setText(S.RECOVER_YES)
+        box.button(QMessageBox.StandardButton.No).setText(S.RECOVER_LATER)
         box.accepted.connect(lambda: self.recover(pending))
         box.open()
         self.recovery_box = box
         return pending
 
     def recover(self, pending: list[dict]) -> None:
-        self.status.setText("中断された相談を復旧しています…")
+        self.status.setText(S.RECOVERING)
 
         def op(task):
             from engine.records import draft as rdraft
@@ -376,13 +397,13 @@ class ConsultView(QWidget):
                     d = rdraft.draft(segs, rtemplate.load(self.ctx.config["records.template"], self.ctx.data_dir),
                                      self.ctx.config, use_llm=self.ctx.config["llm.enabled"])
                     made.append(workflow.create(self.ctx.store, self.user, d, session_id=s["id"],
-                                                title=s.get("title") or "復旧した相談").id)
+                                                title=s.get("title") or S.RECOVERED_TITLE).id)
             return made, pending[-1]["id"]
 
         def done(res):
             made, last = res
             self.show_session(last)
-            self.status.setText(f"{len(pending)}件の相談を復旧しました（音声と確定済みの発言）。")
+            self.status.setText(S.RECOVERED.format(n=len(pending)))
             for rid in made:
                 self.record_ready.emit(rid)
 

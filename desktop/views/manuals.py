@@ -16,6 +16,7 @@ from engine.manuals import search as msearch
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from ..ops import run_op
 
 ROLE_HIT = Qt.ItemDataRole.UserRole
@@ -48,7 +49,7 @@ class ManualsView(QWidget):
         top = QHBoxLayout()
         self.query = QLineEdit(self)
         self.query.setPlaceholderText(S.SEARCH_PLACEHOLDER)
-        self.query.setAccessibleName("検索語")
+        self.query.setAccessibleName(S.SEARCH_TERMS)
         self.query.setClearButtonEnabled(True)
         f = self.query.font()
         f.setPointSize(f.pointSize() + 3)
@@ -56,19 +57,23 @@ class ManualsView(QWidget):
         self.query.textChanged.connect(self._debounce)
         self.query.returnPressed.connect(self.search_now)
         self.answer_btn = QPushButton(S.ANSWER, self)
+        self.answer_btn.setAccessibleName(S.ANSWER)
         self.answer_btn.clicked.connect(self.answer)
         top.addWidget(self.query, 1)
         top.addWidget(self.answer_btn)
         lay.addLayout(top)
         status_row = QHBoxLayout()
         self.status = QLabel("", self)
-        self.index_btn = QPushButton("索引を更新", self)
+        self.index_btn = QPushButton(S.UPDATE_INDEX, self)
+        self.index_btn.setAccessibleName(S.UPDATE_INDEX)
         self.index_btn.clicked.connect(self.reindex)
         self.cancel_btn = QPushButton(S.CANCEL, self)
         self.cancel_btn.setVisible(False)
+        self.cancel_btn.setAccessibleName(S.CANCEL_INDEXING)
         self.cancel_btn.clicked.connect(lambda: self._index_op and self._index_op.cancel())
         self.progress = QProgressBar(self)
         self.progress.setVisible(False)
+        self.progress.setAccessibleName(S.INDEX_PROGRESS)
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.progress)
         status_row.addWidget(self.index_btn)
@@ -81,11 +86,11 @@ class ManualsView(QWidget):
         ll.setContentsMargins(0, 0, 0, 0)
         self.results = QListWidget(left)
         self.results.setWordWrap(True)
-        self.results.setAccessibleName("検索結果")
+        self.results.setAccessibleName(S.SEARCH_RESULTS)
         self.results.currentItemChanged.connect(lambda cur, _prev: cur and self.show_hit(cur.data(ROLE_HIT)))
         ll.addWidget(self.results, 3)
         self.answer_box = QTextBrowser(left)
-        self.answer_box.setAccessibleName("回答案")
+        self.answer_box.setAccessibleName(S.ANSWER_BOX)
         self.answer_box.setVisible(False)
         ll.addWidget(self.answer_box, 2)
         right = QWidget(split)
@@ -96,13 +101,17 @@ class ManualsView(QWidget):
         self.page_scroll = QScrollArea(right)
         self.page_scroll.setWidgetResizable(False)
         self.page_view = QLabel(right)
-        self.page_view.setAccessibleName("マニュアルのページ")
+        self.page_view.setAccessibleName(S.MANUAL_PAGE)
         self.page_view.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
         self.page_scroll.setWidget(self.page_view)
         rl.addWidget(self.page_scroll, 1)
         self.passage = QTextBrowser(right)
         self.passage.setVisible(False)
+        self.passage.setAccessibleName(S.MANUAL_PASSAGE)
+        self.page_scroll.setAccessibleName(S.MANUAL_PAGE)
         rl.addWidget(self.passage, 1)
+        tab_chain(self.query, self.answer_btn, self.results, self.answer_box, self.page_scroll, self.passage,
+                  self.index_btn, self.cancel_btn)
         split.setSizes([560, 700])
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -113,14 +122,15 @@ class ManualsView(QWidget):
     # ------------------------------------------------------------------ status / indexing
     def update_status(self) -> None:
         st = mindex.status(self.ctx.store)
-        folder = self.ctx.config["manuals_dir"] or "（未設定：設定タブで指定）"
-        self.status.setText(f"マニュアル {st.documents}件・{st.pages}ページ・{st.chunks}項目"
-                            + (f"（読めないファイル {st.skipped}件）" if st.skipped else "") + f"　フォルダ：{folder}")
+        folder = self.ctx.config["manuals_dir"] or S.MANUALS_DIR_UNSET
+        self.status.setText(S.MANUALS_STATUS.format(docs=st.documents, pages=st.pages, chunks=st.chunks)
+                            + (S.MANUALS_UNREADABLE.format(n=st.skipped) if st.skipped else "")
+                            + S.MANUALS_FOLDER.format(folder=folder))
 
     def reindex(self, paths: list[str] | None = None) -> None:
         paths = paths or ([self.ctx.config["manuals_dir"]] if self.ctx.config["manuals_dir"] else [])
         if not paths:
-            self.status.setText("マニュアルフォルダが設定されていません。設定タブで指定してください。")
+            self.status.setText(S.MANUALS_DIR_MISSING)
             return
         self.index_btn.setEnabled(False)
         self.cancel_btn.setVisible(True)
@@ -129,7 +139,7 @@ class ManualsView(QWidget):
 
         def op(task):
             def prog(p):
-                task.progress(p.done, p.total, p.path if p.phase == "read" else "意味検索の準備")
+                task.progress(p.done, p.total, p.path if p.phase == "read" else S.PREPARING_SEMANTIC)
             return run_in_child("engine.jobs:manuals_index", self.ctx.data_dir, {"paths": paths, "username": self.user.username},
                                 progress=prog, cancel=task.cancel_event)
 
@@ -139,7 +149,7 @@ class ManualsView(QWidget):
     def _index_progress(self, done, total, label) -> None:
         self.progress.setMaximum(int(total) or 1)
         self.progress.setValue(int(done))
-        self.status.setText(f"索引作成中… {int(done)}/{int(total)} {Path(label).name if label else ''}")
+        self.status.setText(S.INDEXING.format(done=int(done), total=int(total), name=Path(label).name if label else ""))
 
     def _indexed(self, report) -> None:
         self.index_btn.setEnabled(True)
@@ -147,10 +157,10 @@ class ManualsView(QWidget):
         self.progress.setVisible(False)
         self.update_status()
         if getattr(report, "cancelled", False):
-            self.status.setText(self.status.text() + "　（中止しました。次回は続きから索引を作成します）")
+            self.status.setText(self.status.text() + S.INDEX_CANCELLED)
         skipped = getattr(report, "skipped", [])
         if skipped:
-            self.status.setText(self.status.text() + "　読めなかったファイル：" + "、".join(
+            self.status.setText(self.status.text() + S.UNREADABLE_FILES + "、".join(
                 f"{Path(s.path).name}（{getattr(s, 'message_ja', '') or s.reason}）" for s in skipped[:3]))
 
     def _index_failed(self, exc) -> None:
@@ -188,7 +198,7 @@ class ManualsView(QWidget):
             self.results.addItem(it)
             return
         for h in hits:
-            page = f"{h.page}ページ" if h.page else ""
+            page = S.PAGE_N.format(n=h.page) if h.page else ""
             label = QLabel()
             label.setWordWrap(True)
             label.setTextFormat(Qt.TextFormat.RichText)
@@ -211,7 +221,7 @@ class ManualsView(QWidget):
     def show_hit(self, h: msearch.Hit | None) -> None:
         if h is None:
             return
-        self.page_label.setText(f"{h.citation}　{h.doc}" + (f"　{h.page}ページ" if h.page else ""))
+        self.page_label.setText(f"{h.citation}　{h.doc}" + ("　" + S.PAGE_N.format(n=h.page) if h.page else ""))
         if h.path.lower().endswith(".pdf") and h.page:
             self.page_scroll.setVisible(True)
             self.passage.setVisible(False)
@@ -241,10 +251,10 @@ class ManualsView(QWidget):
             from engine.manuals import answer as manswer
         except ModuleNotFoundError:
             self.answer_box.setVisible(True)
-            self.answer_box.setPlainText("回答案の機能はこの版には含まれていません。")
+            self.answer_box.setPlainText(S.ANSWER_UNAVAILABLE)
             return
         self.answer_box.setVisible(True)
-        self.answer_box.setPlainText("回答案を作成中…（AIによる下書きです）")
+        self.answer_box.setPlainText(S.ANSWER_WORKING)
         self.answer_btn.setEnabled(False)
         run_op(self, lambda task: manswer.answer(self.ctx, q), success=self._show_answer,
                failure=lambda e: (self.answer_btn.setEnabled(True), show_error(self, e)))
@@ -252,4 +262,4 @@ class ManualsView(QWidget):
     def _show_answer(self, ans) -> None:
         self.answer_btn.setEnabled(True)
         text = getattr(ans, "text", None) or str(ans)
-        self.answer_box.setPlainText("【回答案（AIによる下書き・要確認）】\n" + text)
+        self.answer_box.setPlainText(S.ANSWER_HEADER + "\n" + text)

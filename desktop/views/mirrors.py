@@ -16,10 +16,11 @@ from engine.mirrors import ledger
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from ..ops import run_op
 
 GRADES = ["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"]
-GRADE_JA = {"Ⅰ": "Ⅰ 健全", "Ⅱ": "Ⅱ 予防保全段階", "Ⅲ": "Ⅲ 早期措置段階", "Ⅳ": "Ⅳ 緊急措置段階"}
+GRADE_JA = S.GRADE_JA
 
 
 def overlay_image(row: dict, width: int = 760):
@@ -46,14 +47,18 @@ class MirrorsView(QWidget):
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
         self.import_btn = QPushButton(S.IMPORT_FOLDER, self)
+        self.import_btn.setAccessibleName(S.IMPORT_FOLDER)
         self.import_btn.clicked.connect(lambda: self.import_folder())
         self.cancel_btn = QPushButton(S.CANCEL, self)
         self.cancel_btn.setVisible(False)
+        self.cancel_btn.setAccessibleName(S.CANCEL_IMPORT)
         self.cancel_btn.clicked.connect(lambda: self._import_op and self._import_op.cancel())
         self.progress = QProgressBar(self)
         self.progress.setVisible(False)
+        self.progress.setAccessibleName(S.IMPORT_PROGRESS)
         self.status = QLabel("", self)
         self.export_btn = QPushButton(S.EXPORT_XLSX, self)
+        self.export_btn.setAccessibleName(S.EXPORT_XLSX)
         self.export_btn.clicked.connect(lambda: self.export())
         for w in (self.import_btn, self.cancel_btn, self.progress):
             top.addWidget(w)
@@ -62,20 +67,20 @@ class MirrorsView(QWidget):
         lay.addLayout(top)
         filt = QHBoxLayout()
         self.f_grade = QComboBox(self)
-        self.f_grade.addItem("すべての判定", "")
+        self.f_grade.addItem(S.ALL_GRADES, "")
         for g in GRADES:
             self.f_grade.addItem(GRADE_JA[g], g)
-        self.f_grade.addItem("要確認のみ", "review")
+        self.f_grade.addItem(S.REVIEW_ONLY, "review")
         self.f_route = QLineEdit(self)
-        self.f_route.setPlaceholderText("路線名・管理番号で絞り込み")
+        self.f_route.setPlaceholderText(S.ROUTE_PLACEHOLDER)
         self.f_date = QLineEdit(self)
-        self.f_date.setPlaceholderText("点検日（例 2026-11）")
-        for w, name in ((self.f_grade, "判定で絞り込み"), (self.f_route, "路線名で絞り込み"), (self.f_date, "点検日で絞り込み")):
+        self.f_date.setPlaceholderText(S.DATE_PLACEHOLDER)
+        for w, name in ((self.f_grade, S.FILTER_GRADE), (self.f_route, S.FILTER_ROUTE), (self.f_date, S.FILTER_DATE)):
             w.setAccessibleName(name)
         self.f_grade.currentIndexChanged.connect(self.refresh)
         self.f_route.textChanged.connect(self.refresh)
         self.f_date.textChanged.connect(self.refresh)
-        filt.addWidget(QLabel("絞り込み：", self))
+        filt.addWidget(QLabel(S.FILTER_LABEL, self))
         filt.addWidget(self.f_grade)
         filt.addWidget(self.f_route, 1)
         filt.addWidget(self.f_date)
@@ -83,11 +88,13 @@ class MirrorsView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal, self)
         lay.addWidget(split, 1)
         self.table = QTableWidget(0, 6, split)
-        self.table.setHorizontalHeaderLabels(["管理番号", "路線", "点検日時", "AI判定", "確定判定", "状態"])
+        self.table.setHorizontalHeaderLabels([S.COL_MIRROR_CODE, S.COL_ROUTE, S.COL_TAKEN_AT, S.COL_AI_GRADE,
+                                              S.COL_CONFIRMED_GRADE, S.COL_STATE])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAccessibleName("点検台帳")
+        self.table.setAccessibleName(S.LEDGER)
+        self.table.setTabKeyNavigation(False)   # arrows move within the ledger, Tab leaves it
         self.table.itemSelectionChanged.connect(self._selected)
         right = QWidget(split)
         rl = QVBoxLayout(right)
@@ -98,28 +105,31 @@ class MirrorsView(QWidget):
         self.photo = QLabel(right)
         self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.photo.setMinimumHeight(360)
-        self.photo.setAccessibleName("写真と判定理由")
+        self.photo.setAccessibleName(S.PHOTO_OVERLAY)
         rl.addWidget(self.photo, 3)
         self.findings = QListWidget(right)
-        self.findings.setAccessibleName("所見")
+        self.findings.setAccessibleName(S.FINDINGS)
         rl.addWidget(self.findings, 1)
         conf = QHBoxLayout()
         self.grade = QComboBox(right)
         for g in GRADES:
             self.grade.addItem(GRADE_JA[g], g)
-        self.grade.setAccessibleName("確定する判定")
+        self.grade.setAccessibleName(S.GRADE_TO_CONFIRM)
         self.reason = QLineEdit(right)
-        self.reason.setPlaceholderText(S.OVERRIDE_REASON + "（AI判定と異なる場合は必須）")
+        self.reason.setPlaceholderText(S.OVERRIDE_REASON_PLACEHOLDER)
         self.reason.setAccessibleName(S.OVERRIDE_REASON)
         self.confirm_btn = QPushButton(S.CONFIRM, right)
+        self.confirm_btn.setAccessibleName(S.CONFIRM_GRADE)
         self.confirm_btn.clicked.connect(self.confirm)
-        conf.addWidget(QLabel("判定：", right))
+        conf.addWidget(QLabel(S.GRADE_LABEL, right))
         conf.addWidget(self.grade)
         conf.addWidget(self.reason, 1)
         conf.addWidget(self.confirm_btn)
         rl.addLayout(conf)
         split.setSizes([560, 760])
         self.confirm_btn.setEnabled(False)
+        tab_chain(self.import_btn, self.cancel_btn, self.export_btn, self.f_grade, self.f_route, self.f_date,
+                  self.table, self.findings, self.grade, self.reason, self.confirm_btn)
         self.refresh()
 
     # ------------------------------------------------------------------ ledger
@@ -148,11 +158,11 @@ class MirrorsView(QWidget):
         self.table.blockSignals(True)
         self.table.setRowCount(len(out))
         for i, r in enumerate(out):
-            state = {"unreadable": "写真が読めません", "unjudgeable": "撮り直し"}.get(r["status"], "")
+            state = S.INSPECTION_STATUS.get(r["status"], "")
             if not state:
-                state = "確定済" if r.get("confirmed_grade") else ("要確認" if r.get("needs_review") else "未確定")
-            vals = [r.get("mirror_code") or "（番号なし）", r["route"], (r.get("taken_at") or "")[:16].replace("T", " "),
-                    r.get("ai_grade") or "要確認", r.get("confirmed_grade") or "", state]
+                state = S.CONFIRMED if r.get("confirmed_grade") else (S.NEEDS_REVIEW if r.get("needs_review") else S.UNCONFIRMED)
+            vals = [r.get("mirror_code") or S.NO_CODE, r["route"], (r.get("taken_at") or "")[:16].replace("T", " "),
+                    r.get("ai_grade") or S.NEEDS_REVIEW, r.get("confirmed_grade") or "", state]
             for j, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 it.setData(Qt.ItemDataRole.UserRole, r["id"])
@@ -163,7 +173,7 @@ class MirrorsView(QWidget):
                 self.table.setItem(i, j, it)
         self.table.blockSignals(False)
         n_review = sum(1 for r in rows if r.get("needs_review") and not r.get("confirmed_grade"))
-        self.status.setText(f"点検 {len(rows)}件（表示 {len(out)}件）・要確認 {n_review}件")
+        self.status.setText(S.LEDGER_STATUS.format(total=len(rows), shown=len(out), review=n_review))
         if keep is not None:
             for i, r in enumerate(out):
                 if r["id"] == keep:
@@ -178,20 +188,21 @@ class MirrorsView(QWidget):
         r = ledger.get_inspection(self.ctx, iid)
         self.current = r
         grade = r.get("ai_grade")
-        self.title.setText(f"管理番号 {r.get('mirror_code') or '（なし）'}　点検 {iid}　"
-                           f"AI判定：{GRADE_JA.get(grade, '要確認（人の判断が必要）')}"
-                           + (f"　確定：{GRADE_JA[r['confirmed_grade']]}（{r.get('confirmed_by')}）" if r.get("confirmed_grade") else ""))
+        self.title.setText(S.INSPECTION_TITLE.format(code=r.get("mirror_code") or S.NONE, id=iid,
+                                                     grade=GRADE_JA.get(grade, S.NEEDS_HUMAN))
+                           + (S.INSPECTION_CONFIRMED.format(grade=GRADE_JA[r["confirmed_grade"]], by=r.get("confirmed_by"))
+                              if r.get("confirmed_grade") else ""))
         self.findings.clear()
         for f in r.get("findings") or []:
-            sev = {1: "軽度", 2: "中度", 3: "重度"}.get(f.get("severity"), "")
+            sev = S.SEVERITY.get(f.get("severity"), "")
             label = f.get("label_ja") or f"{f['member']} {f['defect']}"
-            self.findings.addItem(f"{label}　{sev}　確信度 {f.get('confidence', 0):.0%}"
-                                  + ("　（不確か）" if f.get("uncertain") else ""))
+            self.findings.addItem(S.FINDING.format(label=label, severity=sev, confidence=f.get("confidence", 0))
+                                  + (S.UNCERTAIN if f.get("uncertain") else ""))
         q = r.get("quality") or {}
         for m in q.get("messages", []) if isinstance(q, dict) else []:
-            self.findings.addItem(f"写真：{m}")
+            self.findings.addItem(S.PHOTO_NOTE.format(message=m))
         if r.get("error"):
-            self.findings.addItem(f"写真を読み込めません：{r['error']}")
+            self.findings.addItem(S.PHOTO_ERROR.format(error=r["error"]))
         target = r.get("confirmed_grade") or grade
         if target:
             self.grade.setCurrentIndex(GRADES.index(target))
@@ -200,9 +211,9 @@ class MirrorsView(QWidget):
         self.photo.setText(S.BUSY)
         if r["status"] != "unreadable":
             run_op(self, lambda task: overlay_image(r, max(400, self.photo.width())), success=self._show_photo,
-                   failure=lambda e: self.photo.setText("写真を表示できません"))
+                   failure=lambda e: self.photo.setText(S.PHOTO_CANNOT_SHOW))
         else:
-            self.photo.setText("写真を読み込めませんでした。撮り直してください。")
+            self.photo.setText(S.PHOTO_UNREADABLE)
 
     def _show_photo(self, res) -> None:
         data, w, h = res
@@ -223,7 +234,7 @@ class MirrorsView(QWidget):
         except MadoguchiError as e:
             show_error(self, e)  # the chosen grade and reason stay in the form
             return
-        self.status.setText(f"点検 {r['id']} の判定を確定しました")
+        self.status.setText(S.GRADE_CONFIRMED.format(id=r["id"]))
         self.refresh()
 
     # ------------------------------------------------------------------ import / export
@@ -249,7 +260,7 @@ class MirrorsView(QWidget):
     def _import_progress(self, done, total, name) -> None:
         self.progress.setMaximum(int(total) or 1)
         self.progress.setValue(int(done))
-        self.status.setText(f"取り込み中… {int(done)}/{int(total)} {name}")
+        self.status.setText(S.IMPORTING.format(done=int(done), total=int(total), name=name))
 
     def _imported(self, summary) -> None:
         self.import_btn.setEnabled(True)
@@ -257,8 +268,9 @@ class MirrorsView(QWidget):
         self.progress.setVisible(False)
         self.refresh()
         s = summary or {}
-        self.status.setText(f"取り込み完了：新規 {s.get('imported', 0)}件・重複 {s.get('duplicate', 0)}件・"
-                            f"読めない写真 {s.get('failed', 0)}件" + ("（中止しました）" if s.get("cancelled") else ""))
+        self.status.setText(S.IMPORTED.format(new=s.get("imported", 0), duplicate=s.get("duplicate", 0),
+                                              failed=s.get("failed", 0))
+                            + (S.IMPORT_CANCELLED if s.get("cancelled") else ""))
 
     def _import_failed(self, exc) -> None:
         self.import_btn.setEnabled(True)
@@ -268,10 +280,10 @@ class MirrorsView(QWidget):
 
     def export(self, path: str | None = None) -> None:
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, S.EXPORT_XLSX, str(Path.home() / "カーブミラー点検台帳.xlsx"),
+            path, _ = QFileDialog.getSaveFileName(self, S.EXPORT_XLSX, str(Path.home() / S.LEDGER_FILENAME),
                                                   "Excel (*.xlsx)")
             if not path:
                 return
         run_op(self, lambda task: ledger.export_xlsx(self.ctx, path, user=self.user),
-               success=lambda n: self.status.setText(f"{n}件を出力しました：{path}"),
+               success=lambda n: self.status.setText(S.LEDGER_EXPORTED.format(n=n, path=path)),
                failure=lambda e: show_error(self, e))

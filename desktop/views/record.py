@@ -3,14 +3,15 @@ edit, 保存, 提出. Progress while a draft is still being written."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
-                               QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import MadoguchiError
 from engine.records import workflow
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from .recordpanel import RecordPanel
 
 
@@ -26,20 +27,35 @@ class RecordView(QWidget):
         left = QWidget(split)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(QLabel("自分の記録", left))
-        self.list = QListWidget(left)
-        self.list.setAccessibleName("自分の記録の一覧")
-        self.list.itemClicked.connect(lambda it: self.open_record(it.data(Qt.ItemDataRole.UserRole)))
-        ll.addWidget(self.list)
+        ll.addWidget(QLabel(S.MY_RECORDS, left))
+        # 番号 | 件名 | 状態: the title column stretches and is elided with the full text as tooltip
+        self.records = QTableWidget(0, 3, left)
+        self.records.setHorizontalHeaderLabels([S.COL_NUMBER, S.COL_TITLE, S.COL_STATE])
+        hh = self.records.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.records.verticalHeader().setVisible(False)
+        self.records.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.records.setWordWrap(False)
+        self.records.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.records.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.records.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.records.setMinimumWidth(340)
+        self.records.setTabKeyNavigation(False)   # arrows move within the list, Tab leaves it
+        self.records.setAccessibleName(S.MY_RECORDS_LIST)
+        self.records.cellClicked.connect(lambda row, _col: self._open_row(row))
+        self.records.itemActivated.connect(lambda it: self._open_row(it.row()))   # Enter / double-click
+        ll.addWidget(self.records)
         right = QWidget(split)
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        self.header = QLabel("相談タブで録音を停止すると、ここに記録の下書きが表示されます。", right)
+        self.header = QLabel(S.RECORD_EMPTY_HINT, right)
         self.header.setWordWrap(True)
         rl.addWidget(self.header)
         self.progress = QProgressBar(right)
         self.progress.setVisible(False)
-        self.progress.setAccessibleName("下書きの作成状況")
+        self.progress.setAccessibleName(S.DRAFT_PROGRESS)
         rl.addWidget(self.progress)
         self.panel = RecordPanel(right, editable=True)
         self.panel.changed.connect(self._changed)
@@ -48,6 +64,8 @@ class RecordView(QWidget):
         self.save_btn = QPushButton(S.SAVE, right)
         self.submit_btn = QPushButton(S.SUBMIT, right)
         self.save_btn.setShortcut("Ctrl+S")
+        self.save_btn.setAccessibleName(S.SAVE_RECORD)
+        self.submit_btn.setAccessibleName(S.SUBMIT_RECORD)
         self.save_btn.clicked.connect(self.save)
         self.submit_btn.clicked.connect(self.submit)
         self.message = QLabel("", right)
@@ -55,7 +73,9 @@ class RecordView(QWidget):
         actions.addWidget(self.save_btn)
         actions.addWidget(self.submit_btn)
         rl.addLayout(actions)
-        split.setSizes([240, 1000])
+        split.setSizes([360, 1000])
+        tab_chain(self.records, self.panel.transcript, self.panel.tree, self.panel.flags, self.save_btn,
+                  self.submit_btn)
         self._set_actions()
         self.refresh()
 
@@ -68,11 +88,31 @@ class RecordView(QWidget):
             recs = workflow.list_records(self.ctx.store, self.user, owner=self.user.username)
         except MadoguchiError:
             recs = []
-        self.list.clear()
-        for r in recs:
-            it = QListWidgetItem(f"{r.id}　{r.title}（{r.state_ja}）")
-            it.setData(Qt.ItemDataRole.UserRole, r.id)
-            self.list.addItem(it)
+        keep = self.current.id if self.current is not None else None
+        self.records.blockSignals(True)
+        self.records.setRowCount(len(recs))
+        for i, r in enumerate(recs):
+            title = r.title or S.UNTITLED
+            for j, text in enumerate((str(r.id), title, r.state_ja)):
+                it = QTableWidgetItem(text)
+                it.setData(Qt.ItemDataRole.UserRole, r.id)
+                it.setToolTip(S.RECORD_TOOLTIP.format(id=r.id, title=title, state=r.state_ja,
+                                                      case=r.case_number or "—"))
+                self.records.setItem(i, j, it)
+        self.records.blockSignals(False)
+        self._select_row(keep)
+
+    def _select_row(self, rid: int | None) -> None:
+        self.records.blockSignals(True)
+        for i in range(self.records.rowCount()):
+            if self.records.item(i, 0).data(Qt.ItemDataRole.UserRole) == rid:
+                self.records.selectRow(i)
+        self.records.blockSignals(False)
+
+    def _open_row(self, row: int) -> None:
+        it = self.records.item(row, 0)
+        if it is not None:
+            self.open_record(it.data(Qt.ItemDataRole.UserRole))
 
     def show_progress(self, done: float, total: float, label: str = "") -> None:
         self.progress.setVisible(True)
@@ -91,16 +131,18 @@ class RecordView(QWidget):
             return
         self.current = rec
         self.dirty = False
+        self._select_row(rec.id)
         self.hide_progress()
-        self.header.setText(f"記録 {rec.id}（第{rec.version}版・{rec.state_ja}）　{rec.title}"
-                            + (f"\n差戻し理由：{rec.comment}" if rec.state == "returned" and rec.comment else ""))
+        self.header.setText(S.RECORD_HEADER.format(id=rec.id, version=rec.version, state=rec.state_ja, title=rec.title)
+                            + (S.RETURN_REASON_LINE.format(comment=rec.comment)
+                               if rec.state == "returned" and rec.comment else ""))
         self.panel.editable = rec.state in ("draft", "returned")
         self.panel.set_draft(rec.content)
         self._set_actions()
 
     def _changed(self) -> None:
         self.dirty = True
-        self.message.setText("未保存の変更があります")
+        self.message.setText(S.UNSAVED)
         self._set_actions()
 
     def _set_actions(self) -> None:
@@ -115,12 +157,12 @@ class RecordView(QWidget):
             return True
         try:
             self.current = workflow.save(self.ctx.store, self.user, rec.id, self.panel.draft, rec.revision,
-                                         reason="職員が修正")
+                                         reason=S.REASON_STAFF_EDIT)
         except MadoguchiError as e:
             show_error(self, e)  # the edits stay on screen: nothing typed is lost
             return False
         self.dirty = False
-        self.message.setText("保存しました")
+        self.message.setText(S.SAVED)
         self._set_actions()
         return True
 
@@ -133,6 +175,6 @@ class RecordView(QWidget):
         except MadoguchiError as e:
             show_error(self, e)
             return
-        self.message.setText("提出しました。査察指導員の承認を待っています。")
+        self.message.setText(S.SUBMITTED)
         self.open_record(rec.id)
         self.refresh()

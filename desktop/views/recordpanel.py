@@ -38,10 +38,10 @@ class RecordPanel(QWidget):
         left = QWidget(split)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(QLabel("文字起こし（発言番号）", left))
+        ll.addWidget(QLabel(S.TRANSCRIPT_WITH_SEQ, left))
         self.transcript = QListWidget(left)
         self.transcript.setWordWrap(True)
-        self.transcript.setAccessibleName("文字起こし")
+        self.transcript.setAccessibleName(S.TRANSCRIPT)
         self.transcript.itemClicked.connect(self._segment_clicked)
         ll.addWidget(self.transcript)
 
@@ -52,19 +52,19 @@ class RecordPanel(QWidget):
         self.method.setWordWrap(True)
         rl.addWidget(self.method)
         self.tree = QTreeWidget(right)
-        self.tree.setHeaderLabels(["記録（項目・記載）", "根拠"])
+        self.tree.setHeaderLabels([S.COL_RECORD_ITEM, S.COL_EVIDENCE])
         self.tree.setColumnWidth(0, 560)
         self.tree.setWordWrap(True)
-        self.tree.setAccessibleName("記録の下書き")
+        self.tree.setAccessibleName(S.DRAFT_TREE)
         self.tree.itemClicked.connect(self._statement_clicked)
         self.tree.itemChanged.connect(self._statement_edited)
         if editable:
             self.tree.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                       | QAbstractItemView.EditTrigger.EditKeyPressed)
         rl.addWidget(self.tree, 3)
-        rl.addWidget(QLabel("確認が必要な点（クリックで移動）", right))
+        rl.addWidget(QLabel(S.FLAGS_LABEL, right))
         self.flags = QListWidget(right)
-        self.flags.setAccessibleName("要確認の一覧")
+        self.flags.setAccessibleName(S.FLAGS_LIST)
         self.flags.itemClicked.connect(self._flag_clicked)
         rl.addWidget(self.flags, 1)
         split.setSizes([480, 720])
@@ -81,9 +81,7 @@ class RecordPanel(QWidget):
             self.method.setText("")
             self._loading = False
             return
-        methods = {"llm": "AIによる下書き", "extractive": "自動抜粋（AIなし）— 発言をそのまま項目に振り分けたものです",
-                   "mixed": "AIによる下書き（一部は自動抜粋）", "manual": "手入力"}
-        self.method.setText(f"作成方法：{methods.get(draft.method, draft.method)}"
+        self.method.setText(S.DRAFT_METHOD.format(method=S.DRAFT_METHODS.get(draft.method, draft.method))
                             + (f"（{draft.model}）" if draft.model else ""))
         for seg in draft.segments:
             it = QListWidgetItem(f"[{seg.seq}] {fmt_time(seg.start)} {S.SPEAKER.get(seg.speaker, seg.speaker)}：{seg.text}")
@@ -93,7 +91,7 @@ class RecordPanel(QWidget):
         bold = QFont()
         bold.setBold(True)
         for sec in draft.sections:
-            top = QTreeWidgetItem([sec.title + ("（必須）" if sec.required else ""), ""])
+            top = QTreeWidgetItem([sec.title + (S.REQUIRED_MARK if sec.required else ""), ""])
             top.setFont(0, bold)
             top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.tree.addTopLevelItem(top)
@@ -108,7 +106,7 @@ class RecordPanel(QWidget):
         self._loading = False
 
     def _add_statement(self, parent: QTreeWidgetItem, st: Statement) -> QTreeWidgetItem:
-        mark = "【要確認】" if st.needs_review else ""
+        mark = S.REVIEW_MARK if st.needs_review else ""
         it = QTreeWidgetItem([f"{mark}{st.text}", ", ".join(str(e) for e in st.evidence)])
         it.setData(0, ROLE_STATEMENT, st)
         flags = it.flags() | (Qt.ItemFlag.ItemIsEditable if self.editable else Qt.ItemFlag.NoItemFlags)
@@ -117,7 +115,7 @@ class RecordPanel(QWidget):
             it.setForeground(0, QBrush(FLAG_FG))
             reasons = "、".join(f.message for f in st.flags if f.code != "extractive")
             it.setToolTip(0, reasons)
-            fl = QListWidgetItem(f"【要確認】{st.text[:40]} — {reasons}")
+            fl = QListWidgetItem(f"{S.REVIEW_MARK}{st.text[:40]} — {reasons}")
             fl.setForeground(QBrush(FLAG_FG))
             fl.setData(ROLE_STATEMENT, id(st))
             self.flags.addItem(fl)
@@ -192,7 +190,7 @@ class RecordPanel(QWidget):
         st: Statement = item.data(0, ROLE_STATEMENT)
         if st is None:
             return
-        text = item.text(0).replace("【要確認】", "").strip()
+        text = item.text(0).replace(S.REVIEW_MARK, "").strip()
         if text != st.text:
             st.text = text
             st.source = "staff"

@@ -12,6 +12,7 @@ from engine.errors import MadoguchiError
 
 from .. import strings as S
 from ..errors import show_error
+from ..focus import tab_chain
 from ..ops import run_op
 
 
@@ -27,7 +28,7 @@ class SettingsView(QWidget):
         scroll.setWidget(inner)
         lay = QVBoxLayout(inner)
 
-        g = QGroupBox("音声・モデル・フォルダ", inner)
+        g = QGroupBox(S.SETTINGS_GENERAL, inner)
         form = QFormLayout(g)
         self.mic = QComboBox(g)
         self.mic.setAccessibleName(S.MIC)
@@ -43,21 +44,23 @@ class SettingsView(QWidget):
         self.whisper = QComboBox(g)
         self.llm = QComboBox(g)
         self._fill_models()
-        form.addRow("文字起こしモデル", self.whisper)
-        form.addRow("記録作成モデル (GGUF)", self.llm)
+        form.addRow(S.WHISPER_MODEL, self.whisper)
+        form.addRow(S.LLM_MODEL_GGUF, self.llm)
         self.manuals_dir = QLineEdit(ctx.config["manuals_dir"], g)
-        self.manuals_dir.setAccessibleName("マニュアルフォルダ")
-        form.addRow("マニュアルフォルダ", self.manuals_dir)
+        self.manuals_dir.setAccessibleName(S.MANUALS_DIR)
+        form.addRow(S.MANUALS_DIR, self.manuals_dir)
         for w in (self.whisper, self.llm, self.manuals_dir):   # models and folders: administrators only
             w.setEnabled(user.role == "admin")
             if user.role != "admin":
-                w.setToolTip("管理者だけが変更できます")
-        self.whisper.setAccessibleName("文字起こしモデル")
-        self.llm.setAccessibleName("記録作成モデル")
+                w.setToolTip(S.ADMIN_ONLY)
+        self.whisper.setAccessibleName(S.WHISPER_MODEL)
+        self.llm.setAccessibleName(S.LLM_MODEL)
         data = QLabel(str(ctx.data_dir), g)
         data.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow("データフォルダ", data)
-        save = QPushButton(S.SAVE, g)
+        data.setAccessibleName(S.DATA_DIR)
+        form.addRow(S.DATA_DIR, data)
+        save = self.save_btn = QPushButton(S.SAVE, g)
+        save.setAccessibleName(S.SAVE_SETTINGS)
         save.clicked.connect(self.save)
         form.addRow("", save)
         self.saved = QLabel("", g)
@@ -70,18 +73,24 @@ class SettingsView(QWidget):
         dg = QGroupBox(S.DOCTOR, inner)
         dl = QVBoxLayout(dg)
         self.doctor_btn = QPushButton(S.RUN_DOCTOR, dg)
+        self.doctor_btn.setAccessibleName(S.RUN_DOCTOR)
         self.doctor_btn.clicked.connect(self.run_doctor)
         dl.addWidget(self.doctor_btn)
         self.doctor_table = QTableWidget(0, 4, dg)
-        self.doctor_table.setHorizontalHeaderLabels(["区分", "項目", "結果", "詳細"])
+        self.doctor_table.setHorizontalHeaderLabels([S.COL_AREA, S.COL_ITEM, S.COL_RESULT, S.COL_DETAIL])
         self.doctor_table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.doctor_table.setMinimumHeight(260)
         self.doctor_table.setAccessibleName(S.DOCTOR)
+        self.doctor_table.setTabKeyNavigation(False)
         dl.addWidget(self.doctor_table)
         self.verdict = QLabel("", dg)
         dl.addWidget(self.verdict)
         lay.addWidget(dg)
         lay.addStretch(1)
+        chain = [self.mic, self.whisper, self.llm, self.manuals_dir, self.save_btn]
+        if user.role == "admin":
+            chain += [self.users_table, self.new_user, self.new_name, self.new_role, self.new_pw, self.add_btn]
+        tab_chain(*chain, self.doctor_btn, self.doctor_table)
 
     def _fill_models(self) -> None:
         base = models.models_dir(self.ctx.config)
@@ -111,29 +120,36 @@ class SettingsView(QWidget):
         except MadoguchiError as e:
             show_error(self, e)   # what was chosen stays on screen
             return
-        self.saved.setText("保存しました。次回の録音・作成から反映されます。")
+        self.saved.setText(S.SETTINGS_SAVED)
 
     # ------------------------------------------------------------------ users
     def _users_box(self, parent) -> QGroupBox:
-        g = QGroupBox("ユーザー管理（管理者のみ）", parent)
+        g = QGroupBox(S.USERS_BOX, parent)
         lay = QVBoxLayout(g)
         self.users_table = QTableWidget(0, 3, g)
-        self.users_table.setHorizontalHeaderLabels(["ユーザー名", "氏名", "役割"])
+        self.users_table.setHorizontalHeaderLabels([S.SIGNIN_USER, S.DISPLAY_NAME, S.COL_ROLE])
+        self.users_table.setAccessibleName(S.USERS_TABLE)
+        self.users_table.setTabKeyNavigation(False)
         self.users_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.users_table.setMaximumHeight(180)
         lay.addWidget(self.users_table)
         row = QHBoxLayout()
         self.new_user = QLineEdit(g)
         self.new_user.setPlaceholderText(S.SIGNIN_USER)
+        self.new_user.setAccessibleName(S.NEW_USER_NAME)
         self.new_name = QLineEdit(g)
         self.new_name.setPlaceholderText(S.DISPLAY_NAME)
+        self.new_name.setAccessibleName(S.NEW_USER_DISPLAY)
         self.new_role = QComboBox(g)
+        self.new_role.setAccessibleName(S.NEW_USER_ROLE)
         for r in ("staff", "supervisor", "admin", "inspector"):
             self.new_role.addItem(users.ROLE_JA[r], r)
         self.new_pw = QLineEdit(g)
         self.new_pw.setPlaceholderText(S.SIGNIN_PASSWORD)
+        self.new_pw.setAccessibleName(S.NEW_USER_PASSWORD)
         self.new_pw.setEchoMode(QLineEdit.EchoMode.Password)
-        add = QPushButton("追加", g)
+        add = self.add_btn = QPushButton(S.ADD_USER, g)
+        add.setAccessibleName(S.ADD_USER_NAME)
         add.clicked.connect(self.add_user)
         for w in (self.new_user, self.new_name, self.new_role, self.new_pw, add):
             row.addWidget(w)
@@ -174,7 +190,7 @@ class SettingsView(QWidget):
         self.doctor_btn.setEnabled(True)
         self.doctor_table.setRowCount(len(checks))
         for i, c in enumerate(checks):
-            mark = "OK" if c.ok else ("異常" if c.required else "注意")
+            mark = "OK" if c.ok else (S.DOCTOR_FAIL if c.required else S.DOCTOR_WARN)
             items = [QTableWidgetItem(c.area), QTableWidgetItem(c.name), QTableWidgetItem(mark), QTableWidgetItem(c.detail)]
             if not c.ok:
                 items[2].setForeground(QColor("#c62828" if c.required else "#ef6c00"))
@@ -182,4 +198,4 @@ class SettingsView(QWidget):
                 self.doctor_table.setItem(i, j, it)
         self.doctor_table.resizeColumnsToContents()
         ok = doctor.verdict(checks)
-        self.verdict.setText("判定：利用できます" if ok else "判定：要対応（異常の行を確認してください）")
+        self.verdict.setText(S.DOCTOR_OK if ok else S.DOCTOR_NG)

@@ -8,6 +8,20 @@ from engine import users
 from engine.errors import MadoguchiError
 
 from .. import strings as S
+from ..focus import tab_chain
+
+
+def buttons(dlg: QDialog, ok_text: str, on_ok) -> QDialogButtonBox:
+    """OK (named ``ok_text``) and キャンセル, kept as ``dlg.ok_btn`` / ``dlg.cancel_btn``."""
+    bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, dlg)
+    dlg.ok_btn = bb.button(QDialogButtonBox.StandardButton.Ok)
+    dlg.cancel_btn = bb.button(QDialogButtonBox.StandardButton.Cancel)
+    for b, text in ((dlg.ok_btn, ok_text), (dlg.cancel_btn, S.CANCEL_BUTTON)):
+        b.setText(text)
+        b.setAccessibleName(text)
+    bb.accepted.connect(on_ok)
+    bb.rejected.connect(dlg.reject)
+    return bb
 
 
 class SignInDialog(QDialog):
@@ -31,11 +45,8 @@ class SignInDialog(QDialog):
         self.message.setStyleSheet("color: #c62828;")
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        bb.button(QDialogButtonBox.StandardButton.Ok).setText(S.SIGNIN_BUTTON)
-        bb.accepted.connect(self.try_sign_in)
-        bb.rejected.connect(self.reject)
-        lay.addWidget(bb)
+        lay.addWidget(buttons(self, S.SIGNIN_BUTTON, self.try_sign_in))
+        tab_chain(self.username, self.password, self.ok_btn, self.cancel_btn)
         self.username.setFocus()
 
     def try_sign_in(self) -> None:
@@ -78,11 +89,8 @@ class FirstRunDialog(QDialog):
         self.message.setStyleSheet("color: #c62828;")
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        bb.button(QDialogButtonBox.StandardButton.Ok).setText(S.REGISTER)
-        bb.accepted.connect(self.register)
-        bb.rejected.connect(self.reject)
-        lay.addWidget(bb)
+        lay.addWidget(buttons(self, S.REGISTER, self.register))
+        tab_chain(self.username, self.display, self.password, self.password2, self.ok_btn, self.cancel_btn)
 
     def register(self) -> None:
         if self.password.text() != self.password2.text():

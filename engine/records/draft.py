@@ -396,7 +396,7 @@ def _as_segment(x) -> Segment:
 
 class IncrementalDrafter:
     """Drafts while the session runs. Call :meth:`feed` with each newly final stretch of segments
-    (non-blocking); a background thread at low OS priority, with one llama thread, drafts every
+    (non-blocking); a background thread at low OS priority drafts every
     ``batch_segments`` new segments, one section call at a time. :meth:`finish` stops it at once
     (the call in flight is cut short and redone), drafts what is left with all threads within
     ``finish_budget`` seconds — lines the model does not reach by then go into the draft as
@@ -495,8 +495,10 @@ class IncrementalDrafter:
 
     def _run(self) -> None:
         if self.low_priority:
+            # nice +10 (Windows: lowest thread priority) and passive OpenMP waiting: live
+            # transcription always wins the CPU, and the drafter takes what it leaves — with both
+            # threads, which on an otherwise idle counter PC nearly doubles what it keeps up with
             set_priority_low()
-            self.drafter.set_threads(1)
         while True:
             with self._cond:
                 while not self._stop and not self._tasks and len(self._pending) < self.batch_segments:
