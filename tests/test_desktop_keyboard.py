@@ -184,6 +184,10 @@ def test_record_and_approval_keyboard(qtbot, qapp, ctx, people, submitted):
     assert r.records.rowCount() == 1
     title_item = r.records.item(0, 1)
     assert title_item.text() == submitted.title and submitted.title in title_item.toolTip()
+    # a usual title is readable in full; number and state columns are never cut
+    fm = r.records.fontMetrics()
+    assert r.records.columnWidth(1) >= fm.horizontalAdvance("生活保護の相談（家賃・失業）")
+    assert r.records.columnWidth(2) >= fm.horizontalAdvance(submitted.state_ja)
     r.records.setFocus()
     r.records.setCurrentCell(0, 1)
     QTest.keyClick(r.records, Qt.Key.Key_Return)
@@ -235,7 +239,9 @@ def session(ctx, tmp_path):
     from engine.audio import FileSource
     from tests.audiogen import Turn, render_dialogue
     conv = render_dialogue([Turn("staff", "こんにちは。今日はどのようなご相談でしょうか。"),
-                            Turn("citizen", "先月仕事を辞めてしまって、家賃が払えないんです。")], seed=3)
+                            Turn("citizen", "先月仕事を辞めてしまって、家賃が払えないんです。"),
+                            Turn("staff", "わかりました。まず、今お一人で暮らしていらっしゃいますか。")],
+                           seed=3, pause=(1.8, 2.2))   # clear pauses: one line per turn
     wav = conv.write(tmp_path / "c.wav")
     sess = asession.ConsultationSession(ctx, title="再生の確認", staff_user="tanaka", consent=True)
     sid = sess.start(FileSource(wav))

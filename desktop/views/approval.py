@@ -65,7 +65,10 @@ class ApprovalView(QWidget):
         self.queue = QTableWidget(0, 6, split)
         self.queue.setHorizontalHeaderLabels([S.COL_NUMBER, S.COL_TITLE, S.CASE_NUMBER, S.COL_OWNER, S.COL_STATE,
                                               S.COL_AGE_FLAGS])
-        self.queue.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh = self.queue.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)   # nothing cut off
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)           # 件名 takes the rest (elided, tooltip)
+        self.queue.verticalHeader().setVisible(False)
         self.queue.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.queue.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.queue.setAccessibleName(S.APPROVAL_QUEUE)
@@ -138,6 +141,7 @@ class ApprovalView(QWidget):
             for j, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 it.setData(Qt.ItemDataRole.UserRole, r.id)
+                it.setToolTip(v)
                 self.queue.setItem(i, j, it)
         self.queue.blockSignals(False)
         if keep is not None:

@@ -75,6 +75,7 @@ class MirrorsView(QWidget):
         self.f_route.setPlaceholderText(S.ROUTE_PLACEHOLDER)
         self.f_date = QLineEdit(self)
         self.f_date.setPlaceholderText(S.DATE_PLACEHOLDER)
+        self.f_date.setMinimumWidth(self.f_date.fontMetrics().horizontalAdvance(S.DATE_PLACEHOLDER) + 24)
         for w, name in ((self.f_grade, S.FILTER_GRADE), (self.f_route, S.FILTER_ROUTE), (self.f_date, S.FILTER_DATE)):
             w.setAccessibleName(name)
         self.f_grade.currentIndexChanged.connect(self.refresh)
@@ -90,7 +91,10 @@ class MirrorsView(QWidget):
         self.table = QTableWidget(0, 6, split)
         self.table.setHorizontalHeaderLabels([S.COL_MIRROR_CODE, S.COL_ROUTE, S.COL_TAKEN_AT, S.COL_AI_GRADE,
                                               S.COL_CONFIRMED_GRADE, S.COL_STATE])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)   # dates and grades never cut off
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)           # 路線 takes the rest
+        self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAccessibleName(S.LEDGER)
@@ -109,6 +113,7 @@ class MirrorsView(QWidget):
         rl.addWidget(self.photo, 3)
         self.findings = QListWidget(right)
         self.findings.setAccessibleName(S.FINDINGS)
+        self.findings.setWordWrap(True)
         rl.addWidget(self.findings, 1)
         conf = QHBoxLayout()
         self.grade = QComboBox(right)

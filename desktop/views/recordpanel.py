@@ -65,6 +65,7 @@ class RecordPanel(QWidget):
         rl.addWidget(QLabel(S.FLAGS_LABEL, right))
         self.flags = QListWidget(right)
         self.flags.setAccessibleName(S.FLAGS_LIST)
+        self.flags.setWordWrap(True)   # long reasons wrap instead of running off the right edge
         self.flags.itemClicked.connect(self._flag_clicked)
         rl.addWidget(self.flags, 1)
         split.setSizes([480, 720])
