@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         consult, record = self.views.get(S.TAB_CONSULT), self.views.get(S.TAB_RECORD)
         if consult is not None and record is not None:
             consult.record_ready.connect(self.open_record)
+            consult.record_refined.connect(record.refined)
         if consult is not None:
             QTimer.singleShot(0, consult.offer_recovery)
         self._menus()

@@ -29,11 +29,13 @@ ROLE_SPEAKER = Qt.ItemDataRole.UserRole + 2
 
 class ConsultView(QWidget):
     record_ready = Signal(int)
+    record_refined = Signal(int)
 
     def __init__(self, ctx, user, parent=None):
         super().__init__(parent)
         self.ctx, self.user = ctx, user
         self.cw = None                 # the CounterConsultation being recorded
+        self.refining = None           # record id whose final pass is running
         self.session_id: int | None = None
         self.partial_item: QListWidgetItem | None = None
         self.started = 0.0
@@ -268,7 +270,7 @@ class ConsultView(QWidget):
             return
         self.record_btn.setEnabled(False)
         self.timer.stop()
-        self.status.setText(S.FINAL_PASS)
+        self.status.setText(S.FINISHING_DRAFT)
 
         def op(task):
             return cw.stop(progress=lambda d, t, label: task.progress(d, t, label))
@@ -277,7 +279,8 @@ class ConsultView(QWidget):
                progress=lambda d, t, label: self.status.setText(label))
 
     def _stopped(self, rec) -> None:
-        sid = self.cw.session_id
+        cw = self.cw
+        sid = cw.session_id
         self.cw = None
         self._style_button(False)
         self.record_btn.setEnabled(True)
@@ -285,7 +288,7 @@ class ConsultView(QWidget):
         self.consent.setChecked(False)   # the next citizen must consent again
         self.level.setValue(0)
         self.show_session(sid)
-        self.status.setText(S.DRAFT_READY.format(id=rec.id))
+        self.status.setText(S.DRAFT_READY_REFINING.format(id=rec.id))
         self.record_ready.emit(rec.id)
 
     def _stop_failed(self, exc) -> None:

@@ -140,6 +140,16 @@ class RecordView(QWidget):
         self.panel.set_draft(rec.content)
         self._set_actions()
 
+    def refined(self, rid: int) -> None:
+        """The final pass has saved a new version of record ``rid`` under this view."""
+        self.refresh()
+        if self.current is None or self.current.id != rid:
+            return
+        if self.dirty:
+            self.message.setText(S.REFINE_ARRIVED)   # the edits stay; save() carries them over
+        else:
+            self.open_record(rid)
+
     def _changed(self) -> None:
         self.dirty = True
         self.message.setText(S.UNSAVED)
@@ -156,12 +166,15 @@ class RecordView(QWidget):
         if rec is None or not self.dirty:
             return True
         try:
-            self.current = workflow.save(self.ctx.store, self.user, rec.id, self.panel.draft, rec.revision,
-                                         reason=S.REASON_STAFF_EDIT)
+            from engine.consultation import carry_over_refined
+            draft, revision = carry_over_refined(self.ctx, self.user, rec.id, self.panel.draft, rec.revision)
+            self.current = workflow.save(self.ctx.store, self.user, rec.id, draft, revision, reason=S.REASON_STAFF_EDIT)
         except MadoguchiError as e:
             show_error(self, e)  # the edits stay on screen: nothing typed is lost
             return False
         self.dirty = False
+        if revision != rec.revision:   # carried over onto the final transcript: show it
+            self.open_record(rec.id)
         self.message.setText(S.SAVED)
         self._set_actions()
         return True
