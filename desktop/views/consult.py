@@ -296,6 +296,26 @@ class ConsultView(QWidget):
         self._style_button(False)
         self.record_btn.setEnabled(True)
         self.consent.setEnabled(True)
+        self.refine(cw, rec.id)
+
+    def refine(self, cw, record_id: int) -> None:
+        """The final pass after the draft is on screen: a better transcript, then the record follows."""
+        self.refining = record_id
+
+        def done(new) -> None:
+            self.refining = None
+            if self.session_id == cw.session_id:
+                self.show_session(cw.session_id)
+            self.status.setText(S.REFINED if new is not None else S.REFINE_SKIPPED)
+            self.record_refined.emit(record_id)
+
+        def failed(exc) -> None:
+            self.refining = None
+            show_error(self, exc)   # the draft and the live transcript are saved already
+
+        run_op(self, lambda task: cw.refine(progress=lambda f: task.progress(f, 1.0, S.FINAL_PASS)),
+               success=done, failure=failed,
+               progress=lambda d, t, label: self.status.setText(f"{label}（{int(100 * d / (t or 1))}%）"))
         show_error(self, exc)
 
     # ------------------------------------------------------------------ transcript edits
