@@ -92,3 +92,80 @@ def test_real_pipeline_attempts_no_connection(tmp_path):
     """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "NONLOOPBACK []" in r.stdout, r.stdout
+
+
+def test_every_feature_end_to_end_attempts_no_connection(tmp_path):
+    """Every feature in one process, through the command line's own code (``engine.cli.main``),
+    with a spy audit hook installed before anything is imported: transcribe a file, draft a record
+    with the LLM and save it, export it (PDF), index + search + answer the manuals (LLM answer),
+    diagnose + import mirror photos, doctor. Not one socket connect, send or name look-up may be
+    attempted — not even to loopback."""
+    models = ROOT / "models"
+    cfg = tmp_path / "user-config.toml"
+    cfg.write_text('[llm]\nmodel = "llm-small"\n', encoding="utf-8")
+    r = run_py(f"""
+        import io, json, os, sys, contextlib
+        NET = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
+               "socket.gethostbyaddr", "socket.getnameinfo", "socket.sendto", "socket.sendmsg",
+               "http.client.connect", "urllib.Request", "ftplib.connect", "smtplib.connect")
+        events = []
+        sys.addaudithook(lambda ev, args: events.append((ev, repr(args)[:200])) if ev in NET else None)
+        os.environ.update(MADOGUCHI_USER_CONFIG={str(cfg)!r}, MADOGUCHI_MACHINE_CONFIG={str(tmp_path / 'none.toml')!r},
+                          MADOGUCHI_MODELS_DIR={str(models)!r}, MADOGUCHI_PASSWORD="pw-netguard-1",
+                          MADOGUCHI_NEW_PASSWORD="pw-netguard-1")
+        from engine.cli import main
+        data = {str(tmp_path / 'data')!r}
+
+        def cli(*argv):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = main(["--data-dir", data, *argv])
+            assert rc == 0, (argv, rc)
+            print("ok", argv[0], argv[1] if len(argv) > 1 else "", len(events), flush=True)
+            return out.getvalue()
+
+        cli("users", "add", "kanri", "--role", "admin")
+        for name, role in (("tanaka", "staff"), ("kensa", "inspector")):
+            cli("users", "add", name, "--role", role, "--user", "kanri")
+
+        # transcribe a synthesized consultation, draft a record with the LLM, save and export it
+        from tests.audiogen import Turn, render_dialogue
+        from tests import crashkit
+        wav = render_dialogue([Turn(s, t) for s, t in crashkit.COUNTER_TURNS], seed=3).write({str(tmp_path / 'c.wav')!r})
+        transcript = {str(tmp_path / 't.json')!r}
+        open(transcript, "w", encoding="utf-8").write(cli("transcribe", str(wav), "--json"))
+        assert json.load(open(transcript, encoding="utf-8"))
+        d = json.loads(cli("draft", transcript, "--save", "--json", "--user", "tanaka"))
+        assert d["method"] in ("llm", "mixed"), d["method"]
+        rid = json.loads(cli("records", "list", "--json", "--user", "tanaka"))[0]["id"]
+        pdf = {str(tmp_path / 'r.pdf')!r}
+        cli("records", "export", str(rid), "--format", "pdf", "--draft", "--output", pdf, "--user", "tanaka")
+        assert open(pdf, "rb").read(4) == b"%PDF"
+
+        # manuals: index (with embeddings), search, answer with the LLM
+        from engine.manuals import samples
+        made = samples.build({str(tmp_path / 'manuals')!r})
+        for extra in made[2:]:
+            extra.unlink()
+        cli("manuals", "add", {str(tmp_path / 'manuals')!r}, "--user", "kanri")
+        assert cli("manuals", "search", "家賃").strip()
+        assert cli("manuals", "answer", "家賃はどこまで認められますか")
+
+        # curve mirrors: diagnose a photo, import a folder into the ledger
+        from engine.mirrors import synth
+        pdir = {str(tmp_path / 'photos')!r}
+        os.makedirs(pdir)
+        for seed in (950001, 950002):
+            open(os.path.join(pdir, f"KM-{{seed % 10000}}.jpg"), "wb").write(
+                synth.encode_jpeg(synth.generate(seed, size=(1024, 768)).image))
+        cli("mirror", "diagnose", os.path.join(pdir, "KM-1.jpg"))
+        cli("mirror", "import", pdir, "--quiet", "--user", "kensa")
+
+        cli("doctor")
+        print("EVENTS", json.dumps(events, ensure_ascii=False))
+    """, timeout=3000)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    for step in ("ok transcribe", "ok draft", "ok records export", "ok manuals add", "ok manuals search",
+                 "ok manuals answer", "ok mirror diagnose", "ok mirror import", "ok doctor"):
+        assert step in r.stdout, (step, r.stdout)
+    assert "EVENTS []" in r.stdout, r.stdout[-3000:]
