@@ -347,6 +347,12 @@ def test_window_state_is_remembered(qtbot, qapp, ctx, people, qsettings_dir):
         return w
 
     w = open_window()
+    # every screen is reachable from the keyboard: Ctrl+1 … Ctrl+N
+    w.activateWindow()
+    qtbot.waitActive(w)
+    for i in reversed(range(w.tabs.count())):
+        QTest.keyClick(w.windowHandle(), Qt.Key(Qt.Key.Key_1.value + i), Qt.KeyboardModifier.ControlModifier)
+        assert w.tabs.currentIndex() == i, w.tabs.tabText(i)
     least = w.minimumSizeHint()
     # usable on a 1366-px laptop at 150 % (910 logical px) and on this 800-px virtual screen
     assert least.width() <= min(900, screen.width() - 10), least

@@ -131,7 +131,7 @@ class SettingsView(QWidget):
         self.users_table.setAccessibleName(S.USERS_TABLE)
         self.users_table.setTabKeyNavigation(False)
         self.users_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.users_table.setMaximumHeight(180)
+        self.users_table.verticalHeader().setVisible(False)
         lay.addWidget(self.users_table)
         row = QHBoxLayout()
         self.new_user = QLineEdit(g)
@@ -163,6 +163,11 @@ class SettingsView(QWidget):
         for i, u in enumerate(rows):
             for j, v in enumerate((u.username, u.display_name, u.role_ja)):
                 self.users_table.setItem(i, j, QTableWidgetItem(v))
+        # tall enough for every user (up to 8 rows, then it scrolls): no half-hidden last row
+        t = self.users_table
+        shown = min(len(rows), 8) or 1
+        t.setFixedHeight(t.horizontalHeader().sizeHint().height() + shown * t.verticalHeader().defaultSectionSize()
+                         + 2 * t.frameWidth() + 2)
 
     def add_user(self) -> None:
         try:
