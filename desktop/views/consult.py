@@ -370,6 +370,9 @@ class ConsultView(QWidget):
         """Play the recording from the start of transcript line ``it`` (double-click / Enter on a line)."""
         if it is None or it.data(ROLE_SEG) is None or self.session_id is None:
             return
+        if self.recording:   # the speakers would be recorded too
+            self.status.setText(S.NO_PLAY_WHILE_RECORDING)
+            return
         self.play_from(float(it.data(ROLE_START)))
 
     def play_from(self, start: float):
