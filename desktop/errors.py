@@ -5,6 +5,7 @@ import logging
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from engine.audio import disk_full
 from engine.errors import MadoguchiError
 
 from . import strings as S
@@ -17,7 +18,7 @@ def japanese_message(exc: BaseException) -> str:
         return exc.ja
     if isinstance(exc, MemoryError):
         return S.ERR_MEMORY
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
+    if disk_full(exc):   # ENOSPC/EDQUOT, or SQLite's "database or disk is full"
         return S.ERR_DISK_FULL
     if isinstance(exc, PermissionError):
         return S.ERR_PERMISSION

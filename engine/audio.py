@@ -14,6 +14,7 @@ sync; :func:`repair_wav` fixes the header of a file cut mid-write.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -299,13 +300,50 @@ def _wav_header(channels: int, rate: int, data_bytes: int) -> bytes:
 HEADER_BYTES = 44
 
 
+class DiskFullError(AudioError):
+    """The disk (or the user's quota) is full: the recording stopped, what was written is kept."""
+    ja_default = ("ディスクの空き容量がなくなったため、録音を停止しました。ここまでの音声と文字起こしは保存されています。"
+                  "空き容量を確保するよう、システム管理者に連絡してください。")
+
+
+class RecordingWriteError(AudioError):
+    ja_default = ("録音ファイルに書き込めなくなったため、録音を停止しました。ここまでの音声と文字起こしは保存されています。"
+                  "システム管理者に連絡してください。")
+
+
+def disk_full(e: BaseException) -> DiskFullError | None:
+    """The clear error for a full disk seen anywhere (a write's ENOSPC/EDQUOT, SQLite's
+    "database or disk is full"), or None when ``e`` is something else."""
+    if isinstance(e, DiskFullError):
+        return e
+    full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+            or type(e).__name__ == "OperationalError" and "disk is full" in str(e))
+    return DiskFullError(f"the disk holding the data folder is full ({e}); what was saved is kept") if full else None
+
+
+def _write_all(f, data) -> int:
+    """Write through an unbuffered file; returns the bytes written before an error (then raises
+    the error with ``written`` set on it)."""
+    view, done = memoryview(data), 0
+    try:
+        while done < len(view):
+            done += f.write(view[done:])
+    except OSError as e:
+        e.written = done
+        raise
+    return done
+
+
 class WavWriter:
-    """Append-only PCM16 WAV writer that survives ``kill -9``.
+    """Append-only PCM16 WAV writer that survives ``kill -9`` and a full disk.
 
     Samples are written straight to the file; every ``sync_interval`` seconds (of wall clock, and
     at least once per second of audio) the header's sizes are rewritten and the file is fsync'd.
     Opening an existing file appends to it (after repairing its header), which is how a recovered
-    session continues.
+    session continues. When a write fails (disk full, I/O error) the file is cut back to the last
+    whole frame written, its header made to match, and :class:`DiskFullError` (or
+    :class:`RecordingWriteError`) raised; the writer then refuses further writes and ``close``
+    only closes. Everything written up to the failure stays playable.
     """
 
     def __init__(self, path: str | Path, channels: int = 1, rate: int = SAMPLE_RATE,
@@ -317,6 +355,7 @@ class WavWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._sealed = None
+        self.failed: AudioError | None = None
         if key is not None:
             # encryption at rest: the header and then each second of PCM as AES-GCM sealed records
             from .crypto import SealedWriter, wav_bytes
@@ -333,16 +372,16 @@ class WavWriter:
             return
         if self.path.exists() and self.path.stat().st_size >= HEADER_BYTES:
             repair_wav(self.path)
-            self._f = open(self.path, "r+b")
+            self._f = open(self.path, "r+b", buffering=0)
             self._f.seek(0, os.SEEK_END)
         else:
-            self._f = open(self.path, "w+b")
-            self._f.write(_wav_header(channels, rate, 0))
+            self._f = open(self.path, "w+b", buffering=0)
+            _write_all(self._f, _wav_header(channels, rate, 0))
+            self._data = 0
             self._sync()
         self._data = self._f.tell() - HEADER_BYTES
         self._last_sync = time.monotonic()
         self._unsynced = 0
-        self._lock = threading.Lock()
 
     @property
     def frames(self) -> int:
@@ -356,15 +395,48 @@ class WavWriter:
         b = np.asarray(block, dtype=np.float32).reshape(-1, self.channels)
         pcm = (np.clip(b, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         with self._lock:
-            if self._sealed is not None:
-                self._buf += pcm
-            else:
-                self._f.write(pcm)
-            self._data += len(pcm)
-            self._unsynced += len(b)
-            if (time.monotonic() - self._last_sync >= self.sync_interval
-                    or self._unsynced >= self.rate * self.sync_interval):
-                self._sync()
+            if self.failed is not None:
+                raise self.failed
+            try:
+                if self._sealed is not None:
+                    self._buf += pcm
+                else:
+                    _write_all(self._f, pcm)
+                self._data += len(pcm)
+                self._unsynced += len(b)
+                if (time.monotonic() - self._last_sync >= self.sync_interval
+                        or self._unsynced >= self.rate * self.sync_interval):
+                    self._sync()
+            except OSError as e:
+                self._data += getattr(e, "written", 0) if self._sealed is None else 0
+                raise self._fail(e) from e
+
+    def _fail(self, e: OSError) -> AudioError:
+        """Keep what was written: cut back to whole frames (sealed: the last whole record), make
+        the header match, and remember the error for every later write."""
+        frame = 2 * self.channels
+        if self._sealed is not None:
+            self._data -= len(self._buf)   # the unsealed second that could not be written
+            self._buf.clear()
+        else:
+            self._data = self._data // frame * frame
+            try:
+                os.ftruncate(self._f.fileno(), HEADER_BYTES + self._data)
+                self._f.seek(4)
+                self._f.write(struct.pack("<I", 36 + self._data))
+                self._f.seek(40)
+                self._f.write(struct.pack("<I", self._data))
+                os.fsync(self._f.fileno())
+            except OSError:
+                log.warning("recording %s: header not updated after a write error", self.path.name)
+        if disk_full(e):
+            self.failed = DiskFullError(f"the disk holding {self.path.parent} is full: recording stopped after "
+                                        f"{self.seconds:.1f} s; the audio up to there is kept")
+        else:
+            self.failed = RecordingWriteError(f"cannot write the recording {self.path.name} ({e.strerror or e}): "
+                                              f"stopped after {self.seconds:.1f} s; the audio up to there is kept")
+        log.error("recording %s: %s", self.path.name, type(self.failed).__name__)
+        return self.failed
 
     def _sync(self) -> None:
         if self._sealed is not None:
@@ -375,31 +447,39 @@ class WavWriter:
             self._unsynced = 0
             return
         f = self._f
-        f.flush()
-        end = f.tell()
-        data = end - HEADER_BYTES
+        end = HEADER_BYTES + self._data
         f.seek(4)
-        f.write(struct.pack("<I", 36 + data))
+        f.write(struct.pack("<I", 36 + self._data))
         f.seek(40)
-        f.write(struct.pack("<I", data))
+        f.write(struct.pack("<I", self._data))
         f.seek(end)
-        f.flush()
         os.fsync(f.fileno())
         self._last_sync = time.monotonic()
         self._unsynced = 0
 
     def sync(self) -> None:
         with self._lock:
-            self._sync()
+            if self.failed is not None:
+                return
+            try:
+                self._sync()
+            except OSError as e:
+                raise self._fail(e) from e
 
     def close(self) -> None:
         with self._lock:
-            if self._sealed is not None:
-                self._sync()
-                self._sealed.close()
-            elif not self._f.closed:
-                self._sync()
-                self._f.close()
+            f = self._sealed.f if self._sealed is not None else self._f
+            if f.closed:
+                return
+            try:
+                if self.failed is None:
+                    self._sync()
+                    if self._sealed is not None:
+                        self._sealed.sync()
+            except OSError as e:
+                self._fail(e)
+            finally:
+                f.close()
 
 
 def repair_wav(path: str | Path, key: bytes | None = None) -> float:

@@ -36,24 +36,43 @@ class SealedWriter:
             with open(self.path, "wb") as f:
                 f.write(MAGIC)
             self.index = 0
-        self.f = open(self.path, "ab")
+        self.f = open(self.path, "ab", buffering=0)   # every record goes to the OS at once
+        self.size = self.path.stat().st_size
 
     def write(self, data: bytes, sync: bool = True) -> None:
+        """Append one sealed record. If the write fails (disk full, I/O error) the partial record
+        is cut off again before the error is raised, so the file stays a valid sealed file."""
         nonce = os.urandom(12)
         ct = self.aes.encrypt(nonce, data, struct.pack("<Q", self.index))
-        self.f.write(struct.pack("<I", len(ct)) + nonce + ct)
+        rec = memoryview(struct.pack("<I", len(ct)) + nonce + ct)
+        try:
+            while rec:
+                rec = rec[self.f.write(rec):]
+            if sync:
+                self.sync()
+        except OSError:
+            self.rollback()
+            raise
+        self.size += 16 + len(ct)
         self.index += 1
-        if sync:
-            self.sync()
+
+    def rollback(self) -> None:
+        """Drop whatever follows the last complete record (never needs free space)."""
+        try:
+            os.ftruncate(self.f.fileno(), self.size)
+            os.fsync(self.f.fileno())
+        except OSError:
+            pass
 
     def sync(self) -> None:
-        self.f.flush()
         os.fsync(self.f.fileno())
 
     def close(self) -> None:
         if not self.f.closed:
-            self.sync()
-            self.f.close()
+            try:
+                self.sync()
+            finally:
+                self.f.close()
 
 
 def _records(path: Path, aes: AESGCM):

@@ -249,6 +249,12 @@ class ConsultView(QWidget):
         elif isinstance(ev, asession.DeviceRestored):
             self.status.setText(S.MIC_RESTORED)
             self.status.setStyleSheet("")
+        elif isinstance(ev, asession.Ended) and ev.ja and self.cw is not None:
+            # the recording itself stopped (a full disk, …): say why, then finish with what was kept
+            self.status.setText(ev.ja)
+            self.status.setStyleSheet("color: #c62828;")
+            self.error_box = show_error(self, self.cw.session.error)
+            QTimer.singleShot(0, self.stop)
         elif isinstance(ev, asession.Ended) and ev.error:
             self.status.setText(S.TRANSCRIBE_ERROR)
 
@@ -394,8 +400,11 @@ class ConsultView(QWidget):
 
     # ------------------------------------------------------------------ crash recovery
     def offer_recovery(self) -> list[dict]:
-        """At start-up: sessions cut off by a crash → ask whether to recover them."""
-        pending = asession.unfinished_sessions(self.ctx.store)
+        """At start-up: sessions cut off by a crash (while recording, drafting or in the final
+        pass) → ask whether to recover them."""
+        from engine.consultation import interrupted
+        pending = {s["id"]: s for s in asession.unfinished_sessions(self.ctx.store) + interrupted(self.ctx.store)}
+        pending = list(pending.values())
         if not pending:
             return []
         box = QMessageBox(QMessageBox.Icon.Question, S.RECOVER_TITLE, S.RECOVER_TEXT.format(n=len(pending)),
@@ -411,19 +420,14 @@ class ConsultView(QWidget):
         self.status.setText(S.RECOVERING)
 
         def op(task):
-            from engine.records import draft as rdraft
-            from engine.records import template as rtemplate
-            from engine.records import workflow
+            from engine.consultation import resume
             made = []
             for i, s in enumerate(pending):
                 task.progress(i, len(pending), "")
-                asession.recover(self.ctx, s["id"], final_pass=True)
-                segs = rdraft.segments_from_session(self.ctx.store, s["id"])
-                if segs:
-                    d = rdraft.draft(segs, rtemplate.load(self.ctx.config["records.template"], self.ctx.data_dir),
-                                     self.ctx.config, use_llm=self.ctx.config["llm.enabled"])
-                    made.append(workflow.create(self.ctx.store, self.user, d, session_id=s["id"],
-                                                title=s.get("title") or S.RECOVERED_TITLE).id)
+                if self.ctx.store.query_one("SELECT 1 AS x FROM segments WHERE session_id = ?", (s["id"],)):
+                    made.append(resume(self.ctx, self.user, s["id"]).id)   # record drafted (once) and refined
+                else:
+                    asession.recover(self.ctx, s["id"])                    # nothing said yet: keep the audio
             return made, pending[-1]["id"]
 
         def done(res):

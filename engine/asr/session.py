@@ -34,7 +34,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..audio import (AudioError, DeviceLostError, Level, WavWriter, level_dbfs, read_wav_range, repair_wav)
+from ..audio import (AudioError, DeviceLostError, Level, WavWriter, disk_full, level_dbfs, read_wav_range,
+                     repair_wav)
 from ..errors import MadoguchiError
 from .transcribe import Final, Partial
 
@@ -66,6 +67,7 @@ class Ended:
     """No more events: the session stopped (or its source ended)."""
     time: float
     error: str = ""
+    ja: str = ""         # the error for the UI, in Japanese (a full disk stopped the recording, …)
 
 
 Event = Partial | Final | Level | DeviceLost | DeviceRestored | Ended
@@ -187,12 +189,16 @@ class ConsultationSession:
                             log.info("session %s: input device back; resumed", self.id)
                             self._emit(DeviceRestored(w.seconds))
                             break
-        except Exception as e:  # anything else: keep what we have, tell the UI
+        except Exception as e:  # anything else (a full disk: AudioError from the writer): keep what we have, tell the UI
             log.exception("session %s: capture failed", self.id)
             self.error = e
         finally:
-            w.sync()
-            self._heartbeat()
+            try:
+                w.sync()
+                self._heartbeat()
+            except Exception as e:   # the database may be on the same full disk: never leave the queue open
+                log.warning("session %s: last sync failed: %s", self.id, type(e).__name__)
+                self.error = self.error or e
             self._blocks.put(None)
 
     def _store_final(self, f: Final) -> None:
@@ -205,10 +211,13 @@ class ConsultationSession:
     def _process(self) -> None:
         tr = self._transcriber
         err = ""
+        done = False
         try:
-            done = False
             while not done:
-                blocks = [self._blocks.get()]
+                try:
+                    blocks = [self._blocks.get(timeout=0.2)]
+                except queue.Empty:   # no audio right now (device lost …): still deliver decoded Finals
+                    blocks = []
                 while True:   # take everything queued: a slow decode never lets audio pile up
                     try:
                         blocks.append(self._blocks.get_nowait())
@@ -226,22 +235,25 @@ class ConsultationSession:
                         tr.behind = len(audio) > 16000
                     evs = tr.feed(audio)
                 else:
-                    evs = []
-                if done:
-                    evs += tr.flush()
+                    evs = tr.poll() if hasattr(tr, "poll") else []
+                if done:   # the last Finals one by one, each as soon as it is decoded
+                    evs = itertools.chain(evs, tr.drain()) if hasattr(tr, "drain") else evs + tr.flush()
                 for ev in evs:
                     if isinstance(ev, Final):
                         self._store_final(ev)
                     self._emit(ev)
         except Exception as e:
             log.exception("session %s: transcription failed", self.id)
-            self.error = e
+            self.error = self.error or disk_full(e) or e
             err = str(e)
-            while self._blocks.get() is not None:   # keep draining so capture never blocks
+            while not done and self._blocks.get() is not None:   # keep draining so capture never blocks
                 pass
         finally:
             self._ended.set()
-            self._emit(Ended(self._writer.seconds if self._writer else 0.0, err))
+            if isinstance(self.error, MadoguchiError):   # the recording itself stopped (disk full …)
+                err = str(self.error)
+            self._emit(Ended(self._writer.seconds if self._writer else 0.0, err,
+                             self.error.ja if isinstance(self.error, MadoguchiError) else ""))
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Every event until :class:`Ended` (included). ``timeout``: stop waiting after that many
