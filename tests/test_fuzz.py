@@ -34,3 +34,16 @@ def test_mutated_files(name):
 @given(data=st.binary(max_size=4096))
 def test_random_bytes(name, data):
     ft.TARGETS[name][0](data)
+
+
+@pytest.mark.parametrize("name", ["transcript_json", "html_ingest"])
+def test_atheris_runs_clean(name):
+    """The coverage-guided harness (atheris/libFuzzer) on two parsers, a few hundred inputs:
+    no finding, and libFuzzer reports the inputs it tried (bench/fuzz.py runs all parsers longer)."""
+    import subprocess
+    import sys
+    pytest.importorskip("atheris", reason="atheris has no wheel for this platform (Linux only)")
+    r = subprocess.run([sys.executable, "-m", "tests.fuzz_targets", name, "-runs=300", "-timeout=10", "-seed=1"],
+                       cwd=ft.ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Done 300 runs" in r.stderr, r.stderr[-2000:]
