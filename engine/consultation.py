@@ -215,16 +215,16 @@ def warm_up(ctx) -> None:
 
 def interrupted(store) -> list[dict]:
     """Counter consultations a crash (``kill -9``, power cut) cut off before they were finished: a
-    consented session with transcript lines whose process is gone, and that has no record yet
-    (killed while recording or drafting) or whose record still waits for the final pass (killed
-    during :func:`refine`). :func:`resume` finishes each of them."""
+    consented session with transcript lines whose process is gone and that is not finalized: no
+    record yet (killed while recording or drafting) or a record still waiting for the final pass
+    (killed during :func:`refine`). A finalized session without a record (``madoguchi record``)
+    is finished as it is. :func:`resume` finishes each of them."""
     from .asr.session import HEARTBEAT_STALE, _pid_alive
     now = time.time()
     out = []
     for r in store.query("SELECT * FROM sessions s WHERE s.consent = 1 AND s.staff_user != '' "
-                         "AND EXISTS (SELECT 1 FROM segments g WHERE g.session_id = s.id) AND ("
-                         "s.state IN ('recording', 'interrupted', 'stopped') "
-                         "OR NOT EXISTS (SELECT 1 FROM records r WHERE r.session_id = s.id)) ORDER BY s.started_at"):
+                         "AND EXISTS (SELECT 1 FROM segments g WHERE g.session_id = s.id) "
+                         "AND s.state IN ('recording', 'interrupted', 'stopped') ORDER BY s.started_at"):
         if r["pid"] and _pid_alive(r["pid"]) and (r["state"] != "recording" or (r["heartbeat_at"] or 0) > now - HEARTBEAT_STALE):
             continue   # its process is still recording or finishing it
         out.append(r)
