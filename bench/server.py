@@ -48,6 +48,7 @@ def counter(url, name, think, barrier, stop, drained, out):
     s = ServerStore(url, migrate=False)
     me = users.get_user(s, name)
     times: dict[str, list[float]] = {k: [] for k in ("session", "segment", "create", "submit", "save", "resubmit")}
+    s.lock_waits = times["lock wait"] = []
     created: list[int] = []
     sessions: list[str] = []
     conflicts = 0
@@ -96,6 +97,7 @@ def supervisor(url, name, barrier, stop, counters_done, out):
     s = ServerStore(url, migrate=False)
     me = users.get_user(s, name)
     times: dict[str, list[float]] = {k: [] for k in ("queue", "approve", "return")}
+    s.lock_waits = times["lock wait"] = []
     conflicts = n = 0
     barrier.wait()
     while True:
@@ -182,7 +184,7 @@ def run(url: str, n_counters: int, duration: float, think: float) -> dict:
             times.setdefault(k, []).extend(v)
     res = {
         "counters": n_counters, "supervisors": 2, "duration_s": round(t_stop, 1), "total_s": round(t_all, 1),
-        "think_s": think, "load_start": load0, "load_stop": load1,
+        "think_s": think, "load_start": load0, "load_stop": load1, "locking": s.locking,
         "records": len(created), "sessions": len(sessions), "segments": seg,
         "lost": len([i for i in created if i not in by_id]),
         "duplicated": len(rows) - len({r["uid"] for r in rows}) + (len(created) - len(set(created))),
@@ -221,10 +223,14 @@ def markdown(r: dict, note: str) -> str:
         "| step | n | p50 ms | p95 ms | max ms |",
         "|---|---|---|---|---|",
     ]
-    for k in ("session", "segment", "create", "submit", "queue", "approve", "return", "save", "resubmit"):
+    for k in ("session", "segment", "create", "submit", "queue", "approve", "return", "save", "resubmit",
+              "lock wait"):
         v = r["steps"].get(k)
         if v and v["n"]:
             lines.append(f"| {k} | {v['n']} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['max_ms']:.1f} |")
+    lines += ["", f"Server-store locking mode `{r['locking']}`. `lock wait`: time a transaction waited for its "
+              "lock (row mode: the audit-chain lock; office mode: the office-wide lock at BEGIN), part of each "
+              "workflow step above."]
     lines += ["", f"Optimistic-lock conflicts seen (another supervisor was first; reloaded, not overwritten): "
               f"{r['conflicts_supervisors']} by supervisors, {r['conflicts_counters']} by counters. "
               f"Drain after the stop took {r['total_s'] - r['duration_s']:.0f} s. Audit actions: "

@@ -1,5 +1,6 @@
 """Several processes on one office server at once: optimistic locking, one audit chain, a
-connection cut mid-transaction. Real PostgreSQL on loopback, real processes (spawn)."""
+connection cut mid-transaction. Real PostgreSQL on loopback, real processes (spawn), in both
+locking modes of the server store."""
 import multiprocessing as mp
 import time
 
@@ -10,6 +11,13 @@ from engine.records import workflow
 from engine.store import ServerStore, ServerUnavailable
 from tests.server_pg import pg_url, server  # noqa: F401  (fixture)
 from tests.test_records_workflow import make_draft
+
+
+@pytest.fixture(autouse=True, params=["office", "row"])
+def locking(request, monkeypatch):
+    """Both locking modes of the server store (the worker processes inherit the environment)."""
+    monkeypatch.setenv("MADOGUCHI_SERVER_LOCKING", request.param)
+    return request.param
 
 
 def _people(url):
@@ -28,8 +36,9 @@ def _audit_writer(url, n, barrier):
     s.close()
 
 
-def test_audit_chain_stays_one_chain_under_concurrent_writers(pg_url):
+def test_audit_chain_stays_one_chain_under_concurrent_writers(pg_url, locking):
     s = ServerStore(pg_url)
+    assert s.locking == locking
     ctx = mp.get_context("spawn")
     procs, n = 6, 25
     barrier = ctx.Barrier(procs)
