@@ -74,6 +74,8 @@ class MirrorInspection:
     reasons: list[str] = field(default_factory=list)    # Japanese
     model: str | None = None
     elapsed_s: float = 0.0
+    signals: dict = field(default_factory=dict)         # Ⅳ evidence (see :func:`iv_evidence`)
+    safety_net: bool = False                            # graded Ⅳ by the safety net, not by the rules
 
     def to_json(self) -> dict:
         return {"grade": self.grade, "findings": [f.to_json() for f in self.findings],
@@ -82,6 +84,8 @@ class MirrorInspection:
                 "reasons": self.reasons, "taken_at": self.taken_at,
                 "gps": list(self.gps) if self.gps else None, "size": list(self.size),
                 "mirrors": self.mirrors, "pole": self.pole, "model": self.model,
+                "safety_net": self.safety_net,
+                "signals": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.signals.items()},
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
@@ -165,9 +169,35 @@ def diagnose_photo(photo: Photo, table: GradingTable | None = None, model="defau
         insp.elapsed_s = time.perf_counter() - t0
         return insp
 
+    pred = model.predict(g) if model is not None else None
+    safety = model.meta.get("safety_net") if model is not None else None
+    judge(insp, g, pred, table, safety, photo_scale=s)
+    insp.elapsed_s = time.perf_counter() - t0
+    return insp
+
+
+def iv_evidence(probs: dict[str, np.ndarray], table: GradingTable) -> tuple[float, str | None]:
+    """Largest probability, over all defects, of a severity that the table grades Ⅳ, and its defect."""
+    best, key = 0.0, None
+    for k, p in probs.items():
+        p = np.asarray(p, np.float64)
+        p = p / p.sum()
+        v = float(sum(p[sev] for sev in (1, 2, 3) if table.grade_of(k, sev) == "Ⅳ"))
+        if v > best:
+            best, key = v, k
+    return best, key
+
+
+def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, safety: dict | None = None,
+          photo_scale: float = 1.0) -> None:
+    """Findings, grade and review flags of a judgeable photo from its geometry and the CNN's
+    prediction (None = geometry only). ``safety``: the model's calibrated Ⅳ safety-net thresholds
+    ``{"iv_finding": p, "iv_grade_head": p}`` — any sign of a Ⅳ-level defect above them makes the photo
+    Ⅳ with 要確認, because a missed emergency is the costly error. ``photo_scale``: full-resolution
+    px per px of the analysed image (finding boxes are in full-resolution px)."""
+    s = photo_scale
     face = g.face
     findings: list[Finding] = []
-    pred = model.predict(g) if model is not None else None
     probs: dict[str, tuple[np.ndarray, str, float | None]] = {}
     if pred is not None:
         for k in CNN_DEFECTS:
@@ -206,8 +236,19 @@ def diagnose_photo(photo: Photo, table: GradingTable | None = None, model="defau
         if abs(gi - GRADES.index(insp.provisional_grade)) >= 2 and pred.grade_probs[gi] >= 0.8:
             insp.needs_review = True
             insp.reasons.append(f"所見からの判定（{insp.provisional_grade}）と写真全体の印象（{GRADES[gi]}）が大きく異なります")
-    insp.elapsed_s = time.perf_counter() - t0
-    return insp
+    iv, iv_key = iv_evidence({k: v[0] for k, v in probs.items()}, table)
+    gh = float(pred.grade_probs[3]) if pred is not None else 0.0
+    insp.signals = {"iv_finding": iv, "iv_defect": iv_key, "iv_grade_head": gh}
+    if safety and insp.provisional_grade in GRADES and insp.provisional_grade != "Ⅳ":
+        by_finding = iv >= float(safety.get("iv_finding", 2.0))
+        by_head = gh >= float(safety.get("iv_grade_head", 2.0))
+        if by_finding or by_head:
+            insp.grade = insp.provisional_grade = "Ⅳ"
+            insp.needs_review = True
+            insp.safety_net = True
+            what = (f"{label_ja(iv_key)}が緊急措置段階である可能性（{iv:.0%}）" if by_finding and iv_key else
+                    f"写真全体の印象が緊急措置段階である可能性（{gh:.0%}）")
+            insp.reasons.append(f"{what}があるため、安全側でⅣとし要確認としました")
 
 
 def diagnose(path: Path | str, table: GradingTable | None = None, model="default") -> MirrorInspection:
@@ -226,5 +267,6 @@ def diagnose_array(rgb: np.ndarray, table: GradingTable | None = None, model="de
     return diagnose_photo(photo, table, model)
 
 
-__all__ = ["Finding", "MirrorInspection", "diagnose", "diagnose_photo", "diagnose_array", "measure_probs",
+__all__ = ["Finding", "MirrorInspection", "diagnose", "diagnose_photo", "diagnose_array", "measure_probs", "judge",
+           "iv_evidence",
            "asdict"]

@@ -65,6 +65,7 @@ class Geometry:
     sharpness: float                 # variance of the Laplacian on the working copy
     overexposed: float               # fraction of clipped pixels
     work: np.ndarray | None = field(default=None, repr=False)   # the working copy (RGB)
+    src: np.ndarray | None = field(default=None, repr=False)    # the analysed photo itself (RGB, photo px)
 
     @property
     def face(self) -> MirrorFace | None:
@@ -400,4 +401,4 @@ def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
     if pole is not None:
         pole = Pole((pole.top[0] * s, pole.top[1] * s), (pole.base[0] * s, pole.base[1] * s), pole.tilt_deg,
                     [v * s for v in pole.box], pole.support, pole.bend_pct)
-    return Geometry((w, h), s, out_faces, pole, brightness, sharp, over, work)
+    return Geometry((w, h), s, out_faces, pole, brightness, sharp, over, work, rgb)

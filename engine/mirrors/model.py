@@ -1,8 +1,11 @@
 """The defect CNN at run time: crops around the localised mirror and pole, ONNX inference with
 onnxruntime (torch is not needed here). The network is trained by :mod:`engine.mirrors.train`.
 
-Inputs: ``mirror`` 1×3×96×96 (square crop centred on the face, 2.7 face radii wide) and
-``pole`` 1×3×160×64 (the strip from the mirror's foot down the pole), float32 RGB / 255.
+Inputs: ``mirror`` 1×3×128×128 (square crop centred on the face, 3 face radii wide) and
+``pole`` 1×3×192×64 (the strip from the mirror's foot down the pole), float32 RGB / 255. Crops are
+cut from the analysed photo itself (≥ 1,000 px long side), not from the 640-px working copy, so
+thin cracks and small dents survive. Older models (96×96 / 160×64) still load: the input size is
+read from the model's metadata.
 Outputs: ``logits`` 1×(len(heads)×4) — four severity classes (0 = none … 3 = 重度) per head, and
 ``grade`` 1×4 (Ⅰ–Ⅳ as the inspector would grade the photo; used to flag disagreement).
 """
@@ -19,8 +22,8 @@ import numpy as np
 from ..errors import MadoguchiError
 from ..models import ModelError
 
-MIRROR_SIZE = 96
-POLE_SIZE = (64, 160)    # (w, h)
+MIRROR_SIZE = 128
+POLE_SIZE = (64, 192)    # (w, h)
 MODEL_FILE = "mirror_cnn.onnx"
 META_FILE = "mirror_cnn.json"
 
@@ -42,15 +45,19 @@ def _crop(img: np.ndarray, x0, y0, x1, y1, out_wh) -> np.ndarray:
     return cv2.resize(img[y0:y1, x0:x1], out_wh, interpolation=cv2.INTER_AREA)
 
 
-def crops(geom, face_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(mirror crop 96×96×3, pole crop 160×64×3) uint8 from the geometry's working copy."""
-    work = geom.work
-    s = geom.scale
+def crops(geom, face_index: int = 0, mirror_size: int = MIRROR_SIZE,
+          pole_size: tuple[int, int] = POLE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(mirror crop, pole crop) uint8 RGB from the analysed photo (or the working copy when the
+    geometry does not hold the photo)."""
+    if geom.src is not None:
+        work, s = geom.src, 1.0
+    else:
+        work, s = geom.work, geom.scale
     f = geom.faces[face_index]
     cx, cy = f.center[0] / s, f.center[1] / s
     r = max(f.axes) / s
     half = 1.35 * r * 1.12
-    m = _crop(work, cx - half, cy - half * 0.95, cx + half, cy + half * 1.05, (MIRROR_SIZE, MIRROR_SIZE))
+    m = _crop(work, cx - half, cy - half * 0.95, cx + half, cy + half * 1.05, (mirror_size, mirror_size))
     h = work.shape[0]
     top = cy + 0.75 * r
     if geom.pole is not None:
@@ -61,8 +68,28 @@ def crops(geom, face_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
         bottom = h
     bottom = min(max(bottom, top + 2 * r), h + 0.2 * r)
     x0, x1 = min(tx, bx) - 0.8 * r, max(tx, bx) + 0.8 * r
-    p = _crop(work, x0, top, x1, bottom, POLE_SIZE)
+    p = _crop(work, x0, top, x1, bottom, pole_size)
     return m, p
+
+
+N_MEASURES = 5
+
+
+def measure_vector(deformation_pct: float, hole_fit: bool, tilt_deg: float | None,
+                   bend_pct: float | None) -> np.ndarray:
+    """The geometry's measurements as the network's third input (scaled to ~0..1; a missing pole
+    gives zeros and a 'no pole' flag)."""
+    return np.array([min(deformation_pct, 30.0) / 10, float(hole_fit),
+                     min(abs(tilt_deg), 40.0) / 20 if tilt_deg is not None else 0.0,
+                     min(bend_pct, 40.0) / 10 if bend_pct is not None else 0.0,
+                     float(tilt_deg is None)], np.float32)
+
+
+def geometry_measures(geom, face_index: int = 0) -> np.ndarray:
+    f = geom.faces[face_index]
+    pole = geom.pole
+    return measure_vector(f.deformation_pct, f.method == "hole", pole.tilt_deg if pole else None,
+                          pole.bend_pct if pole else None)
 
 
 def to_input(mirror: np.ndarray, pole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +119,12 @@ class MirrorModel:
         try:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             self.heads: list[str] = self.meta["heads"]
+            ins = self.meta.get("inputs", {})
+            self.mirror_size = int(ins.get("mirror", [3, 96, 96])[1])
+            self.pole_size = (int(ins.get("pole", [3, 160, 64])[2]), int(ins.get("pole", [3, 160, 64])[1]))
+            # per-head prior correction calibrated on the validation split (1 = plain softmax)
+            self.none_scale = {k: float(v) for k, v in self.meta.get("none_scale", {}).items()}
+            self.uses_measures = "measures" in ins
             so = ort.SessionOptions()
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
@@ -106,16 +139,28 @@ class MirrorModel:
     def version(self) -> str:
         return str(self.meta.get("version", self.path.stem))
 
-    def predict_crops(self, mirror: np.ndarray, pole: np.ndarray) -> Prediction:
+    def predict_crops(self, mirror: np.ndarray, pole: np.ndarray, measures: np.ndarray | None = None) -> Prediction:
         m, p = to_input(mirror, pole)
+        feed = {"mirror": m, "pole": p}
+        if self.uses_measures:
+            feed["measures"] = (np.zeros(N_MEASURES, np.float32) if measures is None else
+                                np.asarray(measures, np.float32)).reshape(1, -1)
         with self._lock:
-            logits, grade = self.session.run(["logits", "grade"], {"mirror": m, "pole": p})
+            logits, grade = self.session.run(["logits", "grade"], feed)
         lg = logits.reshape(-1, len(self.heads), 4)[0]
         pr = _softmax(lg)
-        return Prediction({k: pr[i] for i, k in enumerate(self.heads)}, _softmax(grade[0]))
+        probs = {}
+        for i, k in enumerate(self.heads):
+            p = pr[i].astype(np.float64)
+            if k in self.none_scale:
+                p[0] *= self.none_scale[k]
+                p = p / p.sum()
+            probs[k] = p
+        return Prediction(probs, _softmax(grade[0]))
 
     def predict(self, geom, face_index: int = 0) -> Prediction:
-        return self.predict_crops(*crops(geom, face_index))
+        return self.predict_crops(*crops(geom, face_index, self.mirror_size, self.pole_size),
+                                  geometry_measures(geom, face_index))
 
 
 _cache: dict[str, MirrorModel] = {}
@@ -143,4 +188,4 @@ def load_model(path: Path | str | None = None) -> MirrorModel | None:
         return _cache[key]
 
 
-__all__ = ["MirrorModel", "Prediction", "crops", "load_model", "default_model_path", "MadoguchiError"]
+__all__ = ["MirrorModel", "Prediction", "crops", "measure_vector", "geometry_measures", "load_model", "default_model_path", "MadoguchiError"]

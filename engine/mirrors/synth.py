@@ -24,7 +24,11 @@ from PIL import Image
 
 from .defects import CNN_DEFECTS, DEFECTS
 
-TRAIN_STYLES = ["road", "wall", "vegetation", "sky"]
+BASE_STYLES = ["road", "wall", "vegetation", "sky"]     # generate()'s default when no style is given
+# Training styles: the base ones plus domain-randomised backgrounds (random hues and layouts) so the
+# benchmark's held-out styles are not out of distribution. The held-out styles' own drawing code is
+# never run for training.
+TRAIN_STYLES = BASE_STYLES + ["town", "field", "riverside"]
 HELDOUT_STYLES = ["residential", "coast", "autumn"]
 
 # Sampling bands (value ranges) per severity, with gaps around the grading thresholds so a label
@@ -143,7 +147,71 @@ def _background(rng, style, h, w):
         img[vy:] = _foliage(rng, h - vy, w, hues)
         ry = h - int(rng.uniform(0.12, 0.25) * h)
         img[ry:] = rng.uniform(90, 120) * (0.85 + 0.3 * _noise(rng, h - ry, w, 8, 2)[..., None])
+    elif style in ("town", "field", "riverside"):
+        img = _randomised_background(rng, style, img, hz, h, w)
     return np.clip(img, 0, 255)
+
+
+def _random_colour(rng, sat=(0.1, 0.8), val=(90, 245)) -> np.ndarray:
+    """Any hue (HSV sampled uniformly), as RGB float."""
+    hsv = np.uint8([[[rng.integers(0, 180), int(rng.uniform(*sat) * 255), int(rng.uniform(*val))]]])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _randomised_background(rng, style, img, hz, h, w):
+    """Training-only backgrounds with random palettes: 'town' (shop fronts, signboards, fences),
+    'field' (hills and crops of any season's hue), 'riverside' (embankment, water, railing)."""
+    if style == "town":
+        x = 0
+        while x < w:
+            bw = int(rng.uniform(0.08, 0.35) * w)
+            top = min(int(rng.uniform(0.05, 0.45) * h), hz - 2)
+            bot = min(h, hz + int(0.05 * h))
+            col = _random_colour(rng, (0.0, 0.6))
+            img[top:bot, x:x + bw] = col * (0.9 + 0.2 * _noise(rng, bot - top, min(bw, w - x), 15, 2)[..., None])
+            for _ in range(int(rng.integers(0, 4))):   # signboards, shutters, windows
+                sx0, sy0 = x + int(rng.uniform(0, 0.7) * bw), top + int(rng.uniform(0.05, 0.8) * (hz - top))
+                sw, sh_ = int(rng.uniform(0.1, 0.5) * bw), int(rng.uniform(0.03, 0.12) * h)
+                cv2.rectangle(img, (sx0, sy0), (sx0 + sw, sy0 + sh_), _random_colour(rng).tolist(), -1)
+            x += bw
+        if rng.random() < 0.7:   # grey utility pole with wires
+            ux = int(rng.uniform(0.05, 0.95) * w)
+            cv2.line(img, (ux, 0), (ux, h), (rng.uniform(120, 170),) * 3, max(3, int(0.02 * w)))
+            for _ in range(3):
+                cv2.line(img, (0, int(rng.uniform(0.02, 0.2) * h)), (w, int(rng.uniform(0.02, 0.2) * h)), (40, 40, 40), 1)
+        g = rng.uniform(70, 150)
+        img[hz:] = np.full((h - hz, w, 3), g, np.float32) * (0.85 + 0.3 * _noise(rng, h - hz, w, 6, 2)[..., None])
+        if rng.random() < 0.5:   # mesh fence / block wall along the road
+            fy = hz + int(rng.uniform(0.0, 0.08) * h)
+            fh = int(rng.uniform(0.06, 0.15) * h)
+            img[max(0, fy - fh):fy] = _random_colour(rng, (0.0, 0.5))
+    elif style == "field":
+        hill = hz - int(rng.uniform(0.02, 0.15) * h)
+        xs = np.arange(w)
+        ridge = hill + (0.05 * h * np.sin(xs / w * rng.uniform(2, 7) + rng.uniform(0, 6))).astype(int)
+        hill_col = _random_colour(rng, (0.2, 0.7), (60, 170))
+        tex = _noise(rng, h, w, 30, 3)[..., None]
+        img[:hz] = np.where((np.arange(hz)[:, None] >= ridge[None, :])[..., None], hill_col * (0.7 + 0.6 * tex[:hz]), img[:hz])
+        crop_col = _random_colour(rng, (0.2, 0.8), (80, 200))
+        img[hz:] = crop_col * (0.6 + 0.7 * _noise(rng, h - hz, w, 10, 3)[..., None])
+        for _ in range(int(rng.integers(0, 4))):   # trees in any season's colour
+            tx, ty, tr = rng.uniform(0, w), rng.uniform(0.2, 0.6) * h, rng.uniform(0.05, 0.15) * h
+            cv2.circle(img, (int(tx), int(ty)), int(tr), (_random_colour(rng, (0.3, 0.9), (60, 200))).tolist(), -1)
+        ry = h - int(rng.uniform(0.1, 0.22) * h)
+        img[ry:] = rng.uniform(100, 170) * (0.8 + 0.4 * _noise(rng, h - ry, w, 5, 2)[..., None])
+    else:   # riverside
+        bank = hz + int(rng.uniform(0.05, 0.15) * h)
+        water_col = _random_colour(rng, (0.1, 0.6), (50, 160))
+        img[hz:bank] = water_col * (0.8 + 0.4 * _noise(rng, bank - hz, w, 25, 3)[..., None])
+        slope = bank + int(rng.uniform(0.08, 0.2) * h)
+        img[bank:slope] = rng.uniform(130, 200) * (0.85 + 0.3 * _noise(rng, slope - bank, w, 6, 2)[..., None])
+        img[slope:] = rng.uniform(80, 140) * (0.85 + 0.3 * _noise(rng, h - slope, w, 8, 2)[..., None])
+        ry = slope - int(0.03 * h)
+        col = _random_colour(rng, (0.0, 0.7))
+        cv2.line(img, (0, ry), (w, ry), col.tolist(), max(2, int(0.006 * h)))
+        for x in range(int(rng.uniform(0, 0.1) * w), w, max(8, int(rng.uniform(0.04, 0.1) * w))):
+            cv2.line(img, (x, ry), (x, ry + int(0.04 * h)), col.tolist(), max(2, int(0.004 * w)))
+    return img
 
 
 def _distractor(rng, img, avoid_x, r):
@@ -220,7 +288,7 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     (e.g. 0.12 for a photo too dark to judge); ``blur`` > 0 adds motion blur of that many pixels
     (per 1000 px of width); ``mirror_scale`` fixes the mirror radius as a fraction of the short side."""
     rng = np.random.default_rng(seed)
-    style = style or TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]
+    style = style or BASE_STYLES[int(rng.integers(len(BASE_STYLES)))]
     if size is None:
         size = (1024, 768) if rng.random() < 0.7 else (768, 1024)
     w, h = size
@@ -551,5 +619,5 @@ def scale_labels(lab: dict, f: float) -> dict:
     return lab
 
 
-__all__ = ["Scene", "generate", "write_dataset", "encode_jpeg", "sample_defects", "TRAIN_STYLES",
+__all__ = ["Scene", "generate", "write_dataset", "encode_jpeg", "sample_defects", "TRAIN_STYLES", "BASE_STYLES",
            "HELDOUT_STYLES", "CNN_DEFECTS"]
