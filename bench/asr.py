@@ -74,6 +74,7 @@ def final_pass_figures(convs, model):
                     spk.append((lab, turn.speaker))
         secs = time.perf_counter() - t
         rows[use_glossary] = {"cer": cer("".join(refs), "".join(hyps)),
+                              "cer_v": cer("".join(refs), "".join(hyps), variants=True),
                               "per": [round(cer(r, h), 3) for r, h in zip(refs, hyps)],
                               "rtf": secs / sum(c.seconds for c in convs), "speakers": spk}
     return rows
@@ -211,12 +212,15 @@ def main() -> int:
     total = sum(c.seconds for c in convs)
     print(f"{len(convs)} dialogues, {total:.0f} s of audio", flush=True)
     model = load_whisper("whisper-base")
+    loads = [os.getloadavg()[0]]
+    print(f"load average at start: {loads[0]:.1f}", flush=True)
 
     print("final pass …", flush=True)
     fp = final_pass_figures(convs, model)
     print("hallucination …", flush=True)
     hall = hallucination_figures(model)
-    print("live (real time) …", flush=True)
+    loads.append(os.getloadavg()[0])
+    print(f"live (real time) … load average {loads[-1]:.1f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         live = live_figures(convs, Path(tmp) / "live")
         print("kill -9 …", flush=True)
@@ -225,22 +229,30 @@ def main() -> int:
 
     fp_cer, fp_cer_nog = fp[True]["cer"], fp[False]["cer"]
     live_cer = cer("".join(live["refs"]), "".join(live["hyps"]))
+    live_cer_v = cer("".join(live["refs"]), "".join(live["hyps"]), variants=True)
     lf, lp = live["lat_final"], live["lat_partial"]
     spk_live = speaker_acc([a for a, _ in live["spk"]], [b for _, b in live["spk"]])
     spk_fp = speaker_acc([a for a, _ in fp[True]["speakers"]], [b for _, b in fp[True]["speakers"]])
     cores = os.cpu_count() or 1
-    load = os.getloadavg()[0]
+    loads.append(os.getloadavg()[0])
+    load_txt = f"{min(loads):.1f}–{max(loads):.1f}" if max(loads) - min(loads) >= 0.1 else f"{loads[0]:.1f}"
     ok = lambda b: "✅" if b else "❌"  # noqa: E731
     lines = [
         f"{len(convs)} synthesized two-person counter dialogues ({', '.join(names)}; {total:.0f} s; "
-        "pyopenjtalk voices at two pitches + room noise), whisper-base int8, 2 threads. "
-        f"Load average while measuring: {load:.1f} on {cores} cores (other jobs shared the machine).",
+        "pyopenjtalk voices at two pitches + room noise), whisper-base int8. Live: silero VAD ends an utterance "
+        "after 0.5 s of silence; its Final is decoded once on a worker thread (2 threads, full 30 s encoder window, "
+        "beam 5, glossary hotwords; greedy while a backlog exists); partials on a second 1-thread instance "
+        "(greedy, encoder on the utterance + 3 s only, throttled, skipped when behind). "
+        f"Load average while measuring: {load_txt} on {cores} cores"
+        f"{' (other jobs shared the machine: latency and RTF are upper bounds)' if max(loads) > 1.5 else ''}.",
         "",
         "| figure | value | floor |",
         "|---|---|---|",
-        f"| final-pass CER (beam 5, VAD, glossary hotwords) | {fp_cer:.1%} (per dialogue {fp[True]['per']}) | ≤ 10 % {ok(fp_cer <= 0.10)} |",
+        f"| final-pass CER (beam 5, VAD, glossary hotwords) | {fp_cer:.1%} (per dialogue {fp[True]['per']}); "
+        f"{fp[True]['cer_v']:.1%} with spelling variants unified¹ | ≤ 10 % {ok(fp_cer <= 0.10)} |",
         f"| final-pass CER without glossary | {fp_cer_nog:.1%} | glossary kept only if it helps: {'kept' if fp_cer < fp_cer_nog else 'NOT helping'} |",
-        f"| live CER (Finals as emitted, real-time paced) | {live_cer:.1%} = {live_cer / max(fp_cer, 1e-9):.2f} × final | ≤ 1.3 × final {ok(live_cer <= 1.3 * fp_cer)} |",
+        f"| live CER (Finals as emitted, real-time paced) | {live_cer:.1%} = {live_cer / max(fp_cer, 1e-9):.2f} × final; "
+        f"{live_cer_v:.1%} with variants unified¹ | ≤ 1.3 × final {ok(live_cer <= 1.3 * fp_cer)} |",
         f"| Final latency after end of utterance: median / p90 | {pct(lf, 50):.2f} s / {pct(lf, 90):.2f} s (n={len(lf)}) | ≤ 2.0 / 3.5 s {ok(pct(lf, 50) <= 2.0 and pct(lf, 90) <= 3.5)} |",
         f"| first Partial after speech onset: median / p90 | {pct(lp, 50):.2f} s / {pct(lp, 90):.2f} s | ≤ 1.0 s {ok(pct(lp, 50) <= 1.0)} |",
         f"| real-time factor while streaming (Whisper time / audio time) | {live['decode'] / live['audio']:.2f} | < 1 |",
@@ -260,7 +272,10 @@ def main() -> int:
                      f"| ≤ 1 s, 0 {ok(max(lost) <= 1.0 and not any(r['lost_finals'] for r in kr))} |")
     lines += ["", "Speaker accuracy 'raw' counts the first voice as 職員 (one dialogue opens with the citizen); "
               "'up to one swap' is after the UI's one-click swap. Latency is measured on the wall clock against "
-              "the audio clock of a real-time paced file through the real ConsultationSession."]
+              "the audio clock of a real-time paced file through the real ConsultationSession. "
+              "¹ `engine.asr.metrics.VARIANTS`: the same word in another standard spelling (分かりました/わかりました, "
+              "下さい/ください, ヶ月/か月, 頃/ごろ, 申し込み/申込み …) counted as correct, on both sides alike; the floors are "
+              "checked on the plain figure."]
     md = "\n".join(lines)
     print(md)
     if not args.no_write:

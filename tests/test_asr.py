@@ -31,6 +31,10 @@ def test_cer_normalisation():
     assert normalize("家賃は月に五万円です。") == normalize("家賃は、月に5万円です")
     assert cer("こんにちは。", "こんにちわ") == pytest.approx(0.2)
     assert cer("生活保護", "") == 1.0
+    # spelling variants of one word count as correct only when asked, and never hide a real error
+    assert cer("わかりました。3か月前です。", "分かりました、3ヶ月前です") > 0
+    assert cer("わかりました。3か月前です。", "分かりました、3ヶ月前です", variants=True) == 0
+    assert cer("来月また来ました", "来月また来ます", variants=True) > 0
 
 
 def test_glossary_has_office_terms():

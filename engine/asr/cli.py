@@ -25,7 +25,8 @@ def cmd_transcribe(args) -> int:
     from .transcribe import Final, Partial, as_dict, make_transcriber, stream
     ctx = context(args)
     src = FileSource(args.audio, realtime=args.realtime, channels=args.channels)
-    tr = make_transcriber(ctx.config, speaker_fn=speaker_fn_for(args.channels), partials=args.realtime or args.partials)
+    tr = make_transcriber(ctx.config, speaker_fn=speaker_fn_for(args.channels), partials=args.realtime or args.partials,
+                          background=args.realtime)
     out = []
     live = sys.stderr.isatty() and not args.json
     for ev in stream(src, tr):
@@ -81,11 +82,11 @@ def cmd_record(args) -> int:
 
 def cmd_sessions(args) -> int:
     from engine.cli import context, print_json
-    from . import session as sm
     from ..records.cli import _signed_in
+    from . import session as sm
     ctx = context(args)
-    if args.sessions_cmd == "list":
     user = _signed_in(args, ctx)
+    if args.sessions_cmd == "list":
         rows = sm.list_sessions(ctx.store, unfinished=args.unfinished, user=user)
         if args.json:
             print_json(rows)
@@ -105,8 +106,8 @@ def cmd_sessions(args) -> int:
                       f"{SPEAKER_JA.get(seg['speaker'], seg['speaker'])}: {seg['text']}")
         return 0
     if args.sessions_cmd == "recover":
-        ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
         require_role(user, *sm.RECOVERERS)
+        ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
         done = [sm.recover(ctx, i, final_pass=args.final_pass) for i in ids]
         if args.json:
             print_json(done)
@@ -133,9 +134,9 @@ def register(subparsers) -> None:
     r.add_argument("--title", default="")
     r.add_argument("--no-final-pass", action="store_true", help="skip the re-transcription after stopping")
     r.add_argument("--json", action="store_true")
-    r.set_defaults(func=cmd_record)
     r.add_argument("--consent", action="store_true", help="the citizen has consented to the recording (相談者の同意)")
     _add_user_arg(r)
+    r.set_defaults(func=cmd_record)
 
     s = subparsers.add_parser("sessions", help="list, show or recover recorded sessions")
     ssub = s.add_subparsers(dest="sessions_cmd", required=True)
@@ -149,6 +150,6 @@ def register(subparsers) -> None:
     sr.add_argument("id", type=int, nargs="?")
     sr.add_argument("--final-pass", action="store_true", help="also re-transcribe the recovered audio")
     sr.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_sessions)
     for p in (sl, sh, sr):
         _add_user_arg(p)
+    s.set_defaults(func=cmd_sessions)

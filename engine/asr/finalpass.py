@@ -22,8 +22,8 @@ RATE = 16000
 
 def utterances(audio: np.ndarray) -> list[tuple[float, float]]:
     """Utterance spans of a whole recording, cut exactly as the live transcriber cuts them."""
-    from .vad import StreamingVad
-    v = StreamingVad(threshold=0.35, min_silence=0.7)
+    from .vad import MIN_SILENCE, VAD_THRESHOLD, StreamingVad
+    v = StreamingVad(threshold=VAD_THRESHOLD, min_silence=MIN_SILENCE)
     spans = []
     for i in range(0, len(audio), RATE):
         spans += [(e.start / RATE, e.sample / RATE) for e in v.process(audio[i:i + RATE]) if hasattr(e, "voiced")]

@@ -1,4 +1,7 @@
-"""Transcript metrics: character error rate for Japanese (punctuation removed, NFKC, numerals unified)."""
+"""Transcript metrics: character error rate for Japanese (punctuation removed, NFKC, numerals unified,
+and — with ``variants=True`` — a short table of spelling variants of the same word unified, e.g.
+分かりました/わかりました, 下さい/ください, ヶ月/か月: a recogniser choosing the other, equally correct
+spelling is not a recognition error. Both sides are normalised alike)."""
 from __future__ import annotations
 
 import re
@@ -29,9 +32,31 @@ def _kanji_number(s: str) -> int:
 _NUM = re.compile(r"[〇一二三四五六七八九十百千万億0-9]*[〇一二三四五六七八九十百千0-9][〇一二三四五六七八九十百千万億0-9]*")
 
 
-def normalize(text: str) -> str:
-    """NFKC, no punctuation or spaces, numbers as Arabic digits (五万円 → 50000円, 5万円 → 50000円)."""
+# spelling variants of one word (same reading, both standard): (pattern, canonical spelling)
+VARIANTS = [(re.compile(a), b) for a, b in (
+    (r"分か(?=[らりるれろっ])", "わか"),          # 分かりました / わかりました
+    (r"下さ(?=[いる])", "くださ"),               # 下さい / ください
+    (r"頂(?=[きくけいこ])", "いただ"),           # 頂きます / いただきます
+    (r"致(?=[しす])", "いた"),                   # 致します / いたします
+    (r"出来(?=[まるてなた])", "でき"),           # 出来ます / できます
+    (r"来(?=[まて])", "き"),                     # 来ました / きました (not 来月)
+    (r"[ヶヵカ箇](?=月)", "か"),                 # 3ヶ月 / 3か月
+    (r"頃", "ごろ"),                             # いつ頃 / いつごろ
+    (r"^ハイ|(?<=[。、\s])ハイ", "はい"),        # the answer はい written in katakana
+    (r"申し?込み?", "申込"),                     # 申し込み / 申込み / 申込
+    (r"振り?込み?", "振込"),                     # 振り込み / 振込み / 振込
+    (r"引き?落とし?", "引落"),                   # 引き落とし / 引落し
+    (r"御座", "ござ"),
+)]
+
+
+def normalize(text: str, variants: bool = False) -> str:
+    """NFKC, no punctuation or spaces, numbers as Arabic digits (五万円 → 50000円, 5万円 → 50000円);
+    ``variants``: also unify the spelling variants in :data:`VARIANTS`."""
     t = unicodedata.normalize("NFKC", text)
+    if variants:
+        for pat, rep in VARIANTS:
+            t = pat.sub(rep, t)
     t = _PUNCT.sub("", t)
     # applied to both sides alike, so 一人/1人 and 八歳/8歳 compare equal
     return _NUM.sub(lambda m: str(_kanji_number(m.group())), t)
@@ -47,8 +72,8 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def cer(reference: str, hypothesis: str) -> float:
-    r, h = normalize(reference), normalize(hypothesis)
+def cer(reference: str, hypothesis: str, variants: bool = False) -> float:
+    r, h = normalize(reference, variants), normalize(hypothesis, variants)
     if not r:
         return 0.0 if not h else 1.0
     return edit_distance(r, h) / len(r)

@@ -22,6 +22,7 @@ Other functions: :func:`edit_segment`, :func:`swap_speakers`, :func:`list_sessio
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -401,6 +402,7 @@ def edit_segment(store, segment_id: int, text: str | None = None, speaker: str |
     row = store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
     if row is None:
         raise SessionError(f"no segment {segment_id}", ja="指定された発言が見つかりません。")
+    may_edit(store, user, row["session_id"])
     if speaker is not None and speaker not in SPEAKERS:
         raise SessionError(f"speaker must be one of {', '.join(SPEAKERS)}", ja="話者の指定が正しくありません。")
     with store.transaction():
@@ -409,11 +411,11 @@ def edit_segment(store, segment_id: int, text: str | None = None, speaker: str |
         if speaker is not None and speaker != row["speaker"]:
             store.execute("UPDATE segments SET speaker = ?, speaker_edited = 1 WHERE id = ?", (speaker, segment_id))
     return store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
-    may_edit(store, user, row["session_id"])
 
 
 def swap_speakers(store, session_id: int, *, user) -> None:
     """The UI's one-click swap of 職員 / 相談者 for a whole session (remembered for the final pass)."""
+    may_edit(store, user, session_id)
     with store.transaction():
         store.execute("UPDATE segments SET speaker = CASE speaker WHEN 'staff' THEN 'citizen' "
                       "WHEN 'citizen' THEN 'staff' ELSE speaker END WHERE session_id = ?", (session_id,))
@@ -422,7 +424,6 @@ def swap_speakers(store, session_id: int, *, user) -> None:
 
 def audio_range(store, session_id: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
     """The recording between ``start`` and ``end`` seconds (float32, 16 kHz): play-from-time."""
-    may_edit(store, user, session_id)
     s = store.query_one("SELECT audio_path, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 WINDOW = 512
+# utterance segmentation shared by the live transcriber and the final pass: 0.5 s of silence ends an
+# utterance (0.7 s merged turns separated by short pauses into one, and their Finals came late)
+VAD_THRESHOLD = 0.35
+MIN_SILENCE = 0.5
 CONTEXT = 64
 RATE = 16000
 
