@@ -66,9 +66,12 @@ def main() -> int:
         failures += bad
         rows.append(f"| {name} | {n:,} | {bad} | {worst * 1000:.0f} ms |")
         print(f"{name}: {n} inputs, {bad} unhandled, slowest {worst * 1000:.0f} ms")
+    load = os.getloadavg()[0]
+    per = f"{args.seconds_per_target:.0f} s per parser"
+    if load > 3:
+        per += f" (load average {load:.1f} at the end: other jobs shared the cores, so the counts are low)"
     md = ("### Fuzzing the untrusted-input parsers (`bench/fuzz.py`)\n\n"
-          f"Mutated valid files (byte flips, truncation, splices, junk) and random bytes, "
-          f"{args.seconds_per_target:.0f} s per parser.\n\n"
+          f"Mutated valid files (byte flips, truncation, splices, junk) and random bytes, {per}.\n\n"
           "| parser | inputs tried | unhandled errors / crashes | slowest input |\n|---|---|---|---|\n"
           + "\n".join(rows))
     if args.atheris_seconds > 0:
