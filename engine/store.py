@@ -685,6 +685,16 @@ class ServerStore(Store):
                         tuple(vals))
         return cur.fetchone()[0] if ret else 0
 
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        if key.startswith("manuals.") and self.local is not None:   # state of this PC's own index
+            return self._local_store().get_setting(key, default)
+        return super().get_setting(key, default)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        if key.startswith("manuals.") and self.local is not None:
+            return self._local_store().set_setting(key, value)
+        return super().set_setting(key, value)
+
     @contextmanager
     def transaction(self) -> Iterator["ServerStore"]:
         """One transaction on the server (office-wide write lock, taken at its first statement) and,

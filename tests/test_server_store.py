@@ -118,6 +118,9 @@ def test_manual_index_stays_in_the_local_file(pg):
         pg.set_setting("both", 1)
         pg.execute("DELETE FROM manual_docs WHERE path = '/m/b.pdf'")
     assert pg.get_setting("both") == 1
+    pg.set_setting("manuals.generation", 7)                  # the index's own state stays with the index
+    assert pg.local.get_setting("manuals.generation") == pg.get_setting("manuals.generation") == 7
+    assert pg.pg.execute("SELECT COUNT(*) FROM settings WHERE key LIKE 'manuals.%%'").fetchone()[0] == 0
 
 
 def test_open_context_uses_the_configured_server(pg_url, data_dir_plain, monkeypatch):
