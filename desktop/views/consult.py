@@ -296,12 +296,6 @@ class ConsultView(QWidget):
         self.show_session(sid)
         self.status.setText(S.DRAFT_READY_REFINING.format(id=rec.id))
         self.record_ready.emit(rec.id)
-
-    def _stop_failed(self, exc) -> None:
-        self.cw = None
-        self._style_button(False)
-        self.record_btn.setEnabled(True)
-        self.consent.setEnabled(True)
         self.refine(cw, rec.id)
 
     def refine(self, cw, record_id: int) -> None:
@@ -322,6 +316,12 @@ class ConsultView(QWidget):
         run_op(self, lambda task: cw.refine(progress=lambda f: task.progress(f, 1.0, S.FINAL_PASS)),
                success=done, failure=failed,
                progress=lambda d, t, label: self.status.setText(f"{label}（{int(100 * d / (t or 1))}%）"))
+
+    def _stop_failed(self, exc) -> None:
+        self.cw = None
+        self._style_button(False)
+        self.record_btn.setEnabled(True)
+        self.consent.setEnabled(True)
         show_error(self, exc)
 
     # ------------------------------------------------------------------ transcript edits
