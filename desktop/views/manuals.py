@@ -225,7 +225,8 @@ class ManualsView(QWidget):
         if h.path.lower().endswith(".pdf") and h.page:
             self.page_scroll.setVisible(True)
             self.passage.setVisible(False)
-            run_op(self, lambda task: render_page(h.path, h.page), success=self._show_page,
+            width = max(400, self.page_scroll.viewport().width() - 4)   # the page fits: no sideways scrolling
+            run_op(self, lambda task: render_page(h.path, h.page, width), success=self._show_page,
                    failure=lambda e: self._show_passage(h))
         else:
             self._show_passage(h)
