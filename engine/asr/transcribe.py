@@ -1,6 +1,6 @@
 """Streaming Japanese transcription over faster-whisper.
 
-The stream is cut into utterances by the silero VAD (:mod:`engine.asr.vad`, 0.5 s of silence ends
+The stream is cut into utterances by the silero VAD (:mod:`engine.asr.vad`, 0.6 s of silence ends
 one); only speech is ever decoded, which is what keeps Whisper from inventing text on silence and
 room noise. Whisper's encoder always costs a full 30 s window per call, so the design spends as
 few full calls as possible and never queues stale work:
