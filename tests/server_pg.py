@@ -51,11 +51,9 @@ class PgServer:
         if self.as_postgres:
             shutil.chown(self.root, "postgres")
             os.chmod(self.root, 0o755)
-        self.port = next(p for p in range(PORT, PORT + 50) if _free(p))
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        self.opts = (f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                     "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        extra = ""
         if tls:  # a self-signed certificate: enough for sslmode=prefer/require (no verification)
             subprocess.run(["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
                             "-keyout", str(self.data / "server.key"), "-out", str(self.data / "server.crt")],
@@ -64,8 +62,21 @@ class PgServer:
                 os.chmod(self.data / f, 0o600)
                 if self.as_postgres:
                     shutil.chown(self.data / f, "postgres")
-            self.opts += " -c ssl=on"
-        self.resume()
+            extra = " -c ssl=on"
+        for port in (p for p in range(PORT, PORT + 50) if _free(p)):
+            self.port = port      # another server may take a free port between the check and the start
+            self.opts = (f"-p {port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200" + extra)
+            try:
+                self.resume()
+                break
+            except RuntimeError:
+                log = (self.root / "log").read_text(errors="replace") if (self.root / "log").exists() else ""
+                if "could not bind" not in log and "could not create any TCP/IP sockets" not in log:
+                    raise
+                (self.root / "log").unlink()
+        else:
+            raise RuntimeError(f"no free port for PostgreSQL in {PORT}–{PORT + 49}")
         self.running = True
         self.admin("CREATE DATABASE madoguchi_template")
         from engine.store import ServerStore
