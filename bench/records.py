@@ -169,7 +169,7 @@ def report(results: list[dict], args) -> str:
     incs = [(r["model"], x) for r in results for x in r["incremental"]]
     if incs:
         lines += ["", "Incremental runs (the session replayed at its own pace while the drafter works in the "
-                  "background at low priority with one thread; after 停止 the rest is drafted with all threads "
+                  "background at low priority (nice +10, both threads); after 停止 the rest is drafted with all threads "
                   "within `records.finish_budget`, lines not reached are quoted as labelled extracts):", "",
                   "| model | case | minutes | 停止→draft | lines not drafted at 停止 | section calls after 停止: "
                   "model / quoted | statements: model / quoted | LLM busy during the session |",
