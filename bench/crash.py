@@ -18,10 +18,12 @@ from tests import crashkit  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--kinds", choices=("all", "jobs", "drafting"), default="all",
-                    help="jobs: indexing, photo import, migration (section 'crash'); drafting: the counter "
-                         "workflow (section 'crash-drafting'); the two can run as separate processes")
+    ap.add_argument("--kinds", choices=("all", "jobs", "import", "drafting"), default="all",
+                    help="jobs: indexing, migration (section 'crash'); import: photo import (section "
+                         "'crash-import'); drafting: the counter workflow (section 'crash-drafting'); they "
+                         "can run as separate processes")
     ap.add_argument("--drafter-runs", type=int, default=5, help="kills of the drafting child alone")
+    ap.add_argument("--photos", type=int, default=1500, help="photos in the import folder")
     ap.add_argument("--llm-runs", type=int, default=0,
                     help="also this many drafting kills with the LLM (llm-small) drafting; minutes per run")
     args = ap.parse_args()
@@ -36,22 +38,31 @@ def main() -> int:
                                "SELECT COUNT(*) AS n FROM manual_chunks", args.runs, max_delay=40, seed=1,
                                env=crashkit.user_env(tmp / "idx"))
         rows.append(("manual indexing (`manuals add`)", r))
-        pdir = tmp / "photos"
-        pdir.mkdir()
-        for seed in range(940001, 940041):
-            (pdir / f"KM-{seed % 10000}.jpg").write_bytes(synth.encode_jpeg(synth.generate(seed, size=(1024, 768)).image))
-        r = crashkit.crash_job(tmp / "imp", ["mirror", "import", str(pdir), "--quiet", "--user", "kensa"],
-                               "SELECT COUNT(*) AS n FROM mirror_inspections", args.runs, max_delay=20, seed=2,
-                               env=crashkit.user_env(tmp / "imp"))
-        rows.append(("photo import (`mirror import`, 40 photos)", r))
         r = crashkit.crash_migration(tmp / "mig", args.runs, seed=3)
         rows.append(("database migration (first open)", r))
+    if args.kinds in ("all", "import"):
+        # enough photos (40 scenes, each file unique by a trailing comment) that every kill lands
+        # while the import is still running, however much the earlier runs already imported
+        pdir = tmp / "photos"
+        pdir.mkdir()
+        scenes = [synth.encode_jpeg(synth.generate(seed, size=(1024, 768)).image) for seed in range(940001, 940041)]
+        for k in range(args.photos):
+            (pdir / f"KM-{10000 + k}.jpg").write_bytes(scenes[k % len(scenes)] + f"copy{k}".encode())
+        r = crashkit.crash_job(tmp / "imp", ["mirror", "import", str(pdir), "--quiet", "--user", "kensa"],
+                               "SELECT COUNT(*) AS n FROM mirror_inspections", args.runs, max_delay=8, seed=2,
+                               env=crashkit.user_env(tmp / "imp"))
+        db = tmp / "imp" / "madoguchi.db"
+        n = crashkit.count(db, "SELECT COUNT(*) AS n FROM mirror_inspections")
+        if n != args.photos or crashkit.count(db, "SELECT COUNT(DISTINCT photo_hash) AS n FROM mirror_inspections") != n:
+            r.incomplete_after_resume += 1
+            r.notes.append(f"{n} inspections for {args.photos} photos after the resumed import")
+        rows.append((f"photo import (`mirror import`, {args.photos} photos)", r))
     # record drafting: the counter workflow (recording paced in real time → live drafting in the
     # engine.jobs child → 停止 → draft saved → final pass); killed from its first final segment on
-    wav = crashkit.counter_wav(tmp / "counter.wav") if args.kinds != "jobs" else None
+    wav = crashkit.counter_wav(tmp / "counter.wav") if args.kinds in ("all", "drafting") else None
     for target, runs, seed, what in (("app", args.runs, 4, "counter app killed"),
                                      ("drafter", args.drafter_runs, 5, "drafting child killed")):
-        if runs <= 0 or args.kinds == "jobs":
+        if runs <= 0 or args.kinds not in ("all", "drafting"):
             continue
         for use_llm, n in ((False, runs), (True, args.llm_runs)):
             if n <= 0:
@@ -67,10 +78,11 @@ def main() -> int:
             rows.append((name, r))
             phases.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.phases.items())))
     bad = 0
-    groups = {"crash": [], "crash-drafting": []}
+    groups = {"crash": [], "crash-import": [], "crash-drafting": []}
     for name, r in rows:
         bad += r.integrity_failures + r.lost + r.incomplete_after_resume
-        groups["crash-drafting" if name.startswith("record drafting") else "crash"].append(
+        groups["crash-drafting" if name.startswith("record drafting") else
+               "crash-import" if name.startswith("photo import") else "crash"].append(
             f"| {name} | {r.runs} | {r.killed} | {r.integrity_failures} | {r.lost} | "
             f"{'yes' if not r.incomplete_after_resume else 'NO'} |")
         print(name, r)
@@ -81,6 +93,12 @@ def main() -> int:
         write_section("crash", "### Crash safety (`bench/crash.py`)\n\nSIGKILL at a random moment, then "
                       "`PRAGMA integrity_check`, committed rows counted, and the job run again to completion. "
                       f"{load}\n\n" + head + "\n".join(groups["crash"]))
+    if groups["crash-import"]:
+        write_section("crash-import", "### Crash safety during photo import (`bench/crash.py --kinds import`)\n\n"
+                      "SIGKILL at a random moment of `madoguchi mirror import` (signed in as an inspector), then "
+                      "`PRAGMA integrity_check`, committed inspections counted (never fewer than before), and "
+                      "the import run again to completion: every photo exactly once (duplicates by SHA-256). "
+                      f"{load}\n\n" + head + "\n".join(groups["crash-import"]))
     if groups["crash-drafting"]:
         write_section("crash-drafting", "### Crash safety while drafting (`bench/crash.py --kinds drafting`)\n\n"
                       "The counter workflow on a 20 s synthesized consultation (recording paced in real time, "

@@ -151,7 +151,8 @@ def draft_record(ctx) -> str:
         next(s for s in tpl.sections if draft_mod.relevant(segments, s))
     llm = pick_llm(ctx.config)
     drafter = draft_mod.LLMDrafter(tpl, ctx.config, model=llm, n_ctx=2048)
-    found = drafter.draft_stretch(segments, sections=[spec]).get(spec.key, [])
+    task = next((t for t in drafter.tasks(segments) if t.spec.key == spec.key), None)
+    found = drafter.run_task(task) if task is not None else []
     if not found:
         raise CheckFailed(f"{llm} wrote no statement for section '{spec.key}' "
                           f"({drafter.stats['failed_calls']} unusable answers)")

@@ -215,3 +215,9 @@ def test_cli_bad_config_is_one_english_line(tmp_path, data_dir):
                        env=dict(os.environ, MADOGUCHI_USER_CONFIG=str(tmp_path / "user-config.toml")))
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error:") and "asr.threads" in r.stderr
+
+
+def test_selftest_draft_check_runs_from_source(ctx):
+    """The frozen self-test's records check, run from source: it must keep pace with the drafter's API."""
+    from engine import selftest
+    assert "statements by" in selftest.draft_record(ctx)
