@@ -89,27 +89,27 @@ def main() -> int:
     head = ("| job | runs | killed mid-job | integrity failures | committed rows lost | resumed to completion |\n"
             "|---|---|---|---|---|---|\n")
     load = f"Load average {os.getloadavg()[0]:.1f} at the end (other jobs shared the 2 cores)."
-    if groups["crash"]:
-        write_section("crash", "### Crash safety (`bench/crash.py`)\n\nSIGKILL at a random moment, then "
-                      "`PRAGMA integrity_check`, committed rows counted, and the job run again to completion. "
-                      f"{load}\n\n" + head + "\n".join(groups["crash"]))
-    if groups["crash-import"]:
-        write_section("crash-import", "### Crash safety during photo import (`bench/crash.py --kinds import`)\n\n"
-                      "SIGKILL at a random moment of `madoguchi mirror import` (signed in as an inspector), then "
-                      "`PRAGMA integrity_check`, committed inspections counted (never fewer than before), and "
-                      "the import run again to completion: every photo exactly once (duplicates by SHA-256). "
-                      f"{load}\n\n" + head + "\n".join(groups["crash-import"]))
-    if groups["crash-drafting"]:
-        write_section("crash-drafting", "### Crash safety while drafting (`bench/crash.py --kinds drafting`)\n\n"
-                      "The counter workflow on a 20 s synthesized consultation (recording paced in real time, "
-                      "live drafting in the `engine.jobs` child, 停止, draft saved, final pass), SIGKILLed at a "
-                      "random moment after its first final segment — the counter app, or the drafting child "
-                      "alone. Afterwards `PRAGMA integrity_check`, the audit chain verifies, approved record "
-                      "versions and finished sessions' segments are byte-identical, the killed session's "
-                      "committed segments are all there, no process of the run is left, and "
-                      "`engine.consultation.resume` leaves every consultation with exactly one record, final "
-                      f"pass done. {load}\n\n" + head + "\n".join(groups["crash-drafting"])
-                      + "\n\nWhere the kills landed: " + "; ".join(phases) + ".")
+    intros = {
+        "crash": "### Crash safety (`bench/crash.py`)\n\nSIGKILL at a random moment, then "
+                 "`PRAGMA integrity_check`, committed rows counted, and the job run again to completion. ",
+        "crash-import": "### Crash safety during photo import (`bench/crash.py --kinds import`)\n\n"
+                        "SIGKILL at a random moment of `madoguchi mirror import` (signed in as an inspector), then "
+                        "`PRAGMA integrity_check`, committed inspections counted (never fewer than before), and "
+                        "the import run again to completion: every photo exactly once (duplicates by SHA-256). ",
+        "crash-drafting": "### Crash safety while drafting (`bench/crash.py --kinds drafting`)\n\n"
+                          "The counter workflow on a 20 s synthesized consultation (recording paced in real time, "
+                          "live drafting in the `engine.jobs` child, 停止, draft saved, final pass), SIGKILLed at a "
+                          "random moment after its first final segment — the counter app, or the drafting child "
+                          "alone. Afterwards `PRAGMA integrity_check`, the audit chain verifies, approved record "
+                          "versions and finished sessions' segments are byte-identical, the killed session's "
+                          "committed segments are all there, no process of the run is left, and "
+                          "`engine.consultation.resume` leaves every consultation with exactly one record, final "
+                          "pass done. ",
+    }
+    for section, lines in groups.items():
+        if lines:
+            tail = ("\n\nWhere the kills landed: " + "; ".join(phases) + ".") if section == "crash-drafting" else ""
+            write_section(section, intros[section] + f"{load}\n\n" + head + "\n".join(lines) + tail)
     return 1 if bad else 0
 
 
