@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="madoguchi", description="Madoguchi (窓口) engine: offline counter assistant")
     p.add_argument("--version", action="version", version=f"madoguchi {__version__}")
     p.add_argument("--data-dir", default=None, help="data folder (default: MADOGUCHI_DATA_DIR or the platform's)")
+    from .records.cli import _add_user_arg   # the one --user option every signing-in command shares
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("doctor", help="check models, audio, database, disk and fonts")
@@ -186,16 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("set", help="change a setting (administrators; the counter's microphone: anyone); audited")
     cs.add_argument("key")
     cs.add_argument("value")
-    cs.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
-                    help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
+    _add_user_arg(cs)
     c.set_defaults(func=cmd_config)
 
     r = sub.add_parser("retention", help="delete consultation audio N days after approval (retention.audio_days)")
     rsub = r.add_subparsers(dest="retention_cmd", required=True)
     rr = rsub.add_parser("run")
     rr.add_argument("--dry-run", action="store_true")
-    rr.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
-                    help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
+    _add_user_arg(rr)
     r.set_defaults(func=cmd_retention)
 
     sc = sub.add_parser("security", help="encryption key: where it is, export/import for recovery, rotation")
@@ -207,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     si = ssub.add_parser("import-key")
     si.add_argument("file")
     sr = ssub.add_parser("rotate-key")
-    sr.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"))
+    _add_user_arg(sr)
     sc.set_defaults(func=cmd_security)
 
     for modname in DOMAIN_CLIS:
