@@ -61,6 +61,12 @@ def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
         "safety_net": int(sum(i.safety_net for _, i in rows)),
         "safety_net_true_iv": int(sum(i.safety_net and l["grade"] == "Ⅳ" for l, i in rows)),
     }
+    pre = np.array([GRADES.index(i.signals["grade_before_net"]) if i.signals.get("grade_before_net") else -9
+                    for _, i in rows])
+    m.update({"exact_before_net": float((pre == truth).mean()),
+              "within1_before_net": float((np.abs(pre - truth) <= 1).mean()),
+              "iv_recall_before_net": float((pre[truth == 3] == 3).mean()) if (truth == 3).any() else float("nan"),
+              "iv_precision_before_net": float((truth[pre == 3] == 3).mean()) if (pre == 3).any() else float("nan")})
     conf = np.zeros((4, 5), int)   # truth × predicted (provisional; col 4 = no grade)
     for t, p in zip(truth, prov):
         conf[t, p if p >= 0 else 4] += 1
@@ -103,6 +109,8 @@ def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
         f"| photos with no grade (would-be Ⅰ with uncertainty, or quality gate) | {m['no_grade']:.1%} | |",
         f"| photos rejected by the quality gate | {m['unjudgeable']:.1%} | |",
         f"| photos raised to Ⅳ by the safety net (of which truly Ⅳ) | {m['safety_net']} ({m['safety_net_true_iv']}) | |",
+        f"| without the Ⅳ safety net: exact / within one / Ⅳ recall / Ⅳ precision | {m['exact_before_net']:.1%} / "
+        f"{m['within1_before_net']:.1%} / {m['iv_recall_before_net']:.1%} / {m['iv_precision_before_net']:.1%} | |",
         "",
         verdict,
         "",
@@ -127,6 +135,8 @@ def timing(n: int, work: Path, model, table) -> tuple[str, float]:
     paths = synth.write_dataset(d, range(HELDOUT_SEED + 900_000, HELDOUT_SEED + 900_000 + n),
                                 styles=synth.HELDOUT_STYLES, size=(1024, 768), upscale_to=(4000, 3000))
     diagnose(paths[0], table=table, model=model)   # warm-up (model load, font cache)
+    import os
+    la0 = os.getloadavg()[0]
     ts = []
     for p in paths:
         t0 = time.perf_counter()
@@ -134,9 +144,11 @@ def timing(n: int, work: Path, model, table) -> tuple[str, float]:
         ts.append(time.perf_counter() - t0)
     med = statistics.median(ts)
     size_mb = statistics.mean(p.stat().st_size for p in paths) / 1e6
+    la1 = os.getloadavg()[0]
     return (f"Time per 12-MP photo (4000×3000 JPEG, {size_mb:.1f} MB avg), end to end (SHA-256, decode with JPEG DCT "
             f"scaling, EXIF, geometry, CNN, grading), {n} photos: **median {med:.3f} s**, "
-            f"p90 {np.percentile(ts, 90):.3f} s, max {max(ts):.3f} s (floor: median ≤ 0.5 s)."), med
+            f"p90 {np.percentile(ts, 90):.3f} s, max {max(ts):.3f} s (floor: median ≤ 0.5 s); 1-minute load average "
+            f"{la0:.1f} before and {la1:.1f} after the timed runs on this shared 2-core machine."), med
 
 
 def batch_import(n: int, work: Path) -> tuple[str, float]:
@@ -155,12 +167,15 @@ def batch_import(n: int, work: Path) -> tuple[str, float]:
     from engine import users
     kensa = users.add_user(ctx.store, users.add_user(ctx.store, None, "kanri", "管理", "admin", "bench-password"),
                            "kensa", "点検", "inspector", "bench-password")
+    import os
     try:
+        la0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         last = None
         for ev in import_folder(ctx, src, user=kensa):
             last = ev
         el = time.perf_counter() - t0
+        la1 = os.getloadavg()[0]
         t1 = time.perf_counter()
         again = list(import_folder(ctx, src, user=kensa))
         el2 = time.perf_counter() - t1
@@ -170,7 +185,8 @@ def batch_import(n: int, work: Path) -> tuple[str, float]:
     return (f"Batch import of **{n} 12-MP photos** ({distinct} distinct scenes, each file unique by hash) into a fresh "
             f"ledger: **{el:.0f} s** ({el / n:.2f} s per photo; imported {s['imported']}, failed {s['failed']}). "
             f"Re-running the same folder (resume: all duplicates by SHA-256) took {el2:.0f} s "
-            f"({sum(e.status == 'duplicate' for e in again)} skipped)."), el
+            f"({sum(e.status == 'duplicate' for e in again)} skipped). 1-minute load average {la0:.1f} at the start, "
+            f"{la1:.1f} at the end of the import."), el
 
 
 def main() -> int:
@@ -204,8 +220,12 @@ def main() -> int:
             parts.append(
                 f"Calibration (validation split: {cal['samples']} scenes of the training styles, seeds "
                 f"{meta.get('validation_seeds_from')}+, never the held-out set): per-defect prior correction "
-                f"(`none_scale`) and the Ⅳ safety net {meta.get('safety_net')} — any defect whose probability of a "
-                f"Ⅳ-level severity, or the grade head's P(Ⅳ), reaches these thresholds makes the photo Ⅳ with 要確認. "
+                f"(`none_scale`), how the grade is formed and the Ⅳ safety net, chosen together: {meta.get('safety_net')} "
+                f"(`grade_from_distribution`: the most probable grade over all defects together — several uncertain "
+                f"findings add up, three Ⅲ escalate to Ⅳ — weighted by the grade head with `grade_head_weight`, "
+                f"instead of the findings' worst grade; `iv_finding` / `iv_grade_head` / `p_iv`: a defect's "
+                f"probability of a Ⅳ-level severity, the grade head's P(Ⅳ), or P(Ⅳ) over all defects reaching its "
+                f"threshold makes the photo Ⅳ with 要確認; 2.0 = unused). "
                 f"On the validation split: exact {b['exact']:.1%} → {a_['exact']:.1%}, within one "
                 f"{b['within_one']:.1%} → {a_['within_one']:.1%}, Ⅳ recall {b['iv_recall']:.1%} → {a_['iv_recall']:.1%} "
                 f"(target {cal['iv_recall_target']:.1%}).")
@@ -220,7 +240,10 @@ def main() -> int:
         if meta:
             parts.append(f"Model trained {meta.get('trained_at', '?')} (seed {meta.get('seed')}, "
                          f"{meta.get('train_samples', '?')} synthetic scenes, {meta.get('epochs', '?')} epochs, "
-                         f"{meta.get('train_seconds', '?')} s).")
+                         f"{meta.get('train_seconds', '?')} s"
+                         + (f"; warm-started from `{meta['init_from'].get('version')}`, which had seen "
+                            f"{meta['init_from'].get('train_samples')} scenes" if meta.get("init_from") else "")
+                         + ").")
         import os
         la = os.getloadavg()
         parts.append(f"Benchmark wall time {time.time() - t0:.0f} s on a shared 2-core machine (load average at the "

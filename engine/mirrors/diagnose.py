@@ -171,7 +171,8 @@ def diagnose_photo(photo: Photo, table: GradingTable | None = None, model="defau
 
     pred = model.predict(g) if model is not None else None
     safety = model.meta.get("safety_net") if model is not None else None
-    judge(insp, g, pred, table, safety, photo_scale=s)
+    judge(insp, g, pred, table, safety, photo_scale=s,
+          likelihoods=model.meta.get("measure_likelihoods") if model is not None else None)
     insp.elapsed_s = time.perf_counter() - t0
     return insp
 
@@ -188,13 +189,69 @@ def iv_evidence(probs: dict[str, np.ndarray], table: GradingTable) -> tuple[floa
     return best, key
 
 
+def grade_distribution(probs: dict[str, np.ndarray], table: GradingTable) -> np.ndarray:
+    """P(photo grade = Ⅰ, Ⅱ, Ⅲ, Ⅳ) by the table's rules when each defect's severity probabilities are
+    taken as independent: the worst grade over all defects, and the table's escalation (e.g. three
+    findings at Ⅲ → Ⅳ) applied to the chance of that many findings at once. Unlike the findings'
+    argmax, this adds up the risk of several uncertain defects."""
+    esc = table.escalation
+    at = GRADES.index(esc["at_grade"]) if esc else -1
+    need = int(esc["count"]) if esc else 1
+    # state: (worst grade so far, number of defects at the escalation grade, capped at ``need``)
+    st = np.zeros((4, need + 1))
+    st[0, 0] = 1.0
+    for k, p in probs.items():
+        p = np.asarray(p, np.float64)
+        p = p / p.sum()
+        pg = np.zeros(4)
+        for sev in range(4):
+            pg[GRADES.index(table.grade_of(k, sev))] += p[sev]
+        ns = np.zeros_like(st)
+        for gi in range(4):
+            if pg[gi] <= 0:
+                continue
+            for worst in range(4):
+                row = st[worst] * pg[gi]
+                if gi == at:
+                    ns[max(worst, gi), 1:] += row[:-1]
+                    ns[max(worst, gi), need] += row[-1]
+                else:
+                    ns[max(worst, gi)] += row
+        st = ns
+    out = st.sum(1)
+    if esc:
+        to = GRADES.index(esc["to_grade"])
+        moved = st[at, need]
+        out[at] -= moved
+        out[max(at, to)] += moved
+    return out / out.sum()
+
+
+def combined_grade_probs(dist: np.ndarray, grade_head: np.ndarray | None, beta: float) -> np.ndarray:
+    """The rule distribution weighted by the CNN's whole-photo grade head (``beta`` = 0: rules only)."""
+    lp = np.log(np.clip(dist, 1e-9, 1))
+    if grade_head is not None and beta:
+        lp = lp + beta * np.log(np.clip(np.asarray(grade_head, np.float64), 1e-9, 1))
+    e = np.exp(lp - lp.max())
+    return e / e.sum()
+
+
+def measure_likelihood(value: float, spec: dict) -> np.ndarray:
+    """P(measured value's bin | severity 0..3) from a likelihood table in the model's metadata
+    (``{"edges": [...], "p": [[per bin] × 4 severities]}``, see :func:`train.offset_likelihood`)."""
+    b = int(np.searchsorted(np.asarray(spec["edges"], np.float64), value, side="right"))
+    return np.array([row[b] for row in spec["p"]], np.float64)
+
+
 def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, safety: dict | None = None,
-          photo_scale: float = 1.0) -> None:
+          photo_scale: float = 1.0, likelihoods: dict | None = None) -> None:
     """Findings, grade and review flags of a judgeable photo from its geometry and the CNN's
     prediction (None = geometry only). ``safety``: the model's calibrated Ⅳ safety-net thresholds
     ``{"iv_finding": p, "iv_grade_head": p}`` — any sign of a Ⅳ-level defect above them makes the photo
     Ⅳ with 要確認, because a missed emergency is the costly error. ``photo_scale``: full-resolution
-    px per px of the analysed image (finding boxes are in full-resolution px)."""
+    px per px of the analysed image (finding boxes are in full-resolution px). ``likelihoods``: the
+    model's measured-value likelihood tables (``{defect: {"measure": …, "edges", "p"}}``): the mirror's
+    offset from the pole's axis weighs in on the bracket's deformation with the CNN."""
     s = photo_scale
     face = g.face
     findings: list[Finding] = []
@@ -211,6 +268,12 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
         probs["mirror.deformation"] = (pc * pd / (pc * pd).sum(), "cnn+geometry", face.deformation_pct)
     else:
         probs["mirror.deformation"] = (pd, "geometry", face.deformation_pct)
+    for key, spec in (likelihoods or {}).items():
+        if key in probs and spec.get("measure") == "mirror_offset_pct":
+            v = geo.mirror_offset_pct(face, g.pole)
+            if v is not None:
+                q = probs[key][0] * measure_likelihood(v, spec)
+                probs[key] = (q / q.sum(), "cnn+geometry", v)
     if g.pole is not None:
         pt = measure_probs(abs(g.pole.tilt_deg), table.measures["pole_tilt_deg"], TILT_SIGMA_DEG)
         probs["pole.tilt"] = (pt, "geometry", g.pole.tilt_deg)
@@ -236,17 +299,36 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
         if abs(gi - GRADES.index(insp.provisional_grade)) >= 2 and pred.grade_probs[gi] >= 0.8:
             insp.needs_review = True
             insp.reasons.append(f"所見からの判定（{insp.provisional_grade}）と写真全体の印象（{GRADES[gi]}）が大きく異なります")
-    iv, iv_key = iv_evidence({k: v[0] for k, v in probs.items()}, table)
+    plain = {k: v[0] for k, v in probs.items()}
+    iv, iv_key = iv_evidence(plain, table)
     gh = float(pred.grade_probs[3]) if pred is not None else 0.0
-    insp.signals = {"iv_finding": iv, "iv_defect": iv_key, "iv_grade_head": gh}
+    safety = safety or {}
+    beta = float(safety.get("grade_head_weight", 0.0))
+    pg = combined_grade_probs(grade_distribution(plain, table), pred.grade_probs if pred is not None else None, beta)
+    insp.signals = {"iv_finding": iv, "iv_defect": iv_key, "iv_grade_head": gh, "p_iv": float(pg[3]),
+                    "grade_probs": [round(float(v), 3) for v in pg]}
+    if safety.get("grade_from_distribution") and insp.provisional_grade in GRADES:
+        # the most probable grade over all defects together (several uncertain defects add up; the
+        # whole-photo grade head weighs in): where it differs from the findings' worst grade, it is
+        # the grade, and the photo goes to review with the reason
+        gi = int(np.argmax(pg))
+        if GRADES[gi] != insp.provisional_grade:
+            insp.reasons.append(f"所見ごとの判定は{insp.provisional_grade}ですが、所見の可能性を合わせると"
+                                f"{GRADES[gi]}の可能性が最も高い（{pg[gi]:.0%}）ため{GRADES[gi]}とし要確認としました")
+            insp.provisional_grade = GRADES[gi]
+            insp.grade = GRADES[gi] if gi else None    # never Ⅰ with uncertainty: 要確認
+            insp.needs_review = True
+    insp.signals["grade_before_net"] = insp.provisional_grade
     if safety and insp.provisional_grade in GRADES and insp.provisional_grade != "Ⅳ":
         by_finding = iv >= float(safety.get("iv_finding", 2.0))
         by_head = gh >= float(safety.get("iv_grade_head", 2.0))
-        if by_finding or by_head:
+        by_total = float(pg[3]) >= float(safety.get("p_iv", 2.0))
+        if by_finding or by_head or by_total:
             insp.grade = insp.provisional_grade = "Ⅳ"
             insp.needs_review = True
             insp.safety_net = True
             what = (f"{label_ja(iv_key)}が緊急措置段階である可能性（{iv:.0%}）" if by_finding and iv_key else
+                    f"所見を合わせて緊急措置段階である可能性（{pg[3]:.0%}、Ⅲ相当の所見の重なりを含む）" if by_total else
                     f"写真全体の印象が緊急措置段階である可能性（{gh:.0%}）")
             insp.reasons.append(f"{what}があるため、安全側でⅣとし要確認としました")
 
@@ -269,4 +351,4 @@ def diagnose_array(rgb: np.ndarray, table: GradingTable | None = None, model="de
 
 __all__ = ["Finding", "MirrorInspection", "diagnose", "diagnose_photo", "diagnose_array", "measure_probs", "judge",
            "iv_evidence",
-           "asdict"]
+           "grade_distribution", "combined_grade_probs", "measure_likelihood", "asdict"]

@@ -378,6 +378,18 @@ def _trace_pole(work: np.ndarray, seed_seg, foot: float, r: float):
     return (float(top[0]), float(top[1])), (float(bot[0]), float(bot[1])), float(dev.max() / ln * 100)
 
 
+def mirror_offset_pct(face: MirrorFace | None, pole: Pole | None) -> float | None:
+    """Sideways distance of the mirror's centre from the pole's axis extended up to it, in % of the
+    face radius (absolute). A sound bracket holds the mirror on the pole's line; a bent or loosened
+    one (取付金具の変形) lets it hang off to one side. None without a face or a pole."""
+    if face is None or pole is None:
+        return None
+    cx, cy = face.center
+    t = math.radians(pole.tilt_deg)
+    x_axis = pole.top[0] + (pole.top[1] - cy) * math.tan(t)
+    return float(abs(cx - x_axis) * math.cos(t) / max(1e-6, face.radius) * 100)
+
+
 def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
     """Localise the mirror face(s) and pole in an RGB photo (H×W×3 uint8)."""
     h, w = rgb.shape[:2]

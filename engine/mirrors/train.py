@@ -125,8 +125,10 @@ def _sample(args):
     m, p = crops(g)
     y = np.array([sc.labels["defects"][k] for k in CNN_DEFECTS], np.int8)
     f = g.face
+    off = geo.mirror_offset_pct(f, g.pole)
     meas = np.array([f.deformation_pct, float(f.method == "hole"), abs(g.pole.tilt_deg) if g.pole else -1,
-                     g.pole.bend_pct if g.pole else -1, sc.labels["defects"]["pole.tilt"]], np.float32)
+                     g.pole.bend_pct if g.pole else -1, sc.labels["defects"]["pole.tilt"],
+                     -1 if off is None else off], np.float32)
     return m, p, y, GRADES.index(sc.labels["grade"]), meas
 
 
@@ -139,8 +141,9 @@ def make_dataset(seeds, styles=None, processes: int = 2) -> dict[str, np.ndarray
     else:
         out = [_sample(j) for j in jobs]
     out = [o for o in out if o is not None]
-    # "measures": the geometry's deformation %, hole-fit flag, |tilt|°, pole bend % and the true tilt
-    # severity (for calibrating the measured defects on the validation split)
+    # "measures": the geometry's deformation %, hole-fit flag, |tilt|°, pole bend %, the true tilt
+    # severity (for calibrating the measured defects on the validation split) and the mirror's offset
+    # from the pole's axis % (-1: no pole; chunks written before it have 5 columns)
     return {"mirror": np.stack([o[0] for o in out]), "pole": np.stack([o[1] for o in out]),
             "y": np.stack([o[2] for o in out]).astype(np.int64), "grade": np.array([o[3] for o in out], np.int64),
             "measures": np.stack([o[4] for o in out])}
@@ -165,8 +168,20 @@ def generate_chunks(cache_dir: Path | str, start: int, count: int, chunk: int = 
     return out
 
 
+def _chunk_seed_range(cache_dir: Path | str) -> list[int]:
+    """[first seed, last seed + 1] of the chunk files (each ``chunk_<first seed>.npz`` of ≤ 200 seeds)."""
+    firsts = sorted(int(p.stem.split("_")[1]) for p in Path(cache_dir).glob("chunk_*.npz") if ".tmp" not in p.name)
+    return [firsts[0], firsts[-1] + 200] if firsts else []
+
+
 def load_chunks(cache_dir: Path | str) -> dict[str, np.ndarray]:
     parts = [dict(np.load(p)) for p in sorted(Path(cache_dir).glob("chunk_*.npz")) if ".tmp" not in p.name]
+    # older chunks have fewer measure columns: pad with -1 (= not measured)
+    width = max(d["measures"].shape[1] for d in parts) if "measures" in parts[0] else 0
+    for d in parts:
+        if "measures" in d and d["measures"].shape[1] < width:
+            m = d["measures"]
+            d["measures"] = np.concatenate([m, np.full((len(m), width - m.shape[1]), -1, m.dtype)], 1)
     return {k: np.concatenate([d[k] for d in parts]) for k in parts[0]}
 
 
@@ -329,22 +344,47 @@ def train_synthetic(samples: int = 6000, minutes: float = 12.0, seed: int = 1, o
 
 
 def train_on_chunks(train_dir: Path, val_dir: Path, out_dir: Path, seed: int = 1, epochs: int = 24,
-                    minutes: float = 12.0, generation_seconds: float | None = None, growing: bool = False) -> Path:
+                    minutes: float = 12.0, generation_seconds: float | None = None, growing: bool = False,
+                    init: Path | None = None, lr: float = 3e-3) -> Path:
+    """Train on the chunk files in ``train_dir`` (``growing``: re-read them before each epoch while a
+    generator is still writing). ``init``: a model (``.onnx`` or ``.pt``) whose weights to start from
+    (warm start: a larger data set without paying again for what the network already learnt)."""
     ds, val = load_chunks(train_dir), load_chunks(val_dir)
     print(f"dataset: {len(ds['y'])} train / {len(val['y'])} validation samples", flush=True)
     reload = (lambda: load_chunks(train_dir)) if growing else None
-    net, info = fit(ds, val, minutes=minutes, epochs=epochs, seed=seed, reload=reload)
+    net, init_meta = None, {}
+    if init is not None:
+        init = Path(init)
+        net = MirrorNet()
+        net.load_state_dict(torch.load(init.with_suffix(".pt"), weights_only=True))
+        if init.with_suffix(".json").is_file():
+            init_meta = json.loads(init.with_suffix(".json").read_text(encoding="utf-8"))
+    net, info = fit(ds, val, minutes=minutes, epochs=epochs, seed=seed, reload=reload, net=net, lr=lr)
+    if init is not None:
+        info["init_from"] = {"version": init_meta.get("version"), "train_samples": init_meta.get("train_samples"),
+                             "sample_passes": init_meta.get("sample_passes"), "lr": lr}
     meta = {"version": f"synthetic-{datetime.date.today().isoformat()}-s{seed}",
             "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "training": "synthetic", "seed": seed,
-            "train_seed_range": [TRAIN_SEED_BASE + seed * 100_000, "see chunk files"],
+            "train_seed_range": _chunk_seed_range(train_dir),
             "validation_seeds_from": VAL_SEED_BASE, "styles": synth.TRAIN_STYLES,
             "generation_seconds": round(generation_seconds, 1) if generation_seconds else None,
             "torch": torch.__version__, **info}
     path = export(net, out_dir, meta)
     torch.save(net.state_dict(), path.with_suffix(".pt"))
-    calibrate(path, val_dir)
+    calibrate(path, val_dir, likelihoods=cached_offset_likelihood(Path(val_dir).parent / "offset_likelihood.json"))
     return path
+
+
+def cached_offset_likelihood(path: Path, n: int = 400) -> dict:
+    path = Path(path)
+    if path.is_file():
+        lik = json.loads(path.read_text(encoding="utf-8"))
+        if lik.get("bracket.deformation", {}).get("scenes") == n:
+            return lik
+    lik = offset_likelihood(n)
+    path.write_text(json.dumps(lik), encoding="utf-8")
+    return lik
 
 
 # ------------------------------------------------------------------ calibration (validation split)
@@ -383,41 +423,93 @@ def _geometry_from_measures(me) -> "geo.Geometry":
     """A stand-in geometry carrying the stored measurements (deformation, fit method, tilt) so the
     validation samples go through the same :func:`diagnose.judge` as a photo."""
     deform, hole, tilt = float(me[0]), bool(me[1]), float(me[2])
+    bend = float(me[3]) if len(me) > 3 and me[3] >= 0 else 0.0
+    off = float(me[5]) if len(me) > 5 and me[5] >= 0 else 0.0
     face = geo.MirrorFace((100.0, 100.0), (40.0, 40.0), 0.0, "round", [50.0, 50.0, 150.0, 150.0], deform,
                           "hole" if hole else "ransac", 1.0)
-    pole = None if tilt < 0 else geo.Pole((100.0, 150.0), (100.0, 400.0), tilt, [90.0, 150.0, 110.0, 400.0], 1.0)
+    pole = None
+    if tilt >= 0:
+        t = math.radians(tilt)
+        # the pole's top placed so that geo.mirror_offset_pct() gives back the stored offset
+        top_x = 100.0 - off / 100 * 40.0 / math.cos(t) - 50.0 * math.tan(t)
+        pole = geo.Pole((top_x, 150.0), (top_x - 250.0 * math.tan(t), 400.0), tilt, [90.0, 150.0, 110.0, 400.0],
+                        1.0, bend)
     return geo.Geometry((640, 480), 1.0, [face], pole, 120.0, 500.0, 0.0)
 
 
-def _judge_all(geoms, preds, table, safety=None) -> list:
+def _judge_all(geoms, preds, table, safety=None, likelihoods=None) -> list:
     from .diagnose import MirrorInspection, judge
     from .intake import Quality
     out = []
     for g, pr in zip(geoms, preds):
         insp = MirrorInspection("", "", None, None, True, [], Quality(True), (640, 480))
-        judge(insp, g, pr, table, safety)
+        judge(insp, g, pr, table, safety, likelihoods=likelihoods)
         out.append(insp)
     return out
 
 
+GEOMETRY_SEED_BASE = 3_000_000  # scenes for the measured-value likelihood tables (neither training nor validation)
+OFFSET_EDGES = (4.0, 8.0, 13.0, 19.0, 26.0, 40.0)   # bins of the mirror's offset from the pole's axis, % of r
+
+
+def _offset_sample(seed: int):
+    rng = np.random.default_rng(seed)
+    sev = synth.sample_defects(rng)
+    sev["bracket.deformation"] = seed % 4          # balanced severities
+    style = synth.TRAIN_STYLES[int(rng.integers(len(synth.TRAIN_STYLES)))]
+    size = [(1024, 768), (768, 1024), (1024, 768), (800, 600), (600, 800)][int(rng.integers(5))]
+    sc = synth.generate(seed, style=style, size=size, defects=sev)
+    g = geo.analyse(camera_augment(sc.image, rng))
+    return seed % 4, geo.mirror_offset_pct(g.face, g.pole)
+
+
+def offset_likelihood(n: int = 400, processes: int = 2, seed_base: int = GEOMETRY_SEED_BASE) -> dict:
+    """P(bin of the measured mirror offset from the pole's axis | bracket.deformation severity), counted
+    on ``n`` scenes of the training styles with the severities balanced (seeds of their own), with
+    add-one smoothing — the measurement's likelihood that :func:`diagnose.judge` multiplies into the
+    CNN's bracket probabilities."""
+    seeds = list(range(seed_base, seed_base + n))
+    if processes > 1:
+        with mp.get_context("fork").Pool(processes) as pool:
+            out = pool.map(_offset_sample, seeds, chunksize=8)
+    else:
+        out = [_offset_sample(s) for s in seeds]
+    counts = np.ones((4, len(OFFSET_EDGES) + 1))
+    for sev, v in out:
+        if v is not None:
+            counts[sev, int(np.searchsorted(OFFSET_EDGES, v, side="right"))] += 1
+    p = counts / counts.sum(1, keepdims=True)
+    return {"bracket.deformation": {"measure": "mirror_offset_pct", "edges": list(OFFSET_EDGES),
+                                    "p": [[round(float(v), 4) for v in row] for row in p],
+                                    "scenes": n, "seeds_from": seed_base}}
+
+
 NONE_SCALE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)
+# (grade from the distribution over all defects?, weight of the grade head) tried by :func:`calibrate`
+GRADE_MODES = ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))
+IV_GRID = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 2.0)   # 2.0 = that signal unused
 
 
 def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
-              none_scale_grid=NONE_SCALE_GRID) -> dict:
+              none_scale_grid=NONE_SCALE_GRID, likelihoods: dict | None = None) -> dict:
     """Calibrate on the validation split (never the benchmark's held-out set) and write the result
     into the model's metadata:
 
     * ``none_scale`` per head: a factor on P(no defect) chosen to maximise that head's detection F1
       (the class weights used in training shift the priors; this undoes the shift where it hurts);
-    * ``safety_net``: thresholds on the Ⅳ evidence (largest probability of a Ⅳ-level severity over
-      all defects, and the grade head's P(Ⅳ)) that bring the recall of Ⅳ to ``iv_recall_target`` on
-      the validation split, choosing among those the pair with the best exact grade agreement.
+    * ``safety_net``: how the grade is formed — the findings' worst grade, or the most probable grade
+      of :func:`diagnose.grade_distribution` over all defects together (escalation included), weighted
+      by the grade head (``grade_from_distribution``, ``grade_head_weight``) — and thresholds on the Ⅳ
+      evidence (largest probability of a Ⅳ-level severity of one defect, the grade head's P(Ⅳ), and
+      P(Ⅳ) over all defects, which counts several Ⅲ findings at once) that bring the recall of Ⅳ to
+      ``iv_recall_target`` on the validation split, choosing among those the best exact agreement.
     """
     from .grading import load_table
     from .model import MirrorModel
     table = load_table()
     model = MirrorModel(model_path)
+    if likelihoods is None:
+        likelihoods = model.meta.get("measure_likelihoods")
     ds = load_chunks(val_dir)
     raw = _raw_predictions(model, ds)
     y = ds["y"]
@@ -437,26 +529,40 @@ def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
         f1s[k] = round(best[0], 3)
     preds = [_scaled(r, none_scale) for r in raw]
     geoms = [_geometry_from_measures(me) for me in ds["measures"]]
-    base = _judge_all(geoms, preds, table)
     truth = ds["grade"]
-    prov = np.array([GRADES.index(i.provisional_grade) for i in base])
-    ivf = np.array([i.signals["iv_finding"] for i in base])
-    ivg = np.array([i.signals["iv_grade_head"] for i in base])
     is4 = truth == 3
-    cands = []
-    for t1 in [0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 2.0]:
-        for t2 in [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 2.0]:
-            pr = np.where((prov != 3) & ((ivf >= t1) | (ivg >= t2)), 3, prov)
-            rec = float((pr[is4] == 3).mean()) if is4.any() else 1.0
-            cands.append((rec >= iv_recall_target, float((pr == truth).mean()), rec, t1, t2,
-                          float((np.abs(pr - truth) <= 1).mean())))
+    cands, before = [], {}
+    # how the grade is formed (the findings' worst grade, or the most probable grade over all
+    # defects together, weighted by the grade head) and the safety-net thresholds, chosen together
+    for use_dist, beta in GRADE_MODES:
+        base = _judge_all(geoms, preds, table, {"grade_from_distribution": use_dist, "grade_head_weight": beta},
+                          likelihoods)
+        prov = np.array([GRADES.index(i.provisional_grade) for i in base])
+        ivf = np.array([i.signals["iv_finding"] for i in base])
+        ivg = np.array([i.signals["iv_grade_head"] for i in base])
+        piv = np.array([i.signals["p_iv"] for i in base])
+        before[(use_dist, beta)] = prov
+        for t1 in IV_GRID:
+            for t2 in IV_GRID:
+                for t3 in IV_GRID:
+                    pr = np.where((prov != 3) & ((ivf >= t1) | (ivg >= t2) | (piv >= t3)), 3, prov)
+                    rec = float((pr[is4] == 3).mean()) if is4.any() else 1.0
+                    cands.append((rec >= iv_recall_target, float((pr == truth).mean()), rec,
+                                  float((np.abs(pr - truth) <= 1).mean()), use_dist, beta, t1, t2, t3))
     ok = [c for c in cands if c[0]]
-    best = max(ok, key=lambda c: (c[1], c[3], c[4])) if ok else max(cands, key=lambda c: (c[2], c[1]))
-    _, exact, rec, t1, t2, within = best
+    # best exact agreement among those meeting the Ⅳ recall target (ties: better within-one, then the
+    # highest thresholds); if none does, the best recall
+    best = (max(ok, key=lambda c: (c[1], c[3], c[6] + c[7] + c[8])) if ok else
+            max(cands, key=lambda c: (c[2], c[1], c[3])))
+    _, exact, rec, within, use_dist, beta, t1, t2, t3 = best
+    prov = before[(use_dist, beta)]
     meta_path = Path(model_path).with_suffix(".json")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["none_scale"] = none_scale
-    meta["safety_net"] = {"iv_finding": t1, "iv_grade_head": t2}
+    if likelihoods:
+        meta["measure_likelihoods"] = likelihoods
+    meta["safety_net"] = {"iv_finding": t1, "iv_grade_head": t2, "p_iv": t3,
+                          "grade_from_distribution": bool(use_dist), "grade_head_weight": beta}
     meta["calibration"] = {
         "split": "validation", "samples": int(len(truth)), "iv_recall_target": iv_recall_target,
         "detection_f1": f1s,
@@ -487,8 +593,9 @@ def ledger_dataset(ctx) -> dict[str, np.ndarray]:
             continue
         m, p = crops(g)
         f0 = g.face
+        off = geo.mirror_offset_pct(f0, g.pole)
         mes.append([f0.deformation_pct, float(f0.method == "hole"), abs(g.pole.tilt_deg) if g.pole else -1,
-                    g.pole.bend_pct if g.pole else -1, -1])
+                    g.pole.bend_pct if g.pole else -1, -1, -1 if off is None else off])
         y = np.full(len(CNN_DEFECTS), -1, np.int64)
         if r["confirmed_grade"] == r["ai_grade"]:
             y[:] = 0
