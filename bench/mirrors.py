@@ -5,7 +5,7 @@
 * Time per 12-megapixel photo (4000×3000 JPEG), end to end (hash, decode, geometry, CNN, grading).
 * Batch import of 1,000 photos into a fresh ledger.
 
-Usage: .venv/bin/python bench/mirrors.py [--n 500] [--import-n 1000] [--timing-n 20] [--no-write]
+Usage: .venv/bin/python bench/mirrors.py [--n 500] [--import-n 1000] [--timing-n 20] [--no-write] [--photos DIR]
 """
 from __future__ import annotations
 
@@ -33,8 +33,18 @@ from engine.mirrors.model import load_model  # noqa: E402
 HELDOUT_SEED = 50_000_000
 
 
-def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
-    paths = synth.write_dataset(work / "heldout", range(HELDOUT_SEED, HELDOUT_SEED + n), styles=synth.HELDOUT_STYLES)
+def _photos(folder: Path, seeds, **kw) -> list[Path]:
+    """The synthetic photos (+ labels) of ``seeds`` in ``folder``: generated once, reused when all are there
+    (the generator is deterministic per seed)."""
+    seeds = list(seeds)
+    paths = [folder / f"{s:08d}.jpg" for s in seeds]
+    if all(p.is_file() and p.with_suffix(".json").is_file() for p in paths):
+        return paths
+    return synth.write_dataset(folder, seeds, **kw)
+
+
+def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
+    paths = _photos(photos / "heldout", range(HELDOUT_SEED, HELDOUT_SEED + n), styles=synth.HELDOUT_STYLES)
     rows = []
     for p in paths:
         lab = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
@@ -130,9 +140,9 @@ def accuracy(n: int, work: Path, model, table) -> tuple[str, dict]:
     return "\n".join(lines), m
 
 
-def timing(n: int, work: Path, model, table) -> tuple[str, float]:
-    d = work / "12mp"
-    paths = synth.write_dataset(d, range(HELDOUT_SEED + 900_000, HELDOUT_SEED + 900_000 + n),
+def timing(n: int, photos: Path, model, table) -> tuple[str, float]:
+    d = photos / "12mp"
+    paths = _photos(d, range(HELDOUT_SEED + 900_000, HELDOUT_SEED + 900_000 + n),
                                 styles=synth.HELDOUT_STYLES, size=(1024, 768), upscale_to=(4000, 3000))
     diagnose(paths[0], table=table, model=model)   # warm-up (model load, font cache)
     import os
@@ -151,12 +161,12 @@ def timing(n: int, work: Path, model, table) -> tuple[str, float]:
             f"{la0:.1f} before and {la1:.1f} after the timed runs on this shared 2-core machine."), med
 
 
-def batch_import(n: int, work: Path) -> tuple[str, float]:
+def batch_import(n: int, work: Path, photos: Path) -> tuple[str, float]:
     from engine.context import open_context
     from engine.mirrors.ledger import import_folder
     src = work / "import"
     distinct = min(n, 100)
-    base = synth.write_dataset(work / "import_src", range(HELDOUT_SEED + 800_000, HELDOUT_SEED + 800_000 + distinct),
+    base = _photos(photos / "import_src", range(HELDOUT_SEED + 800_000, HELDOUT_SEED + 800_000 + distinct),
                                styles=synth.HELDOUT_STYLES, size=(1024, 768), upscale_to=(4000, 3000))
     src.mkdir(parents=True, exist_ok=True)
     for k in range(n):
@@ -196,21 +206,24 @@ def main() -> int:
     ap.add_argument("--import-n", type=int, default=1000)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--photos", metavar="DIR", help="keep the generated photo sets here and reuse them "
+                                                  "(default: a temporary folder)")
     a = ap.parse_args()
     table = load_table()
     model = None if a.no_model else load_model()
     work = Path(tempfile.mkdtemp(prefix="mirrors-bench-"))
+    photos = Path(a.photos) if a.photos else work
     try:
         parts = []
         t0 = time.time()
-        acc, m = accuracy(a.n, work, model, table)
+        acc, m = accuracy(a.n, photos, model, table)
         print(acc, flush=True)
         parts.append(acc)
-        tm, med = timing(a.timing_n, work, model, table)
+        tm, med = timing(a.timing_n, photos, model, table)
         print(tm, flush=True)
         parts.append(tm)
         if a.import_n:
-            im, _ = batch_import(a.import_n, work)
+            im, _ = batch_import(a.import_n, work, photos)
             print(im, flush=True)
             parts.append(im)
         meta = model.meta if model else {}

@@ -113,7 +113,9 @@ def cmd_train(args) -> int:
         out = train.train_from_ledger(ctx, minutes=args.minutes, seed=args.seed)
     else:
         out = train.train_synthetic(samples=args.samples, minutes=args.minutes, seed=args.seed,
-                                    out_dir=Path(args.out) if args.out else None)
+                                    out_dir=Path(args.out) if args.out else None,
+                                    cache=Path(args.cache) if args.cache else None,
+                                    init=Path(args.init) if args.init else None)
     print(f"model written to {out}")
     return 0
 
@@ -158,4 +160,6 @@ def register(subparsers) -> None:
     t.add_argument("--minutes", type=float, default=12.0)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--out", help="output folder (default resources/mirrors for synthetic training)")
+    t.add_argument("--cache", metavar="DIR", help="folder of generated scene chunks (reused; resumable)")
+    t.add_argument("--init", metavar="MODEL", help="start from this model's weights (its .pt beside the .onnx)")
     t.set_defaults(func=cmd_train)

@@ -24,6 +24,9 @@ from .intake import Photo, Quality, check_quality, load_photo
 # value into class probabilities around the table's thresholds.
 TILT_SIGMA_DEG = 1.2
 DEFORM_SIGMA_PCT = 0.9
+# Weight of the deformation measure when the face's outline was fitted from a broken rim (RANSAC):
+# vegetation or a torn rim makes the residual large on a sound face.
+PARTIAL_OUTLINE_WEIGHT = 0.5
 
 
 @dataclass
@@ -236,9 +239,18 @@ def combined_grade_probs(dist: np.ndarray, grade_head: np.ndarray | None, beta: 
     return e / e.sum()
 
 
+def measured_value(measure: str, g: geo.Geometry) -> float | None:
+    """A geometric measurement by name (those the model's likelihood tables refer to)."""
+    if measure == "mirror_offset_pct":
+        return geo.mirror_offset_pct(g.face, g.pole)
+    if measure == "pole_bend_pct":
+        return float(g.pole.bend_pct) if g.pole is not None else None
+    return None
+
+
 def measure_likelihood(value: float, spec: dict) -> np.ndarray:
     """P(measured value's bin | severity 0..3) from a likelihood table in the model's metadata
-    (``{"edges": [...], "p": [[per bin] × 4 severities]}``, see :func:`train.offset_likelihood`)."""
+    (``{"edges": [...], "p": [[per bin] × 4 severities]}``, see :func:`train.measure_likelihoods`)."""
     b = int(np.searchsorted(np.asarray(spec["edges"], np.float64), value, side="right"))
     return np.array([row[b] for row in spec["p"]], np.float64)
 
@@ -251,7 +263,8 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
     Ⅳ with 要確認, because a missed emergency is the costly error. ``photo_scale``: full-resolution
     px per px of the analysed image (finding boxes are in full-resolution px). ``likelihoods``: the
     model's measured-value likelihood tables (``{defect: {"measure": …, "edges", "p"}}``): the mirror's
-    offset from the pole's axis weighs in on the bracket's deformation with the CNN."""
+    offset from the pole's axis weighs in on the bracket's deformation, the pole's bend (traced centre
+    line vs its chord) on the pole's bending, together with the CNN."""
     s = photo_scale
     face = g.face
     findings: list[Finding] = []
@@ -262,15 +275,15 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
                 probs[k] = (pred.probs[k], "cnn", None)
     pd = measure_probs(face.deformation_pct, table.measures["mirror_deformation_pct"], DEFORM_SIGMA_PCT)
     if face.method != "hole":       # outline partly hidden: the measure is weaker evidence
-        pd = 0.5 * pd + 0.5 * np.full(4, 0.25)
+        pd = PARTIAL_OUTLINE_WEIGHT * pd + (1 - PARTIAL_OUTLINE_WEIGHT) * np.full(4, 0.25)
     if "mirror.deformation" in probs:
         pc = probs["mirror.deformation"][0]
         probs["mirror.deformation"] = (pc * pd / (pc * pd).sum(), "cnn+geometry", face.deformation_pct)
     else:
         probs["mirror.deformation"] = (pd, "geometry", face.deformation_pct)
     for key, spec in (likelihoods or {}).items():
-        if key in probs and spec.get("measure") == "mirror_offset_pct":
-            v = geo.mirror_offset_pct(face, g.pole)
+        if key in probs:
+            v = measured_value(spec.get("measure", ""), g)
             if v is not None:
                 q = probs[key][0] * measure_likelihood(v, spec)
                 probs[key] = (q / q.sum(), "cnn+geometry", v)
@@ -351,4 +364,4 @@ def diagnose_array(rgb: np.ndarray, table: GradingTable | None = None, model="de
 
 __all__ = ["Finding", "MirrorInspection", "diagnose", "diagnose_photo", "diagnose_array", "measure_probs", "judge",
            "iv_evidence",
-           "grade_distribution", "combined_grade_probs", "measure_likelihood", "asdict"]
+           "grade_distribution", "combined_grade_probs", "measure_likelihood", "measured_value", "asdict"]

@@ -125,6 +125,8 @@ class MirrorModel:
             # per-head prior correction calibrated on the validation split (1 = plain softmax)
             self.none_scale = {k: float(v) for k, v in self.meta.get("none_scale", {}).items()}
             self.uses_measures = "measures" in ins
+            # test-time augmentation chosen by the calibration (see train.calibrate)
+            self.tta_flip = self.meta.get("tta") == "flip"
             so = ort.SessionOptions()
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
@@ -141,14 +143,16 @@ class MirrorModel:
 
     def predict_crops(self, mirror: np.ndarray, pole: np.ndarray, measures: np.ndarray | None = None) -> Prediction:
         m, p = to_input(mirror, pole)
-        feed = {"mirror": m, "pole": p}
+        if self.tta_flip:   # the photo and its mirror image (the network was trained on both)
+            m, p = np.concatenate([m, m[..., ::-1]]), np.concatenate([p, p[..., ::-1]])
+        feed = {"mirror": np.ascontiguousarray(m), "pole": np.ascontiguousarray(p)}
         if self.uses_measures:
-            feed["measures"] = (np.zeros(N_MEASURES, np.float32) if measures is None else
-                                np.asarray(measures, np.float32)).reshape(1, -1)
+            feed["measures"] = np.repeat((np.zeros(N_MEASURES, np.float32) if measures is None else
+                                          np.asarray(measures, np.float32)).reshape(1, -1), len(m), 0)
         with self._lock:
             logits, grade = self.session.run(["logits", "grade"], feed)
-        lg = logits.reshape(-1, len(self.heads), 4)[0]
-        pr = _softmax(lg)
+        pr = _softmax(logits.reshape(len(m), len(self.heads), 4)).mean(0)
+        gp = _softmax(grade).mean(0)
         probs = {}
         for i, k in enumerate(self.heads):
             p = pr[i].astype(np.float64)
@@ -156,7 +160,7 @@ class MirrorModel:
                 p[0] *= self.none_scale[k]
                 p = p / p.sum()
             probs[k] = p
-        return Prediction(probs, _softmax(grade[0]))
+        return Prediction(probs, gp)
 
     def predict(self, geom, face_index: int = 0) -> Prediction:
         return self.predict_crops(*crops(geom, face_index, self.mirror_size, self.pole_size),

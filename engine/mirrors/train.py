@@ -332,15 +332,18 @@ def export(net: MirrorNet, out_dir: Path, meta: dict) -> Path:
 
 
 def train_synthetic(samples: int = 6000, minutes: float = 12.0, seed: int = 1, out_dir: Path | None = None,
-                    cache: Path | None = None, val_samples: int = 600, epochs: int = 24) -> Path:
-    """Generate (or reuse, from ``cache``) the synthetic set, train, export ONNX + metadata + weights."""
+                    cache: Path | None = None, val_samples: int = 600, epochs: int = 24,
+                    init: Path | None = None) -> Path:
+    """Generate (or reuse, from ``cache``) the synthetic set, train (from ``init``'s weights if given,
+    at half the learning rate), export ONNX + metadata + weights."""
     import tempfile
     cache = Path(cache) if cache else Path(tempfile.gettempdir()) / "madoguchi-mirrors-train"
     t0 = time.time()
     generate_chunks(cache / "val", VAL_SEED_BASE, val_samples)
     generate_chunks(cache / "train", TRAIN_SEED_BASE + seed * 100_000, samples)
     return train_on_chunks(cache / "train", cache / "val", out_dir or resources_dir(), seed=seed, epochs=epochs,
-                           minutes=minutes, generation_seconds=time.time() - t0)
+                           minutes=minutes, generation_seconds=time.time() - t0, init=init,
+                           lr=1.5e-3 if init else 3e-3)
 
 
 def train_on_chunks(train_dir: Path, val_dir: Path, out_dir: Path, seed: int = 1, epochs: int = 24,
@@ -372,41 +375,51 @@ def train_on_chunks(train_dir: Path, val_dir: Path, out_dir: Path, seed: int = 1
             "torch": torch.__version__, **info}
     path = export(net, out_dir, meta)
     torch.save(net.state_dict(), path.with_suffix(".pt"))
-    calibrate(path, val_dir, likelihoods=cached_offset_likelihood(Path(val_dir).parent / "offset_likelihood.json"))
+    calibrate(path, val_dir, likelihoods=cached_measure_likelihoods(Path(val_dir).parent / "measure_likelihoods.json"))
     return path
-
-
-def cached_offset_likelihood(path: Path, n: int = 400) -> dict:
-    path = Path(path)
-    if path.is_file():
-        lik = json.loads(path.read_text(encoding="utf-8"))
-        if lik.get("bracket.deformation", {}).get("scenes") == n:
-            return lik
-    lik = offset_likelihood(n)
-    path.write_text(json.dumps(lik), encoding="utf-8")
-    return lik
 
 
 # ------------------------------------------------------------------ calibration (validation split)
 
-def _raw_predictions(model, ds) -> list:
+def _raw_predictions(model, ds, flip: bool = False) -> list:
     """Per validation sample: the ONNX model's per-head probabilities and grade probabilities
-    (no prior correction), run in batches."""
+    (no prior correction), run in batches; ``flip``: averaged with the mirror image's (as
+    :meth:`model.MirrorModel.predict_crops` does when the metadata says ``"tta": "flip"``)."""
     from .model import Prediction, _softmax
     n = len(ds["y"])
     out = []
     for i in range(0, n, 128):
         idx = np.arange(i, min(n, i + 128))
         m, p, me, _, _ = _tensors(ds, idx, False, None)
-        feed = {"mirror": m.numpy(), "pole": p.numpy()}
-        if model.uses_measures:
-            feed["measures"] = me.numpy()
-        lg, gr = model.session.run(["logits", "grade"], feed)
-        pr = _softmax(lg.reshape(len(idx), len(model.heads), 4))
-        gp = _softmax(gr)
+        pr = gp = 0
+        for f in ((False, True) if flip else (False,)):
+            feed = {"mirror": (m.flip(3) if f else m).numpy(), "pole": (p.flip(3) if f else p).numpy()}
+            if model.uses_measures:
+                feed["measures"] = me.numpy()
+            lg, gr = model.session.run(["logits", "grade"], feed)
+            pr = pr + _softmax(lg.reshape(len(idx), len(model.heads), 4)) / (2 if flip else 1)
+            gp = gp + _softmax(gr) / (2 if flip else 1)
         for j in range(len(idx)):
             out.append(Prediction({k: pr[j, h].astype(np.float64) for h, k in enumerate(model.heads)}, gp[j]))
     return out
+
+
+def _none_scales(raw, y, heads, grid) -> tuple[dict, dict]:
+    """Per head, the factor on P(no defect) with the best detection F1 on the validation split."""
+    none_scale, f1s = {}, {}
+    for h, k in enumerate(heads):
+        t = y[:, h] > 0
+        p0 = np.array([r.probs[k][0] for r in raw])
+        pany = np.array([r.probs[k][1:].max() for r in raw])
+        best = (-1.0, 1.0)
+        for sc in grid:
+            q = pany > p0 * sc          # the argmax is a damaged class
+            f1 = 2 * float((t & q).sum()) / max(1.0, float(t.sum() + q.sum()))
+            if f1 > best[0] + 1e-9 or (abs(f1 - best[0]) < 1e-9 and abs(np.log(sc)) < abs(np.log(best[1]))):
+                best = (f1, sc)
+        none_scale[k] = best[1]
+        f1s[k] = round(best[0], 3)
+    return none_scale, f1s
 
 
 def _scaled(pred, none_scale: dict):
@@ -449,39 +462,59 @@ def _judge_all(geoms, preds, table, safety=None, likelihoods=None) -> list:
 
 
 GEOMETRY_SEED_BASE = 3_000_000  # scenes for the measured-value likelihood tables (neither training nor validation)
-OFFSET_EDGES = (4.0, 8.0, 13.0, 19.0, 26.0, 40.0)   # bins of the mirror's offset from the pole's axis, % of r
+# Defects with a geometric measurement that weighs in on the CNN's probabilities through a likelihood
+# table: defect → (measure name as in diagnose.judge, bin edges)
+MEASURED_DEFECTS = {
+    "bracket.deformation": ("mirror_offset_pct", (4.0, 8.0, 13.0, 19.0, 26.0, 40.0)),   # % of the face radius
+    "pole.bend": ("pole_bend_pct", (1.2, 1.8, 3.2, 4.2, 7.0, 11.0)),                    # % of the pole's length
+}
 
 
-def _offset_sample(seed: int):
+def _geometry_sample(seed: int):
     rng = np.random.default_rng(seed)
     sev = synth.sample_defects(rng)
-    sev["bracket.deformation"] = seed % 4          # balanced severities
+    levels = {k: (seed // 4 ** i) % 4 for i, k in enumerate(MEASURED_DEFECTS)}   # balanced, independent
+    sev.update(levels)
     style = synth.TRAIN_STYLES[int(rng.integers(len(synth.TRAIN_STYLES)))]
     size = [(1024, 768), (768, 1024), (1024, 768), (800, 600), (600, 800)][int(rng.integers(5))]
     sc = synth.generate(seed, style=style, size=size, defects=sev)
     g = geo.analyse(camera_augment(sc.image, rng))
-    return seed % 4, geo.mirror_offset_pct(g.face, g.pole)
+    from .diagnose import measured_value
+    return levels, {k: measured_value(m, g) for k, (m, _) in MEASURED_DEFECTS.items()}
 
 
-def offset_likelihood(n: int = 400, processes: int = 2, seed_base: int = GEOMETRY_SEED_BASE) -> dict:
-    """P(bin of the measured mirror offset from the pole's axis | bracket.deformation severity), counted
-    on ``n`` scenes of the training styles with the severities balanced (seeds of their own), with
+def measure_likelihoods(n: int = 400, processes: int = 2, seed_base: int = GEOMETRY_SEED_BASE) -> dict:
+    """Per defect of :data:`MEASURED_DEFECTS`: P(bin of the measured value | severity), counted on ``n``
+    scenes of the training styles with those defects' severities balanced (seeds of their own), with
     add-one smoothing — the measurement's likelihood that :func:`diagnose.judge` multiplies into the
-    CNN's bracket probabilities."""
+    CNN's probabilities."""
     seeds = list(range(seed_base, seed_base + n))
     if processes > 1:
         with mp.get_context("fork").Pool(processes) as pool:
-            out = pool.map(_offset_sample, seeds, chunksize=8)
+            out = pool.map(_geometry_sample, seeds, chunksize=8)
     else:
-        out = [_offset_sample(s) for s in seeds]
-    counts = np.ones((4, len(OFFSET_EDGES) + 1))
-    for sev, v in out:
-        if v is not None:
-            counts[sev, int(np.searchsorted(OFFSET_EDGES, v, side="right"))] += 1
-    p = counts / counts.sum(1, keepdims=True)
-    return {"bracket.deformation": {"measure": "mirror_offset_pct", "edges": list(OFFSET_EDGES),
-                                    "p": [[round(float(v), 4) for v in row] for row in p],
-                                    "scenes": n, "seeds_from": seed_base}}
+        out = [_geometry_sample(s) for s in seeds]
+    tables = {}
+    for k, (measure, edges) in MEASURED_DEFECTS.items():
+        counts = np.ones((4, len(edges) + 1))
+        for levels, values in out:
+            if values[k] is not None:
+                counts[levels[k], int(np.searchsorted(edges, values[k], side="right"))] += 1
+        p = counts / counts.sum(1, keepdims=True)
+        tables[k] = {"measure": measure, "edges": list(edges), "p": [[round(float(v), 4) for v in row] for row in p],
+                     "scenes": n, "seeds_from": seed_base}
+    return tables
+
+
+def cached_measure_likelihoods(path: Path, n: int = 400) -> dict:
+    path = Path(path)
+    if path.is_file():
+        lik = json.loads(path.read_text(encoding="utf-8"))
+        if set(lik) == set(MEASURED_DEFECTS) and all(v.get("scenes") == n for v in lik.values()):
+            return lik
+    lik = measure_likelihoods(n)
+    path.write_text(json.dumps(lik), encoding="utf-8")
+    return lik
 
 
 NONE_SCALE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)
@@ -502,7 +535,11 @@ def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
       by the grade head (``grade_from_distribution``, ``grade_head_weight``) — and thresholds on the Ⅳ
       evidence (largest probability of a Ⅳ-level severity of one defect, the grade head's P(Ⅳ), and
       P(Ⅳ) over all defects, which counts several Ⅲ findings at once) that bring the recall of Ⅳ to
-      ``iv_recall_target`` on the validation split, choosing among those the best exact agreement.
+      ``iv_recall_target`` on the validation split, choosing among those the best exact agreement;
+    * ``tta``: whether the network also looks at the crops' mirror image (``"flip"``, averaged) —
+      chosen together with the above;
+    * ``calibration.operating_points``: the best exact agreement reachable at each Ⅳ recall level
+      (the trade-off the safety net sits on).
     """
     from .grading import load_table
     from .model import MirrorModel
@@ -511,56 +548,54 @@ def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
     if likelihoods is None:
         likelihoods = model.meta.get("measure_likelihoods")
     ds = load_chunks(val_dir)
-    raw = _raw_predictions(model, ds)
-    y = ds["y"]
-    grid = list(none_scale_grid)
-    none_scale, f1s = {}, {}
-    for h, k in enumerate(model.heads):
-        t = y[:, h] > 0
-        p0 = np.array([r.probs[k][0] for r in raw])
-        pany = np.array([r.probs[k][1:].max() for r in raw])
-        best = (-1.0, 1.0)
-        for sc in grid:
-            q = pany > p0 * sc          # the argmax is a damaged class
-            f1 = 2 * float((t & q).sum()) / max(1.0, float(t.sum() + q.sum()))
-            if f1 > best[0] + 1e-9 or (abs(f1 - best[0]) < 1e-9 and abs(np.log(sc)) < abs(np.log(best[1]))):
-                best = (f1, sc)
-        none_scale[k] = best[1]
-        f1s[k] = round(best[0], 3)
-    preds = [_scaled(r, none_scale) for r in raw]
     geoms = [_geometry_from_measures(me) for me in ds["measures"]]
     truth = ds["grade"]
     is4 = truth == 3
-    cands, before = [], {}
-    # how the grade is formed (the findings' worst grade, or the most probable grade over all
-    # defects together, weighted by the grade head) and the safety-net thresholds, chosen together
-    for use_dist, beta in GRADE_MODES:
-        base = _judge_all(geoms, preds, table, {"grade_from_distribution": use_dist, "grade_head_weight": beta},
-                          likelihoods)
-        prov = np.array([GRADES.index(i.provisional_grade) for i in base])
-        ivf = np.array([i.signals["iv_finding"] for i in base])
-        ivg = np.array([i.signals["iv_grade_head"] for i in base])
-        piv = np.array([i.signals["p_iv"] for i in base])
-        before[(use_dist, beta)] = prov
-        for t1 in IV_GRID:
-            for t2 in IV_GRID:
-                for t3 in IV_GRID:
-                    pr = np.where((prov != 3) & ((ivf >= t1) | (ivg >= t2) | (piv >= t3)), 3, prov)
-                    rec = float((pr[is4] == 3).mean()) if is4.any() else 1.0
-                    cands.append((rec >= iv_recall_target, float((pr == truth).mean()), rec,
-                                  float((np.abs(pr - truth) <= 1).mean()), use_dist, beta, t1, t2, t3))
+    cands, before, scales = [], {}, {}
+    for tta in ("none", "flip"):
+        raw = _raw_predictions(model, ds, flip=tta == "flip")
+        none_scale, f1s = _none_scales(raw, ds["y"], model.heads, none_scale_grid)
+        scales[tta] = (none_scale, f1s)
+        preds = [_scaled(r, none_scale) for r in raw]
+        # how the grade is formed (the findings' worst grade, or the most probable grade over all
+        # defects together, weighted by the grade head) and the safety-net thresholds, chosen together
+        for use_dist, beta in GRADE_MODES:
+            base = _judge_all(geoms, preds, table, {"grade_from_distribution": use_dist, "grade_head_weight": beta},
+                              likelihoods)
+            prov = np.array([GRADES.index(i.provisional_grade) for i in base])
+            ivf = np.array([i.signals["iv_finding"] for i in base])
+            ivg = np.array([i.signals["iv_grade_head"] for i in base])
+            piv = np.array([i.signals["p_iv"] for i in base])
+            before[(tta, use_dist, beta)] = prov
+            for t1 in IV_GRID:
+                for t2 in IV_GRID:
+                    for t3 in IV_GRID:
+                        pr = np.where((prov != 3) & ((ivf >= t1) | (ivg >= t2) | (piv >= t3)), 3, prov)
+                        rec = float((pr[is4] == 3).mean()) if is4.any() else 1.0
+                        cands.append((rec >= iv_recall_target, float((pr == truth).mean()), rec,
+                                      float((np.abs(pr - truth) <= 1).mean()), tta, use_dist, beta, t1, t2, t3))
     ok = [c for c in cands if c[0]]
     # best exact agreement among those meeting the Ⅳ recall target (ties: better within-one, then the
     # highest thresholds); if none does, the best recall
-    best = (max(ok, key=lambda c: (c[1], c[3], c[6] + c[7] + c[8])) if ok else
+    best = (max(ok, key=lambda c: (c[1], c[3], c[7] + c[8] + c[9])) if ok else
             max(cands, key=lambda c: (c[2], c[1], c[3])))
-    _, exact, rec, within, use_dist, beta, t1, t2, t3 = best
-    prov = before[(use_dist, beta)]
+    _, exact, rec, within, tta, use_dist, beta, t1, t2, t3 = best
+    prov = before[(tta, use_dist, beta)]
+    none_scale, f1s = scales[tta]
+    # the trade-off the chosen operating point sits on: best exact agreement at each Ⅳ recall level
+    points = []
+    for level in (0.8, 0.9, 0.95, 0.97, iv_recall_target):
+        at = [c for c in cands if c[2] >= level]
+        if at:
+            c = max(at, key=lambda c: (c[1], c[3]))
+            points.append({"iv_recall_at_least": level, "exact": round(c[1], 3), "within_one": round(c[3], 3),
+                           "iv_recall": round(c[2], 3)})
     meta_path = Path(model_path).with_suffix(".json")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["none_scale"] = none_scale
     if likelihoods:
         meta["measure_likelihoods"] = likelihoods
+    meta["tta"] = tta
     meta["safety_net"] = {"iv_finding": t1, "iv_grade_head": t2, "p_iv": t3,
                           "grade_from_distribution": bool(use_dist), "grade_head_weight": beta}
     meta["calibration"] = {
@@ -569,7 +604,8 @@ def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
         "before_safety_net": {"exact": float((prov == truth).mean()),
                               "within_one": float((np.abs(prov - truth) <= 1).mean()),
                               "iv_recall": float((prov[is4] == 3).mean()) if is4.any() else None},
-        "after_safety_net": {"exact": exact, "within_one": within, "iv_recall": rec}}
+        "after_safety_net": {"exact": exact, "within_one": within, "iv_recall": rec},
+        "operating_points": points}
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     from .model import _cache
     _cache.pop(str(Path(model_path).resolve()), None)
