@@ -37,6 +37,41 @@ def test_cer_normalisation():
     assert cer("来月また来ました", "来月また来ます", variants=True) > 0
 
 
+def test_vote_keeps_what_most_decodes_agree_on():
+    from engine.asr.finalpass import vote
+    # each decode has its own mistake (a homophone, a dropped word, an inserted word); the vote has none
+    decodes = ["求職活動をしています。", "給食活動をしています。", "求職活動をしています。",
+               "求職活動をしていますね。", "求職をしています。"]
+    assert vote(decodes) == "求職活動をしています。"
+    assert vote(["家賃は五万円です", "家賃は五万円です", "家賃は三万円です"]) == "家賃は五万円です"
+    # an insertion only one decode has is dropped; one most decodes have is kept
+    assert vote(["はい", "はい、そうです", "はい、そうです"]) == "はい、そうです"
+    assert vote(["はい", "はいえ", "はい"]) == "はい"
+    assert vote(["ひとつ"]) == "ひとつ" and vote([]) == ""
+
+
+def test_final_pass_votes_over_differently_chunked_decodes(model):
+    from engine.asr.finalpass import SYSTEMS, chunks, transcribe_whole, utterances
+
+    class Cfg(dict):
+        def get(self, k, d=None):
+            return super().get(k, d)
+    c = conversation("housing", seed=2)
+    spans = utterances(c.audio)
+    assert len(spans) >= len(c.turns) - 2
+    for upto, _ in SYSTEMS:
+        if upto:
+            merged = chunks(spans, upto)
+            assert all(b - a <= upto or (a, b) in spans for a, b in merged)
+            assert merged[0][0] == spans[0][0] and merged[-1][1] == spans[-1][1]
+    voted = transcribe_whole(c.audio, Cfg({}), model)
+    one = transcribe_whole(c.audio, Cfg({"asr.final_systems": 1}), model)
+    # one segment per utterance, in order, each on its own utterance's span
+    assert [(a, b) for a, b, _ in voted] == [s for s in spans if any(s == (a, b) for a, b, _ in voted)]
+    assert cer(c.reference, "".join(t for _, _, t in voted)) < 0.2
+    assert cer(c.reference, "".join(t for _, _, t in voted)) <= cer(c.reference, "".join(t for _, _, t in one)) + 0.02
+
+
 def test_glossary_has_office_terms():
     words = load_glossary()
     for w in ("生活保護", "児童扶養手当", "住居確保給付金", "介護保険料", "家賃", "扶養義務者", "ハローワーク"):

