@@ -41,7 +41,8 @@ def make_app(argv=None) -> QApplication:
 
 def sign_in(ctx, parent=None):
     from .views.signin import FirstRunDialog, SignInDialog
-    dlg = FirstRunDialog(ctx.store, parent) if users.count(ctx.store) == 0 else SignInDialog(ctx.store, parent)
+    first = ctx.store.backend != "offline" and users.count(ctx.store) == 0   # offline: the users are on the server
+    dlg = FirstRunDialog(ctx.store, parent) if first else SignInDialog(ctx.store, parent)
     if dlg.exec() != QDialog.DialogCode.Accepted:
         return None
     return dlg.user

@@ -4,13 +4,15 @@ from __future__ import annotations
 import importlib
 import logging
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from engine import __version__
+from engine.store import ServerUnavailable
 
 from . import strings as S
+from .link import ServerLink
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
         self.views = {}
+        self._waiting = {}        # title → view class, for screens that could not open offline
         for title, modname, cls, roles in TABS:
             if user.role not in roles:
                 continue
@@ -43,20 +46,60 @@ class MainWindow(QMainWindow):
                 if e.name and modname.startswith(e.name):
                     continue  # that screen is not part of this build
                 raise
-            view = getattr(mod, cls)(ctx, user, self)
+            try:
+                view = getattr(mod, cls)(ctx, user, self)
+            except ServerUnavailable:   # offline: this screen lives on the office server; it comes at reconnect
+                view = QLabel(S.SERVER_TAB_OFFLINE, self)
+                view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                view.setWordWrap(True)
+                self._waiting[title] = getattr(mod, cls)
             self.views[title] = view
             self.tabs.addTab(view, title)
         consult, record = self.views.get(S.TAB_CONSULT), self.views.get(S.TAB_RECORD)
         if consult is not None and record is not None:
             consult.record_ready.connect(self.open_record)
             consult.record_refined.connect(record.refined)
-        if consult is not None:
+        if consult is not None and ctx.store.backend != "offline":
             QTimer.singleShot(0, consult.offer_recovery)
         self._menus()
         self.status = QLabel(S.READY)
+        self.link = ServerLink(ctx, self)
+        self.link.changed.connect(self._link_changed)
+        self.statusBar().addPermanentWidget(self.link.label)
         self.statusBar().addPermanentWidget(QLabel(f"{user.display_name}（{user.role_ja}）"))
         self.statusBar().addWidget(self.status)
         self._restore()
+        self.link.start()
+
+    def _link_changed(self, st) -> None:
+        """Back online: the lists show the server again, and consultations recorded or cut off
+        while offline are offered for drafting (the usual recovery question)."""
+        if not st["online"]:
+            return
+        for title, cls in list(self._waiting.items()):
+            try:
+                view = cls(self.ctx, self.user, self)
+            except ServerUnavailable:
+                continue
+            i = self.tabs.indexOf(self.views[title])
+            current = self.tabs.currentIndex() == i
+            self.tabs.removeTab(i)
+            self.views[title].deleteLater()
+            self.tabs.insertTab(i, view, title)
+            if current:
+                self.tabs.setCurrentIndex(i)
+            self.views[title] = view
+            del self._waiting[title]
+        for v in self.views.values():
+            refresh = getattr(v, "refresh", None)
+            if refresh is not None:
+                try:
+                    refresh()
+                except Exception as e:   # a view that cannot refresh now must not break the window
+                    log.warning("refresh after reconnect failed: %s", type(e).__name__)
+        consult = self.views.get(S.TAB_CONSULT)
+        if consult is not None and (st["sent"] or st["replayed"]) and consult.cw is None:
+            consult.offer_recovery()
 
     def _menus(self) -> None:
         m = self.menuBar().addMenu(S.MENU_FILE)
@@ -104,6 +147,7 @@ class MainWindow(QMainWindow):
         self.close()
 
     def closeEvent(self, ev) -> None:
+        self.link.stop()
         for v in self.views.values():
             closer = getattr(v, "shutdown", None)
             if closer:

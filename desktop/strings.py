@@ -264,3 +264,16 @@ DOCTOR_NG = "判定：要対応（異常の行を確認してください）"
 SAVE_RECORD = "記録を保存"
 SUBMIT_RECORD = "記録を提出"
 CANCEL_BUTTON = "キャンセル"
+
+# Office server link (status bar, offline sign-in)
+SERVER_STATUS_NAME = "事務所サーバーとの接続"
+SERVER_ONLINE = "サーバー接続中"
+SERVER_ONLINE_TIP = "事務所のサーバーに接続しています。記録・承認・台帳はサーバーに保存されます。"
+SERVER_OFFLINE = "オフライン：事務所のサーバーに接続できません。録音と文字起こしはこのPCで続けられます"
+SERVER_OFFLINE_PENDING = "（未送信の録音 {n} 件）"
+SERVER_OFFLINE_TIP = ("サーバーに接続できるまで、記録の作成・承認・台帳は使えません。"
+                      "録音はこのPCに保存され、接続が戻ると自動で送信されます。")
+SERVER_BACK = "サーバーに再接続しました（{sent} 件を送信）"
+SIGNIN_OFFLINE_NOTE = ("事務所のサーバーに接続できません。このPCで最近サインインした職員は、"
+                       "録音と文字起こしのためにサインインできます。")
+SERVER_TAB_OFFLINE = "この画面は事務所のサーバーにあります。サーバーに接続できると自動で開きます。"

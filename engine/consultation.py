@@ -112,8 +112,11 @@ class CounterConsultation:
         if progress:
             progress(0, 2, "記録の下書きを仕上げています…")
         self.session.stop(final_pass=False)
-        live = segments_from_session(self.ctx.store, self.session.id)
-        self._finish.set()                     # the drafter takes the last live segments and finishes
+        store = self.session.store   # the store this consultation was recorded in (office server: it may
+        try:                         # have gone offline meanwhile, the context then holds the local one)
+            live = segments_from_session(store, self.session.id)
+        finally:
+            self._finish.set()                 # the drafter takes the last live segments and finishes
         if not live:
             self._drafting.join()
             raise MadoguchiError("nothing was transcribed in this session",
@@ -127,12 +130,12 @@ class CounterConsultation:
         d.stats = {**d.stats, "stop_to_draft_s": round(time.perf_counter() - t0, 1)}
         if progress:
             progress(1, 2, "保存しています…")
-        rec = workflow.create(self.ctx.store, self.user, d, session_id=self.session.id,
+        rec = workflow.create(store, self.user, d, session_id=self.session.id,
                               case_number=self.case_number, title=self.title or d.title)
         self.record_id = rec.id
         log.info("consultation %s → record %s in %.1f s after stop", self.session.id, rec.id, time.perf_counter() - t0)
         if not final_pass:
-            self.ctx.store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (self.session.id,))
+            store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (self.session.id,))
         return rec
 
     def refine(self, progress: Callable | None = None) -> workflow.RecordDraft | None:

@@ -48,4 +48,5 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
     if cfg["security.encrypt"]:
         from .keystore import load_key
         key = load_key(cfg.data_dir)
-    return Context(cfg, open_store(cfg.data_dir, key=key, server=cfg["office_server"]), key)
+    return Context(cfg, open_store(cfg.data_dir, key=key, server=cfg["office_server"],
+                                         sslrootcert=cfg["server.sslrootcert"]), key)

@@ -76,7 +76,9 @@ def check_fonts() -> list[Check]:
 
 
 def run(ctx, deep: bool = True, load: bool = True) -> list[Check]:
-    return check_models(ctx.config, deep, load) + check_audio() + check_store(ctx) + check_fonts()
+    from .server import doctor_checks
+    return (check_models(ctx.config, deep, load) + check_audio() + check_store(ctx) + doctor_checks(ctx)
+            + check_fonts())
 
 
 def verdict(checks: list[Check]) -> bool:

@@ -1,11 +1,15 @@
-"""Office server mode for IT: ``madoguchi server init|migrate|check|password``.
+"""Office server mode for IT: ``madoguchi server init|migrate|check|sync|password``, and the
+desktop's link to the server (:func:`check_link`, offline sign-in).
 
 The server is the one named by the ``office_server`` config key (MSI property ``OFFICESERVER``):
-a host (database and user ``madoguchi``, TLS when the server offers it) or a ``postgresql://`` URL.
-``init`` creates the database when the user may, and applies the schema; ``migrate`` applies
-pending schema migrations and, with ``--from-sqlite``, moves a single-PC store onto the server;
-``check`` says whether this PC can work with the server (reachability, TLS, schema, immutability
-triggers, audit chain, round-trip time); ``sync`` sends what was recorded while it was unreachable.
+a host (database and user ``madoguchi``) or a ``postgresql://`` URL; with ``server.sslrootcert``
+(the office CA) TLS is verified (``sslmode=verify-full``), without it TLS is used when offered but
+unverified, and ``check`` says so. ``init`` creates the database when the user may, and applies
+the schema; ``migrate`` applies pending schema migrations and, with ``--from-sqlite``, moves a
+single-PC store onto the server; ``check`` says whether this PC can work with the server
+(reachability, TLS, schema, immutability triggers, audit chain, round-trip time, password
+source); ``sync`` sends what was recorded while it was unreachable; ``password`` keeps the
+password in the OS keyring.
 """
 from __future__ import annotations
 
@@ -16,10 +20,9 @@ from typing import Any
 
 from . import audit, netguard
 from .errors import MadoguchiError
-from .store import (DB_NAME, LOCAL_TABLES, OFFLINE_SYNCED_KEY, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
+from .store import (DB_NAME, KEYRING_SERVICE, LOCAL_TABLES, OFFLINE_SYNCED_KEY, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
                     migrations, offline_pending, server_conninfo)
 
-KEYRING_SERVICE = "Madoguchi office server"
 IMMUTABLE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete", "record_versions_approved_no_update",
                       "record_versions_approved_no_delete")
 
@@ -28,19 +31,19 @@ class ServerSetupError(MadoguchiError):
     ja_default = "事務所サーバーの設定に失敗しました。システム管理者に連絡してください。"
 
 
-def _conninfo(server: str) -> str:
+def _conninfo(server: str, ca: str = "") -> str:
     if not server:
         raise ServerSetupError("no office server configured: set office_server (MSI property OFFICESERVER) "
                                "or pass --server", ja="事務所サーバーが設定されていません。")
     netguard.install(server)
-    return server_conninfo(server)
+    return server_conninfo(server, ca)
 
 
-def init(server: str) -> dict[str, Any]:
+def init(server: str, ca: str = "") -> dict[str, Any]:
     """Create the database if it is missing (needs CREATEDB), then apply every migration."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
-    ci = _conninfo(server)
+    ci = _conninfo(server, ca)
     created = False
     try:
         connect_server(ci).close()
@@ -62,11 +65,12 @@ def init(server: str) -> dict[str, Any]:
         applied = st.migrate()
     finally:
         st.close()
-    return {"created_database": created, "applied": applied, **check(server)}
+    return {"created_database": created, "applied": applied, **check(server, ca)}
 
 
-def migrate(server: str, from_sqlite: Path | None = None, key: bytes | None = None) -> dict[str, Any]:
-    st = ServerStore(_conninfo(server), migrate=False)
+def migrate(server: str, from_sqlite: Path | None = None, key: bytes | None = None,
+            ca: str = "") -> dict[str, Any]:
+    st = ServerStore(_conninfo(server, ca), migrate=False)
     try:
         out: dict[str, Any] = {"applied": st.migrate(), "schema_version": st.schema_version()}
         if from_sqlite is not None:
@@ -154,19 +158,27 @@ def sync_offline(local: Store, dst: ServerStore) -> dict[str, int]:
             if dst.query_one("SELECT id FROM sessions WHERE uid = ?", (uid,)):
                 skipped += 1
             else:
-                sid = dst.insert("sessions", {k: v for k, v in sess.items() if k != "id"})
+                # no process finishes it on the server: the recovery question offers it for drafting
+                sid = dst.insert("sessions", {**{k: v for k, v in sess.items() if k != "id"}, "pid": None})
                 for g in segs:
                     dst.insert("segments", {**{k: v for k, v in g.items() if k != "id"}, "session_id": sid})
                 sent += 1
                 segments += len(segs)
         synced.append(uid)
         local.set_setting(OFFLINE_SYNCED_KEY, synced)
-    return {"sent": sent, "already_there": skipped, "segments": segments}
+    return {"sent": sent, "already_there": skipped, "segments": segments,
+            "signins": _send_offline_sign_ins(local, dst)}
 
 
-def check(server: str) -> dict[str, Any]:
-    """Can this PC work with the office server? Never raises for an unreachable server: says so."""
-    ci = _conninfo(server)
+def check(server: str, ca: str = "") -> dict[str, Any]:
+    """Can this PC work with the office server? Never raises for an unreachable server: says so.
+    ``tls`` says in plain words whether the connection is encrypted and whether the server's
+    certificate was verified; ``warnings`` lists what IT should fix (unencrypted, unverified,
+    password not in the keyring)."""
+    from psycopg.conninfo import conninfo_to_dict
+    ci = _conninfo(server, ca)
+    params = conninfo_to_dict(ci)
+    warnings: list[str] = []
     out: dict[str, Any] = {"server": netguard.server_host(server), "reachable": False}
     try:
         t = time.perf_counter()
@@ -179,7 +191,19 @@ def check(server: str) -> dict[str, Any]:
     try:
         out["reachable"] = True
         out["server_version"] = c.execute("SHOW server_version").fetchone()[0]
-        out["tls"] = bool(c.pgconn.ssl_in_use)
+        encrypted = bool(c.pgconn.ssl_in_use)
+        verified = encrypted and params.get("sslmode") in ("verify-full", "verify-ca")
+        out["tls"], out["tls_verified"] = encrypted, verified
+        if verified:
+            out["tls_detail"] = f"encrypted, certificate verified ({params['sslmode']}, CA {params.get('sslrootcert')})"
+        elif encrypted:
+            out["tls_detail"] = f"encrypted but NOT verified (sslmode={params.get('sslmode')})"
+            warnings.append("the server's certificate is not verified: set server.sslrootcert to the office CA "
+                            "certificate (then sslmode=verify-full)")
+        else:
+            out["tls_detail"] = f"NOT encrypted (sslmode={params.get('sslmode')})"
+            warnings.append("the connection to the office server is NOT encrypted: enable ssl on the server and "
+                            "set server.sslrootcert")
         t = time.perf_counter()
         for _ in range(20):
             c.execute("SELECT 1").fetchone()
@@ -198,37 +222,61 @@ def check(server: str) -> dict[str, Any]:
             out["audit_entries"] = st.query_one("SELECT COUNT(*) AS n FROM audit_log")["n"]
     finally:
         st.close()
+    out["password_from"] = _password_source(server, params)
+    if out["password_from"] == "none":
+        warnings.append("no password from the URL, PGPASSWORD or the OS keyring (trust/.pgpass/certificate auth)")
+    out["warnings"] = warnings
     out["ok"] = (out["schema_version"] == out["latest_version"] and not out["missing_triggers"]
                  and out.get("audit_ok", False))
     return out
 
 
+def _password_source(server: str, params: dict) -> str:
+    """Where the password in ``params`` came from (see :func:`engine.store.server_conninfo`)."""
+    import os
+    from psycopg.conninfo import conninfo_to_dict
+    if ("://" in server or "=" in server) and "password" in conninfo_to_dict(server):
+        return "url"
+    if "PGPASSWORD" in os.environ:
+        return "PGPASSWORD"
+    return "keyring" if "password" in params else "none"
+
+
 def set_password(server: str, password: str) -> str:
-    """Keep the server password in the OS keyring (Windows Credential Manager, Secret Service)."""
+    """Keep the server password in the OS keyring (Windows Credential Manager, Secret Service, or
+    the backend keyring's own config file names). No usable keyring: a clear error saying what to
+    use instead — the password is never written anywhere else by Madoguchi."""
     import keyring
+    from keyring.errors import KeyringError
     from psycopg.conninfo import conninfo_to_dict
     p = conninfo_to_dict(server_conninfo(server))
     name = f"{p.get('user', '')}@{p.get('host', '')}"
-    keyring.set_password(KEYRING_SERVICE, name, password)
+    try:
+        keyring.set_password(KEYRING_SERVICE, name, password)
+    except (KeyringError, RuntimeError) as e:
+        raise ServerSetupError(
+            f"no usable OS keyring on this PC ({type(e).__name__}: {e}); give the password with PGPASSWORD, "
+            f"a ~/.pgpass (%APPDATA%\\postgresql\\pgpass.conf) entry or certificate authentication instead",
+            ja="このPCでは資格情報の保管庫（キーリング）が使えません。システム管理者に連絡してください。") from e
     return name
 
 
 # ----------------------------------------------------------------------------- CLI
 
-def _server_value(args) -> str:
-    if args.server:
-        return args.server
+def _server_value(args) -> tuple[str, str]:
+    """(office server, office CA certificate) from --server/--sslrootcert or the config."""
     from . import config
-    ov = {"data_dir": args.data_dir} if args.data_dir else None
-    return config.load(ov)["office_server"]
+    cfg = config.load({"data_dir": args.data_dir} if args.data_dir else None)
+    return (args.server or cfg["office_server"],
+            args.sslrootcert if args.sslrootcert is not None else cfg["server.sslrootcert"])
 
 
 def cmd_server(args) -> int:
     from .cli import print_json
-    server = _server_value(args)
+    server, ca = _server_value(args)
     c = args.server_cmd
     if c == "init":
-        out = init(server)
+        out = init(server, ca)
     elif c == "migrate":
         src, key = None, None
         if args.from_sqlite is not None:
@@ -240,7 +288,7 @@ def cmd_server(args) -> int:
             if cfg["security.encrypt"]:
                 from .keystore import load_key
                 key = load_key(cfg.data_dir)
-        out = migrate(server, src, key)
+        out = migrate(server, src, key, ca)
     elif c == "sync":
         from . import config
         cfg = config.load({"data_dir": args.data_dir} if args.data_dir else None)
@@ -249,7 +297,7 @@ def cmd_server(args) -> int:
             from .keystore import load_key
             key = load_key(cfg.data_dir)
         local = Store(cfg.data_dir / DB_NAME, key=key)
-        st = ServerStore(_conninfo(server), local=local)
+        st = ServerStore(_conninfo(server, ca), local=local)
         try:
             out = sync_offline(local, st)
         finally:
@@ -260,12 +308,14 @@ def cmd_server(args) -> int:
         pw = os.environ.get("MADOGUCHI_SERVER_PASSWORD") or getpass.getpass("office server password: ")
         out = {"keyring": KEYRING_SERVICE, "name": set_password(server, pw)}
     else:
-        out = check(server)
+        out = check(server, ca)
     if args.json:
         print_json(out)
     else:
         for k, v in out.items():
             print(f"{k:18} {v}")
+    for w in out.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     if c == "check" and not out["ok"]:
         print("error: the office server is not ready (see above)", file=sys.stderr)
         return 2
@@ -283,7 +333,170 @@ def register(sub) -> None:
         p = ss.add_parser(name, help=hlp)
         p.add_argument("--server", default=None, help="host or postgresql:// URL (default: config office_server)")
         p.add_argument("--json", action="store_true")
+        p.add_argument("--sslrootcert", default=None, metavar="PEM",
+                       help="office CA certificate: verify the server (default: config server.sslrootcert)")
         if name == "migrate":
             p.add_argument("--from-sqlite", nargs="?", const="", default=None, metavar="DB",
                            help=f"copy this SQLite store (default: <data>/{DB_NAME}) onto the empty server")
     s.set_defaults(func=cmd_server)
+
+
+# ----------------------------------------------------------------------------- the desktop's link
+
+class LinkStatus(dict):
+    """What :func:`check_link` found: ``online`` (bool), ``reason`` (why offline), ``sent``
+    (sessions sent by this check), ``replayed`` (journaled writes sent), ``pending`` (sessions
+    recorded on this PC still waiting for the server), ``changed`` (online/offline switched)."""
+
+
+def _offline_store_for(server_store: ServerStore, reason: str):
+    from .store import OfflineStore
+    off = OfflineStore(server_store.path, key=server_store.key, conninfo=server_store.conninfo, reason=reason)
+    off.server = server_store        # the same server object comes back at reconnect (its journal)
+    return off
+
+
+def check_link(ctx) -> LinkStatus:
+    """One look at the office server for a running desktop (called every few seconds, off the GUI
+    thread). Online → offline: ``ctx.store`` becomes an :class:`~engine.store.OfflineStore` on this
+    PC's file, so new recordings go on locally; a recording already running keeps its server store,
+    whose segments are journaled locally. Offline → online: the journal is replayed, the sessions
+    recorded meanwhile and the offline sign-ins are sent (once each), and ``ctx.store`` is the
+    server store again. Without an office server: always online, nothing to do."""
+    st = ctx.store
+    if st.backend == "sqlite":
+        return LinkStatus(online=True, reason="", sent=0, replayed=0, pending=0, changed=False)
+    if st.backend == "postgresql":
+        try:
+            st.ping()
+            out = LinkStatus(online=True, reason="", sent=0, replayed=0, changed=False)
+            if offline_pending(st.local) or st.local.get_setting(OFFLINE_SIGNINS_KEY, []):
+                out["sent"] = sync_offline(st.local, st)["sent"]   # finished after the reconnect
+            out["pending"] = len(offline_pending(st.local))
+            return out
+        except ServerUnavailable as e:
+            st.down = st.down or str(e)
+            ctx.store = _offline_store_for(st, st.down)
+            return LinkStatus(online=False, reason=st.down, sent=0, replayed=0,
+                              pending=len(offline_pending(ctx.store)), changed=True)
+    # offline: try to come back
+    server = getattr(st, "server", None)
+    try:
+        if server is None:
+            server = ServerStore(st.conninfo, local=Store(st.path, key=st.key))
+        replayed = server.reconnect()
+        sent = sync_offline(server.local, server)["sent"]
+    except ServerUnavailable as e:
+        if server is not None and server.down is None:
+            server.down = str(e)
+        st.server = server
+        return LinkStatus(online=False, reason=str(e), sent=0, replayed=0, pending=len(offline_pending(st)),
+                          changed=False)
+    ctx.store = server    # the OfflineStore is left open: a recording started offline still writes to it
+    return LinkStatus(online=True, reason="", sent=sent, replayed=replayed,
+                      pending=len(offline_pending(server.local)), changed=True)
+
+
+# ----------------------------------------------------------------------------- offline sign-in
+# Decision: staff who record may sign in while the server is away with the password of their last
+# successful sign-in *on this PC*. At each server sign-in a fresh argon2 verifier of the password
+# (own salt, not the server's hash) and the user's role are kept in this PC's file (encrypted
+# with the data key when security.encrypt is on). Offline sign-in: only staff/supervisor (the
+# roles that record), only within OFFLINE_SIGNIN_DAYS of that server sign-in, 5 wrong passwords
+# lock the cached verifier until the next server sign-in. Every offline sign-in is kept locally
+# and appended to the server's audit log (signin.offline, with its time) at the next sync.
+# Limit: a user deactivated or a password changed on the server meanwhile still works offline on
+# this PC until the next server sign-in or OFFLINE_SIGNIN_DAYS, whichever comes first.
+
+OFFLINE_SIGNIN_DAYS = 7
+OFFLINE_SIGNIN_MAX_FAILURES = 5
+OFFLINE_VERIFIERS_KEY = "offline.verifiers"
+OFFLINE_SIGNINS_KEY = "offline.signins"
+
+
+def remember_sign_in(local: Store, user, password: str, now: float | None = None) -> None:
+    """After a successful sign-in on the server: keep an offline verifier for this user on this PC."""
+    from argon2 import PasswordHasher
+    from .records.workflow import WRITERS
+    vs = dict(local.get_setting(OFFLINE_VERIFIERS_KEY, {}))
+    if user.role not in WRITERS:
+        vs.pop(user.username, None)
+    else:
+        vs[user.username] = {"id": user.id, "display_name": user.display_name, "role": user.role,
+                             "verifier": PasswordHasher().hash(password), "at": time.time() if now is None else now,
+                             "failures": 0}
+    local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+
+
+def offline_sign_in(local: Store, username: str, password: str, now: float | None = None):
+    """Sign in while the office server is unreachable (see the decision above)."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+    from .users import SignInError, SignInLocked, User
+    now = time.time() if now is None else now
+    vs = dict(local.get_setting(OFFLINE_VERIFIERS_KEY, {}))
+    v = vs.get(username)
+    if v is None or now - v["at"] > OFFLINE_SIGNIN_DAYS * 86400:
+        PasswordHasher().hash(password or "x")   # same cost either way
+        raise SignInError(f"no offline sign-in for {username!r} on this PC (none within {OFFLINE_SIGNIN_DAYS} days)",
+                          ja="サーバーに接続できないため、このPCでサーバーにサインインしたことのある職員だけが"
+                             "サインインできます（最後のサインインから7日以内）。")
+    if v["failures"] >= OFFLINE_SIGNIN_MAX_FAILURES:
+        raise SignInLocked("offline sign-in locked after repeated failures; sign in when the server is back",
+                           ja="パスワードの誤りが続いたため、サーバーに接続できるまでこのPCではサインインできません。")
+    try:
+        PasswordHasher().verify(v["verifier"], password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        vs[username] = {**v, "failures": v["failures"] + 1}
+        local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+        raise SignInError("wrong username or password (offline)") from None
+    if v["failures"]:
+        vs[username] = {**v, "failures": 0}
+        local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+    log = list(local.get_setting(OFFLINE_SIGNINS_KEY, []))
+    log.append({"username": username, "at": now})
+    local.set_setting(OFFLINE_SIGNINS_KEY, log)
+    return User(v["id"], username, v["display_name"], v["role"], True)
+
+
+def _send_offline_sign_ins(local: Store, dst: ServerStore) -> int:
+    """The offline sign-ins into the server's audit log, each once (the local list is emptied in
+    the same step as the server commit succeeds; a cut-off is detected by the entry's time)."""
+    pending = list(local.get_setting(OFFLINE_SIGNINS_KEY, []))
+    n = 0
+    for e in pending:
+        with dst.transaction():
+            seen = dst.query_one("SELECT 1 AS x FROM audit_log WHERE action = 'signin.offline' AND actor = ? "
+                                 "AND detail LIKE ?", (e["username"], f'%"at":{e["at"]!r}%'))
+            if not seen:
+                audit.append(dst, e["username"], "signin.offline", "user", e["username"], {"at": e["at"]})
+                n += 1
+        local.set_setting(OFFLINE_SIGNINS_KEY, pending[pending.index(e) + 1:])
+    return n
+
+
+def doctor_checks(ctx) -> list:
+    """Rows for ``madoguchi doctor`` when an office server is configured: reachable, TLS
+    (encrypted *and* verified, said plainly otherwise), schema/audit chain, where the password
+    comes from."""
+    from .doctor import Check
+    server = ctx.config["office_server"]
+    if not server:
+        return []
+    try:
+        out = check(server, ctx.config["server.sslrootcert"])
+    except MadoguchiError as e:
+        return [Check("office server", "connection", False, str(e))]
+    if not out["reachable"]:
+        return [Check("office server", "connection", False,
+                      f"{out.get('error', 'unreachable')} — this PC works offline (recording only)")]
+    rows = [Check("office server", "connection", True,
+                  f"{out['server']} PostgreSQL {out['server_version']}, {out['round_trip_ms']} ms round trip"),
+            Check("office server", "TLS", out["tls_verified"], out["tls_detail"]
+                  + ("" if out["tls_verified"] else " — set server.sslrootcert to the office CA"), required=False),
+            Check("office server", "schema and audit chain", out["ok"],
+                  f"schema {out['schema_version']} of {out['latest_version']}, audit chain "
+                  f"{'verified' if out.get('audit_ok') else 'NOT verified'}, {out.get('audit_entries', 0)} entries"),
+            Check("office server", "password", out["password_from"] != "none",
+                  f"from {out['password_from']}", required=False)]
+    return rows

@@ -231,7 +231,8 @@ def is_plain_sqlite(path: Path) -> bool:
         return f.read(16) == b"SQLite format 3\x00"
 
 
-def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "", offline: bool = True) -> Store:
+def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "", offline: bool = True,
+               sslrootcert: str = "") -> Store:
     """The SQLite file in ``data_dir``; with ``server`` (the ``office_server`` config key) the office
     PostgreSQL server, the SQLite file staying beside it for the PC-local manual index.
 
@@ -243,7 +244,7 @@ def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "",
         Store.encrypt_plain(path, key)
     if not server:
         return Store(path, key=key)
-    ci = server_conninfo(server)
+    ci = server_conninfo(server, sslrootcert)
     local = Store(path, key=key)
     try:
         st = ServerStore(ci, local=local)
@@ -264,11 +265,19 @@ def open_store(data_dir: Path | str, key: bytes | None = None, server: str = "",
     return st
 
 
-def server_conninfo(server: str) -> str:
+KEYRING_SERVICE = "Madoguchi office server"
+
+
+def server_conninfo(server: str, sslrootcert: str = "") -> str:
     """``office_server`` → libpq conninfo. A bare host (``pg01.office.local``, ``pg01:5433``) means
-    database and user ``madoguchi``, TLS when the server offers it (``sslmode=prefer``); a
-    ``postgresql://`` URL is used as written. The password comes from the URL, ``PGPASSWORD``/
-    ``~/.pgpass``, or the OS keyring (service ``Madoguchi office server``, name ``user@host``)."""
+    database and user ``madoguchi``; a ``postgresql://`` URL is used as written.
+
+    TLS: with ``sslrootcert`` (config ``server.sslrootcert``: the office CA, PEM) the server's
+    certificate must be signed by that CA and name the host (``sslmode=verify-full``) — a missing
+    file is an error, never a silent downgrade. Without a CA: ``sslmode=prefer`` (encrypted when the
+    server offers it, but not verified; ``madoguchi server check`` says so). An ``sslmode`` written
+    in the URL wins. The password comes from the URL, ``PGPASSWORD``/``~/.pgpass``, or the OS
+    keyring (service ``Madoguchi office server``, name ``user@host``, see :func:`server_password`)."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
     server = server.strip()
     if "://" in server or "=" in server:
@@ -276,16 +285,33 @@ def server_conninfo(server: str) -> str:
     else:
         host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
         params = {"host": host or server, "port": port or "5432", "dbname": "madoguchi", "user": "madoguchi"}
+    ca = sslrootcert or params.get("sslrootcert", "")
+    if ca:
+        if not Path(ca).expanduser().is_file():
+            raise StoreError(f"server.sslrootcert: the office CA certificate {ca} does not exist",
+                             ja="事務所サーバーの証明書（CA）のファイルが見つかりません。システム管理者に連絡してください。")
+        params["sslrootcert"] = str(Path(ca).expanduser())
+        params.setdefault("sslmode", "verify-full")
     params.setdefault("sslmode", "prefer")
     if "password" not in params and "PGPASSWORD" not in os.environ:
-        try:
-            import keyring
-            pw = keyring.get_password("Madoguchi office server", f"{params.get('user', '')}@{params.get('host', '')}")
-        except Exception:  # no keyring backend on this machine
-            pw = None
+        pw = server_password(params.get("user", ""), params.get("host", ""))
         if pw:
             params["password"] = pw
     return make_conninfo(**params)
+
+
+def server_password(user: str, host: str) -> str | None:
+    """The office-server password from the OS keyring (Windows Credential Manager, Secret Service,
+    or whatever backend keyring's own config names), ``None`` when there is none or no usable
+    keyring on this machine (then ``PGPASSWORD``/``~/.pgpass``/the URL must carry it; ``madoguchi
+    server check`` says which)."""
+    try:
+        import keyring
+        return keyring.get_password(KEYRING_SERVICE, f"{user}@{host}")
+    except Exception as e:  # no keyring backend (keyring.errors.NoKeyringError) or a locked one
+        import logging
+        logging.getLogger(__name__).info("no office-server password from the OS keyring: %s", type(e).__name__)
+        return None
 
 
 # ====================================================================== office server (PostgreSQL)
@@ -487,6 +513,12 @@ def _map_error(e: Exception) -> Exception:
     import psycopg
     msg = str(e).strip()
     if isinstance(e, psycopg.OperationalError) and not isinstance(e, psycopg.errors.QueryCanceled):
+        if "certificate" in msg.lower():
+            # TLS verification failed (server.sslrootcert): a security problem, not an outage
+            lines = [ln.strip() for ln in msg.splitlines() if "certificate" in ln.lower()]
+            return ServerRefused(f"office server certificate not trusted: {lines[0] if lines else msg}",
+                                 ja="事務所サーバーの証明書を確認できません（なりすましの可能性があります）。"
+                                    "システム管理者に連絡してください。")
         if "FATAL:" in msg and "terminating connection" not in msg and "shutting down" not in msg:
             # the server answered and refused: wrong user, password, database, pg_hba — not offline
             return ServerRefused(f"office server refused the connection: {msg.splitlines()[-1].strip()}")
@@ -494,6 +526,27 @@ def _map_error(e: Exception) -> Exception:
     if isinstance(e, psycopg.IntegrityError) or getattr(e, "sqlstate", "") in ("23000", "P0001"):
         return ServerIntegrityError(str(e).strip())
     return ServerDatabaseError(str(e).strip())
+
+
+JOURNAL_DDL = ("CREATE TABLE IF NOT EXISTS offline_journal (seq INTEGER PRIMARY KEY, sql TEXT NOT NULL, "
+               "params TEXT NOT NULL, created_at REAL NOT NULL)")
+_JOURNALED = re.compile(r"\s*(?:INSERT\s+INTO\s+segments\b|UPDATE\s+(?:sessions|segments)\b)", re.I)
+"""Writes of a recording in progress that may outlive the server: a transcript segment, the
+session's heartbeat and its stop. (A new session cannot start on an unreachable server: it starts
+in the :class:`OfflineStore` and is sent by uid, see :func:`engine.server.sync_offline`.)"""
+
+
+class _Journaled:
+    """The cursor of a journaled write: no server id yet."""
+    rowcount = 1
+    lastrowid = None
+    description = None
+
+    def fetchone(self):
+        return (None,)
+
+    def fetchall(self):
+        return []
 
 
 class _TxState(threading.local):
@@ -552,6 +605,10 @@ class ServerStore(Store):
         self._all: list = []
         self._lock = threading.Lock()
         self._id_tables: set[str] | None = None
+        self.down: str | None = None
+        """Why the server is unreachable (offline state), ``None`` while it answers. Set when a
+        statement fails and a fresh connection fails too; cleared by :meth:`reconnect`."""
+        self._journal_lock = threading.RLock()
         if migrate:
             self.migrate()
 
@@ -591,24 +648,35 @@ class ServerStore(Store):
             self._tx.local = True
         return self.local
 
-    def _begin_pg(self, c, sql: str) -> None:
+    def _begin_pg(self, c, sql: str):
+        """Start the server transaction at its first statement; returns the connection to use."""
         st = self._tx
         if not st.depth:
-            return
+            return c
         t = time.perf_counter()
         if not st.pg:
+            begin = (f"BEGIN; SELECT pg_advisory_xact_lock({SERVER_TX_LOCK})" if self.locking == "office"
+                     else "BEGIN")
+            import psycopg
+            try:
+                c.execute(begin)
+            except psycopg.OperationalError:
+                # a connection the server dropped while idle (restart, terminated backend): nothing
+                # of this transaction ran yet, so it starts again on a fresh connection
+                self._local.pg = None
+                c = self.pg
+                c.execute(begin)
             st.pg = True   # READ COMMITTED: statements after a lock see what its last holder wrote
-            c.execute(f"BEGIN; SELECT pg_advisory_xact_lock({SERVER_TX_LOCK})" if self.locking == "office"
-                      else "BEGIN")
         elif self.locking == "office" or st.audit:
-            return
+            return c
         if self.locking == "row" and not st.audit and _AUDIT_TABLE.search(sql):
             st.audit = True  # the chain head is read and written by one transaction at a time
             c.execute(f"SELECT pg_advisory_xact_lock({SERVER_AUDIT_LOCK})")
         elif self.locking == "row":
-            return
+            return c
         if self.lock_waits is not None:
             self.lock_waits.append(time.perf_counter() - t)
+        return c
 
     def _prepare(self, sql: str, params):
         named = isinstance(params, dict)
@@ -624,12 +692,95 @@ class ServerStore(Store):
 
     def _run(self, sql: str, params, many: bool = False):
         if LOCAL_TABLES.search(sql):
+            return self._run_once(sql, params, many)
+        journal = (not many and not self._tx.depth and self.local is not None and _JOURNALED.match(sql))
+        if self.down is not None:
+            if journal:
+                return self._journal(sql, params)
+            raise ServerUnavailable(f"office server unreachable ({self.down})")
+        try:
+            return self._run_once(sql, params, many)
+        except ServerUnavailable as e:
+            if self._tx.depth:
+                raise            # the transaction is gone with its connection: the caller sees it
+            if self._fresh_connection_works():
+                # a stale connection (server restarted, backend terminated): the statement never ran
+                if journal or re.match(r"\s*SELECT\b", sql, re.I):
+                    return self._run_once(sql, params, many)
+                raise            # a write elsewhere: not repeated blindly, the caller decides
+            self.down = str(e)
+            if journal:
+                return self._journal(sql, params)
+            raise
+
+    def _fresh_connection_works(self) -> bool:
+        old = getattr(self._local, "pg", None)
+        if old is not None:
+            try:
+                old.close()
+            except Exception:
+                pass
+            self._local.pg = None
+        try:
+            _ = self.pg
+            return True
+        except (ServerUnavailable, ServerRefused):
+            return False
+
+    # ------------------------------------------------------------------ offline journal
+    def _journal(self, sql: str, params) -> "_Journaled":
+        """A recording write (session row, transcript segment) while the server is away: kept in
+        this PC's file, in order, and replayed by :meth:`reconnect` (inserts that are already on
+        the server are skipped by their UNIQUE keys, so a replay cut off anywhere can be repeated)."""
+        with self._journal_lock:
+            if self.down is None:       # reconnected while this write waited for the lock: send it
+                return self._run(sql, params)
+            self.local.execute(JOURNAL_DDL)
+            self.local.execute("INSERT INTO offline_journal (sql, params, created_at) VALUES (?, ?, ?)",
+                               (sql, json.dumps(params if isinstance(params, dict) else list(params),
+                                                ensure_ascii=False), time.time()))
+        return _Journaled()
+
+    def journal_size(self) -> int:
+        if self.local is None:
+            return 0
+        self.local.execute(JOURNAL_DDL)
+        return self.local.query_one("SELECT COUNT(*) AS n FROM offline_journal")["n"]
+
+    def ping(self) -> None:
+        """One round trip; raises :class:`ServerUnavailable` (and enters the offline state) if the
+        server does not answer."""
+        self.query_one("SELECT 1 AS x")
+
+    def reconnect(self) -> int:
+        """Leave the offline state: connect, replay the journal in order, clear :attr:`down`.
+        Returns how many journaled writes were sent. Raises :class:`ServerUnavailable` if the
+        server is still away (the state and the journal stay as they are)."""
+        with self._journal_lock:
+            if not self._fresh_connection_works():
+                raise ServerUnavailable(f"office server unreachable ({self.down or 'no answer'})")
+            sent = 0
+            if self.local is not None:
+                self.local.execute(JOURNAL_DDL)
+                for j in self.local.query("SELECT * FROM offline_journal ORDER BY seq"):
+                    sql, params = j["sql"], json.loads(j["params"])
+                    if re.match(r"\s*INSERT\b", sql, re.I):
+                        sql = re.sub(r"\s+RETURNING\s+id\s*$", "", sql.rstrip().rstrip(";"), flags=re.I)
+                        sql += " ON CONFLICT DO NOTHING"
+                    self._run_once(sql, params if isinstance(params, dict) else tuple(params))
+                    self.local.execute("DELETE FROM offline_journal WHERE seq = ?", (j["seq"],))
+                    sent += 1
+            self.down = None
+            return sent
+
+    def _run_once(self, sql: str, params, many: bool = False):
+        if LOCAL_TABLES.search(sql):
             st = self._local_store()
             return st.conn.executemany(sql, params) if many else st.conn.execute(sql, params)
         import psycopg
         try:
             c = self.pg
-            self._begin_pg(c, sql)
+            c = self._begin_pg(c, sql)
             if self.locking == "row" and self._tx.depth and not many:
                 sql = _for_update(sql)
             cur = c.cursor(row_factory=_row_factory)
@@ -676,11 +827,15 @@ class ServerStore(Store):
             return self.local.insert(table, row)
         cols = list(row)
         vals = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in row.values()]
-        if self._id_tables is None:
-            self._id_tables = {r[0] for r in self.pg.execute(
-                "SELECT table_name FROM information_schema.columns WHERE column_name = 'id' "
-                "AND table_schema = current_schema()").fetchall()}
-        ret = " RETURNING id" if table in self._id_tables else ""
+        if self._id_tables is None and self.down is None:
+            import psycopg
+            try:
+                self._id_tables = {r[0] for r in self.pg.execute(
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = 'id' "
+                    "AND table_schema = current_schema()").fetchall()}
+            except psycopg.Error as e:
+                raise _map_error(e) from e
+        ret = " RETURNING id" if self._id_tables is None or table in self._id_tables else ""
         cur = self._run(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){ret}",
                         tuple(vals))
         return cur.fetchone()[0] if ret else 0
@@ -846,6 +1001,8 @@ class OfflineStore(Store):
 
     def _allowed(self, sql: str) -> None:
         for t in _TABLE_REFS.findall(sql):
+            if t.lower() == "set":   # ON CONFLICT … DO UPDATE SET
+                continue
             if t.lower() not in OFFLINE_TABLES and not LOCAL_TABLES.fullmatch(t) and not t.lower().startswith("sqlite_"):
                 raise ServerUnavailable(f"{t} is kept on the office server, which is unreachable "
                                         f"({self.offline_reason}); recording continues on this PC")

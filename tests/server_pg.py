@@ -40,6 +40,29 @@ def _free(port: int) -> bool:
             return False
 
 
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(prefix: Path, name: str) -> Path:
+    """A CA key and certificate (``prefix``.key/.crt); returns the certificate."""
+    _openssl("req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048", "-days", "2", "-subj", f"/CN={name}",
+             "-keyout", f"{prefix}.key", "-out", f"{prefix}.crt")
+    return Path(f"{prefix}.crt")
+
+
+def issue_cert(ca: Path, prefix: Path, cn: str, san: str) -> None:
+    """``prefix``.key/.crt for ``cn`` with subjectAltName ``san``, signed by the CA at ``ca``.key/.crt."""
+    ext = Path(f"{prefix}.ext")
+    ext.write_text(f"subjectAltName={san}\n")
+    _openssl("req", "-new", "-nodes", "-newkey", "rsa:2048", "-subj", f"/CN={cn}", "-keyout", f"{prefix}.key",
+             "-out", f"{prefix}.csr")
+    _openssl("x509", "-req", "-in", f"{prefix}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+             "-days", "2", "-out", f"{prefix}.crt", "-extfile", str(ext))
+    for suffix in (".csr", ".ext"):
+        Path(f"{prefix}{suffix}").unlink()
+
+
 class PgServer:
     def __init__(self, tls: bool = False):
         self.bindir = _bindir()
@@ -54,10 +77,9 @@ class PgServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
         extra = ""
-        if tls:  # a self-signed certificate: enough for sslmode=prefer/require (no verification)
-            subprocess.run(["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
-                            "-keyout", str(self.data / "server.key"), "-out", str(self.data / "server.crt")],
-                           check=True, capture_output=True, timeout=60)
+        if tls:  # an office CA (self.ca_cert) that signed the server's certificate for localhost/127.0.0.1
+            self.ca_cert = make_ca(self.root / "ca", "Madoguchi test office CA")
+            issue_cert(self.root / "ca", self.data / "server", "localhost", "DNS:localhost,IP:127.0.0.1")
             for f in ("server.key", "server.crt"):
                 os.chmod(self.data / f, 0o600)
                 if self.as_postgres:
@@ -99,6 +121,13 @@ class PgServer:
             cur = c.execute(sql, params)
             return cur.fetchall() if cur.description else None
 
+    def require_password(self, role: str, password: str) -> None:
+        """A login role that must give its password (scram) over TCP; other roles stay on trust."""
+        self.admin(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self.admin("SELECT pg_reload_conf()")
+
     def fresh_database(self) -> str:
         name = f"t{os.getpid()}_{next(_counter)}"
         self.admin(f"CREATE DATABASE {name} TEMPLATE madoguchi_template")
@@ -114,11 +143,17 @@ class PgServer:
     def resume(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o", self.opts, "start")
 
-    def stop(self) -> None:
+    def stop(self, keep_log: Path | None = None) -> None:
+        """Stop and remove the server; ``keep_log``: copy its log there first (benchmarks)."""
+        if keep_log is not None and (self.root / "log").exists():
+            shutil.copyfile(self.root / "log", keep_log)
         if self.running:
             self.running = False
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            except RuntimeError as e:   # a test that paused it and failed before resuming
+                if "does not exist" not in str(e):
+                    raise
             finally:
                 shutil.rmtree(self.root, ignore_errors=True)
 

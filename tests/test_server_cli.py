@@ -72,18 +72,52 @@ def test_sqlite_store_moves_onto_the_server(pg_url, data_dir, monkeypatch, capsy
     assert "already holds data" in capsys.readouterr().err
 
 
-def test_tls_is_used_when_the_server_offers_it(capsys):
-    """A bare OFFICESERVER host means sslmode=prefer: TLS with a server that has it, plain without."""
-    from tests.server_pg import PgServer
+def test_tls_verified_with_the_office_ca_and_said_plainly_otherwise(capsys, tmp_path, monkeypatch):
+    """server.sslrootcert (the office CA) → sslmode=verify-full; a bare host without a CA → TLS when
+    offered but unverified, and ``server check`` says so; a certificate from another CA is refused."""
+    from engine.store import ServerRefused
+    from tests.server_pg import PgServer, make_ca
     srv = PgServer(tls=True)
     try:
         srv.admin("CREATE ROLE madoguchi LOGIN")
         srv.admin("CREATE DATABASE madoguchi OWNER madoguchi")
-        host = f"127.0.0.1:{srv.port}"
-        assert main(["server", "init", "--json", "--server", host]) == 0
-        out = json.loads(capsys.readouterr().out)
-        assert out["tls"] is True and out["ok"] and out["applied"][-1] == out["latest_version"]
-        assert main(["server", "check", "--json", "--server", f"postgresql://madoguchi@{host}/madoguchi?sslmode=disable"]) == 0
-        assert json.loads(capsys.readouterr().out)["tls"] is False
+        host = f"localhost:{srv.port}"
+        ca = str(srv.ca_cert)
+        assert main(["server", "init", "--json", "--server", host, "--sslrootcert", ca]) == 0
+        cap = capsys.readouterr()
+        out = json.loads(cap.out)
+        assert out["tls"] is True and out["tls_verified"] and out["ok"] and out["applied"][-1] == out["latest_version"]
+        assert "verify-full" in out["tls_detail"] and "encrypted" not in cap.err
+        # no CA configured: encrypted (the server offers it) but not verified — said plainly
+        assert main(["server", "check", "--json", "--server", host]) == 0
+        cap = capsys.readouterr()
+        out = json.loads(cap.out)
+        assert out["tls"] is True and not out["tls_verified"] and "NOT verified" in out["tls_detail"]
+        assert "warning: the server's certificate is not verified" in cap.err
+        assert main(["server", "check", "--server", f"postgresql://madoguchi@{host}/madoguchi?sslmode=disable"]) == 0
+        cap = capsys.readouterr()
+        assert "NOT encrypted" in cap.out and "warning: the connection to the office server is NOT encrypted" in cap.err
+        # the config key, through the desktop's/engine's usual way in (user config)
+        (tmp_path / "user-config.toml").write_text(
+            f'office_server = "{host}"\n[server]\nsslrootcert = "{ca}"\n', encoding="utf-8")
+        monkeypatch.setenv("MADOGUCHI_USER_CONFIG", str(tmp_path / "user-config.toml"))
+        ctx = open_context(tmp_path / "data")
+        try:
+            assert ctx.store.backend == "postgresql" and ctx.store.pg.pgconn.ssl_in_use
+            assert "sslmode=verify-full" in ctx.store.conninfo
+        finally:
+            ctx.close()
+        # a server certificate the office CA did not sign: refused, not treated as offline
+        other = make_ca(tmp_path / "other", "Some other CA")
+        from engine.store import ServerStore, server_conninfo
+        import pytest
+        with pytest.raises(ServerRefused) as e:
+            ServerStore(server_conninfo(host, str(other)))
+        assert "certificate" in str(e.value) and "証明書" in e.value.ja
+        assert main(["server", "check", "--server", host, "--sslrootcert", str(other)]) == 2
+        assert "certificate" in capsys.readouterr().out
+        # a CA file that is not there: an error, never a silent downgrade to unverified TLS
+        assert main(["server", "check", "--server", host, "--sslrootcert", str(tmp_path / "missing.crt")]) == 2
+        assert "does not exist" in capsys.readouterr().err
     finally:
         srv.stop()

@@ -81,7 +81,7 @@ def test_offline_recording_is_sent_once_when_the_server_is_back(own_server, data
     assert offline_pending(s.local) == []
     c.close()
     assert main(["--data-dir", str(data_dir), "server", "sync", "--json"]) == 0   # nothing left, nothing doubled
-    assert json.loads(capsys.readouterr().out) == {"sent": 0, "already_there": 0, "segments": 0}
+    assert json.loads(capsys.readouterr().out) == {"sent": 0, "already_there": 0, "segments": 0, "signins": 0}
     # the session that was still recording goes once it is finished
     lite = Store(data_dir / "madoguchi.db")
     lite.execute("UPDATE sessions SET state = 'stopped' WHERE uid = ?", (open_uid,))

@@ -1,0 +1,122 @@
+"""The office server goes away while a counter is working: a recording in progress keeps its
+transcript in this PC's journal, new recordings go to the local file, staff who signed in on this
+PC before may sign in offline, and on reconnect everything reaches the server once."""
+import time
+import uuid
+
+import pytest
+
+from engine import audit, server, users
+from engine.context import open_context
+from engine.store import ServerStore, ServerUnavailable, Store, offline_pending
+from tests.server_pg import PgServer, pg_url  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def own_server():
+    srv = PgServer()
+    yield srv
+    srv.stop()
+
+
+def _segment(store, sid, seq):
+    return store.insert("segments", {"session_id": sid, "seq": seq, "start": 2.0 * seq, "end": 2.0 * seq + 1.5,
+                                     "speaker": "staff", "text": f"発言{seq}", "created_at": time.time()})
+
+
+def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, data_dir, monkeypatch):
+    url = own_server.url(own_server.fresh_database())
+    monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", url)
+    ctx = open_context(data_dir)
+    st = ctx.store
+    assert server.check_link(ctx)["online"] and ctx.store is st
+    sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time()})
+    _segment(st, sid, 1)
+    _segment(st, sid, 2)
+
+    own_server.pause()                                        # the network goes down mid-recording
+    t = time.perf_counter()
+    assert _segment(st, sid, 3) is None                       # journaled: no server id yet, no error
+    assert st.down and st.journal_size() == 1
+    _segment(st, sid, 4)
+    st.execute("UPDATE sessions SET heartbeat_at = ?, audio_seconds = ? WHERE id = ?", (time.time(), 9.0, sid))
+    assert time.perf_counter() - t < 5                        # no connect timeout per statement while down
+    with pytest.raises(ServerUnavailable):                    # server data is not faked locally
+        st.query("SELECT * FROM records")
+
+    s = server.check_link(ctx)
+    assert not s["online"] and s["changed"] and ctx.store.backend == "offline"
+    off = ctx.store
+    sid2 = off.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time()})
+    _segment(off, sid2, 1)
+    off.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid2,))
+    _segment(st, sid, 5)                                      # the first recording goes on meanwhile
+    st.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid,))
+    s = server.check_link(ctx)
+    assert not s["online"] and not s["changed"] and s["pending"] == 1
+
+    own_server.resume()
+    s = server.check_link(ctx)
+    assert s["online"] and s["changed"] and s["replayed"] == 5 and s["sent"] == 1 and s["pending"] == 0
+    assert ctx.store is st and st.down is None and st.journal_size() == 0
+    segs = st.query("SELECT seq FROM segments WHERE session_id = ? ORDER BY seq", (sid,))
+    assert [r["seq"] for r in segs] == [1, 2, 3, 4, 5]
+    assert st.query_one("SELECT state, audio_seconds FROM sessions WHERE id = ?", (sid,)) == \
+        {"state": "stopped", "audio_seconds": 9.0}
+    assert st.query_one("SELECT COUNT(*) AS n FROM sessions")["n"] == 2
+
+    # a journaled write whose reply was lost (it did reach the server) is not doubled by the replay
+    st.down = "test: reply lost"
+    _segment(st, sid, 2)
+    st.execute("UPDATE sessions SET title = ? WHERE id = ?", ("再送", sid))
+    assert st.reconnect() == 2 and st.reconnect() == 0
+    assert st.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (sid,))["n"] == 5
+    assert server.check_link(ctx)["sent"] == 0               # and the offline session is not sent again
+    assert st.query_one("SELECT COUNT(*) AS n, COUNT(DISTINCT uid) AS d FROM sessions") == {"n": 2, "d": 2}
+    ctx.close()
+
+
+def test_terminated_connections_reopen_without_an_offline_state(pg_url, tmp_path):
+    st = ServerStore(pg_url, local=Store(tmp_path / "local.db"))
+    admin = users.add_user(st, None, "admin", "管理者", "admin", "admin-pass-1")
+    sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "admin", "started_at": time.time()})
+    from tests.server_pg import server as test_server
+    db = pg_url.rsplit("/", 1)[1].split("?")[0]
+    for step in range(3):
+        test_server().admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+        if step == 0:
+            assert _segment(st, sid, 1) > 0                  # a recording write: reconnected and sent
+        elif step == 1:
+            assert st.query_one("SELECT username FROM users WHERE id = ?", (admin.id,))["username"] == "admin"
+        else:                                                 # a transaction: starts again on a new connection
+            users.add_user(st, admin, "tanaka", "田中", "staff", "staff-pass-1")
+        assert st.down is None and st.journal_size() == 0
+    assert audit.verify(st) == (True, None)
+    st.close()
+
+
+def test_offline_sign_in_rules(tmp_path):
+    local = Store(tmp_path / "local.db")
+    staff = users.User(7, "tanaka", "田中", "staff")
+    admin = users.User(1, "kanri", "管理", "admin")
+    now = time.time()
+    server.remember_sign_in(local, staff, "staff-pass-1", now=now)
+    server.remember_sign_in(local, admin, "admin-pass-1", now=now)
+    u = server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
+    assert (u.id, u.role, u.display_name) == (7, "staff", "田中")
+    vs = local.get_setting(server.OFFLINE_VERIFIERS_KEY)
+    assert "kanri" not in vs and "staff-pass-1" not in str(vs)  # admins never offline; no plain password
+    with pytest.raises(users.SignInError) as e:
+        server.offline_sign_in(local, "kanri", "admin-pass-1")
+    assert "サーバー" in e.value.ja
+    with pytest.raises(users.SignInError):                    # too old
+        server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 8 * 86400)
+    for _ in range(server.OFFLINE_SIGNIN_MAX_FAILURES):
+        with pytest.raises(users.SignInError):
+            server.offline_sign_in(local, "tanaka", "wrong", now=now + 60)
+    with pytest.raises(users.SignInLocked):                   # locked until a server sign-in
+        server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
+    server.remember_sign_in(local, staff, "staff-pass-1")
+    assert server.offline_sign_in(local, "tanaka", "staff-pass-1").username == "tanaka"
+    assert [e["username"] for e in local.get_setting(server.OFFLINE_SIGNINS_KEY)] == ["tanaka", "tanaka"]
+    local.close()
