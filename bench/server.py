@@ -126,6 +126,42 @@ def supervisor(url, name, barrier, stop, counters_done, out):
     s.close()
 
 
+STALL_S = 180
+
+
+def _backlog(s, where: str) -> int:
+    return s.query_one(f"SELECT COUNT(*) AS n FROM records WHERE {where}")["n"]
+
+
+def _wait_progress(s, where: str) -> None:
+    """Until no record matches ``where``; fails only when the count has not fallen for STALL_S."""
+    best, since = _backlog(s, where), time.monotonic()
+    while best:
+        time.sleep(0.5)
+        n = _backlog(s, where)
+        if n < best:
+            best, since = n, time.monotonic()
+        elif time.monotonic() - since > STALL_S:
+            raise RuntimeError(f"drain stalled: {n} records ({where}) for {STALL_S} s")
+
+
+def _get(out, procs, s=None):
+    """The next result; waits while the workers are alive and (``s``) the approval backlog shrinks."""
+    best, since = (_backlog(s, "state <> 'approved'") if s is not None else 0), time.monotonic()
+    while True:
+        try:
+            return out.get(timeout=5)
+        except queue_mod.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"worker {dead[0].name} exited with {dead[0].exitcode}")
+            n = _backlog(s, "state <> 'approved'") if s is not None else 0
+            if n < best:
+                best, since = n, time.monotonic()
+            elif time.monotonic() - since > STALL_S:
+                raise RuntimeError(f"no result and no progress for {STALL_S} s ({n} records not approved)")
+
+
 def run(url: str, n_counters: int, duration: float, think: float) -> dict:
     from engine import audit, users
     from engine.store import ServerStore
@@ -152,20 +188,26 @@ def run(url: str, n_counters: int, duration: float, think: float) -> dict:
     stop.set()
     load1 = os.getloadavg()
     t_stop = time.monotonic() - t0
-    # drain: supervisors approve what is left; counters fix what was returned before the stop
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and s.query_one(
-            "SELECT 1 AS x FROM records WHERE state NOT IN ('approved', 'submitted') LIMIT 1"):
-        time.sleep(0.5)
-    drained.set()
-    results, sups = [], []
-    while len(results) < n_counters:
-        results.append(out.get(timeout=300))
-    counters_done.set()
-    while len(sups) < 2:
-        sups.append(out.get(timeout=300))
-    for p in procs:
-        p.join(60)
+    # drain: supervisors approve what is left; counters fix what was returned before the stop. The
+    # backlog after 10 minutes can take longer than any fixed timeout (the first 10-minute row run
+    # waited 300 s, gave up and stopped the server under the still-working supervisors): wait as
+    # long as the backlog shrinks, give up only after STALL_S without progress.
+    try:
+        _wait_progress(s, "state NOT IN ('approved', 'submitted')")
+        drained.set()
+        results, sups = [], []
+        while len(results) < n_counters:
+            results.append(_get(out, procs))
+        counters_done.set()
+        while len(sups) < 2:
+            sups.append(_get(out, procs, s))
+        for p in procs:
+            p.join(60)
+    finally:
+        for p in procs:          # never leave them working against a server that is about to stop
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
     t_all = time.monotonic() - t0
     created = [rid for r in results for rid in r[3]]
     sessions = [u for r in results for u in r[4]]
@@ -258,7 +300,9 @@ def main() -> int:
         r = run(url, a.counters, a.duration, a.think)
     finally:
         if srv is not None:
-            srv.stop()
+            keep = Path(os.environ.get("TMPDIR", "/tmp")) / "madoguchi-bench-server-pg.log"
+            srv.stop(keep_log=keep)     # the server's own log outlives its temporary folder
+            print(f"server log: {keep}", file=sys.stderr)
     import json
     print(json.dumps(r, indent=1, ensure_ascii=False))
     md = markdown(r, a.note)

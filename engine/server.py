@@ -191,6 +191,8 @@ def check(server: str, ca: str = "") -> dict[str, Any]:
     try:
         out["reachable"] = True
         out["server_version"] = c.execute("SHOW server_version").fetchone()[0]
+        import psycopg
+        out["client"] = f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()})"
         encrypted = bool(c.pgconn.ssl_in_use)
         verified = encrypted and params.get("sslmode") in ("verify-full", "verify-ca")
         out["tls"], out["tls_verified"] = encrypted, verified

@@ -946,7 +946,12 @@ def connect_server(conninfo: str, connect_timeout: float = 10):
     params = conninfo_to_dict(conninfo)
     host = str(params.get("host") or "")
     if host and not host.startswith("/") and "hostaddr" not in params:
-        params["hostaddr"] = netguard.resolve_allowed(host, params.get("port"))
+        try:
+            params["hostaddr"] = netguard.resolve_allowed(host, params.get("port"))
+        except netguard.NetworkBlocked:
+            raise
+        except OSError as e:   # the name does not resolve (DNS or the office network down): offline
+            raise ServerUnavailable(f"office server unreachable: cannot resolve {host}: {e}") from e
     params.setdefault("connect_timeout", str(max(1, int(connect_timeout))))
     params.setdefault("application_name", "madoguchi")
     for k, v in (("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),

@@ -120,3 +120,12 @@ def test_offline_sign_in_rules(tmp_path):
     assert server.offline_sign_in(local, "tanaka", "staff-pass-1").username == "tanaka"
     assert [e["username"] for e in local.get_setting(server.OFFLINE_SIGNINS_KEY)] == ["tanaka", "tanaka"]
     local.close()
+
+
+def test_a_server_name_that_does_not_resolve_means_offline(tmp_path):
+    from engine import netguard
+    from engine.store import open_store
+    netguard.install("nosuchhost.invalid")
+    st = open_store(tmp_path, server="nosuchhost.invalid")        # DNS down / name gone: offline, no traceback
+    assert st.backend == "offline" and "cannot resolve" in st.offline_reason
+    st.close()
