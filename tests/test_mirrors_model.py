@@ -29,7 +29,17 @@ def test_model_is_committed_small_and_documented():
     cal = meta["calibration"]
     assert cal["split"] == "validation" and cal["samples"] > 100
     assert set(meta["none_scale"]) == set(meta["heads"])
-    assert set(meta["safety_net"]) == {"iv_finding", "iv_grade_head"}
+    assert set(meta["safety_net"]) == {"iv_finding", "iv_grade_head", "p_iv", "grade_from_distribution",
+                                       "grade_head_weight"}
+    assert meta["tta"] in ("none", "flip")
+    assert [p["iv_recall_at_least"] for p in cal["operating_points"]] == sorted(
+        p["iv_recall_at_least"] for p in cal["operating_points"])
+    liks = meta["measure_likelihoods"]
+    assert {k: v["measure"] for k, v in liks.items()} == {"bracket.deformation": "mirror_offset_pct",
+                                                          "pole.bend": "pole_bend_pct"}
+    for lik in liks.values():
+        assert len(lik["p"]) == 4
+        assert all(len(row) == len(lik["edges"]) + 1 and abs(sum(row) - 1) < 1e-3 for row in lik["p"])
     assert cal["after_safety_net"]["iv_recall"] >= cal["before_safety_net"]["iv_recall"]
 
 
@@ -101,6 +111,78 @@ def test_safety_net_raises_a_possible_emergency_to_iv_for_review():
     # below the threshold nothing changes; a sound prediction is never raised
     assert not run(_prediction(mirror_crack=0.1), safety).safety_net
     assert run(_prediction(), safety).provisional_grade in ("Ⅰ", "Ⅱ")
+
+
+def test_grade_distribution_follows_the_rule_table():
+    """Certain severities give the rule table's grade; uncertain Ⅲ findings add up, three of them
+    escalate to Ⅳ as the table says, and the Ⅳ safety net can act on that combined P(Ⅳ)."""
+    import numpy as np
+
+    from engine.mirrors import geometry
+    from engine.mirrors.defects import DEFECTS, GRADES
+    from engine.mirrors.diagnose import MirrorInspection, grade_distribution, judge
+    from engine.mirrors.grading import grade_severities, load_table
+    from engine.mirrors.intake import Quality
+    table = load_table()
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        sev = {d: 0 for d in DEFECTS}
+        for d in rng.choice(DEFECTS, int(rng.integers(0, 5)), replace=False):
+            sev[d] = int(rng.integers(1, 4))
+        dist = grade_distribution({d: np.eye(4)[s] for d, s in sev.items()}, table)
+        assert GRADES[int(dist.argmax())] == grade_severities(sev, table) and dist.max() > 0.999
+    three = {d: np.eye(4)[0] for d in DEFECTS}
+    for d in ("pole.rust", "mirror.clouding", "hood.damage"):      # each Ⅲ at severity 2
+        three[d] = np.eye(4)[2]
+    assert grade_distribution(three, table).argmax() == 3          # 3 × Ⅲ → Ⅳ (escalation)
+    # three defects each 45 % likely at Ⅲ (each most likely absent, so no finding counts): P(all three)
+    # = 9 % → the safety net on P(Ⅳ) at 0.08 acts, at 0.3 it does not
+    g = geometry.analyse(synth.generate(990500, defects={}, distractor=0, shape="round").image)
+    pred = _prediction()
+    for k in ("pole.rust", "mirror.clouding", "hood.damage"):
+        pred.probs[k] = np.array([0.55, 0.0, 0.45, 0.0])
+    insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)
+    judge(insp, g, pred, table, {"p_iv": 0.3})
+    assert 0.45 ** 3 <= insp.signals["p_iv"] < 0.2      # plus the small chances the other heads leave
+    assert insp.provisional_grade != "Ⅳ" and not insp.safety_net
+    insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)
+    judge(insp, g, pred, table, {"p_iv": 0.08})
+    assert insp.provisional_grade == "Ⅳ" and insp.safety_net and insp.needs_review
+    assert "Ⅲ相当の所見の重なり" in insp.reasons[-1]
+
+
+def test_mirror_offset_from_the_pole_weighs_in_on_the_bracket():
+    """A mirror hanging off the pole's line (bent bracket) is measured, and the model's likelihood
+    table moves the bracket-deformation probability with it; a bent pole's bend is measured."""
+    import numpy as np
+
+    from engine.mirrors import geometry
+    from engine.mirrors.diagnose import MirrorInspection, judge
+    from engine.mirrors.grading import load_table
+    from engine.mirrors.intake import Quality
+    offs = {}
+    for s in (0, 3):
+        vals = []
+        for k in range(3):
+            g = geometry.analyse(synth.generate(990700 + k, style="road", defects={"bracket.deformation": s},
+                                                distractor=0, shape="round").image)
+            vals.append(geometry.mirror_offset_pct(g.face, g.pole))
+        offs[s] = sorted(v for v in vals if v is not None)[len(vals) // 2]
+    assert offs[0] < 10 < 18 < offs[3], offs
+    table = load_table()
+    lik = load_model().meta["measure_likelihoods"]
+    g = geometry.analyse(synth.generate(990700, style="road", defects={"bracket.deformation": 3}, distractor=0,
+                                        shape="round").image)
+    pred = _prediction()
+    pred.probs["bracket.deformation"] = np.array([0.5, 0.2, 0.15, 0.15])
+    insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)
+    judge(insp, g, pred, table, None, likelihoods=lik)
+    f = next(f for f in insp.findings if f.key == "bracket.deformation")
+    assert f.source == "cnn+geometry" and f.severity == 3 and not f.possible
+    # the pole's bend is measured too (traced centre line vs its chord, % of the length)
+    bends = [geometry.analyse(synth.generate(990750 + k, style="road", defects={"pole.bend": 3}, distractor=0,
+                                             shape="round").image).pole for k in range(3)]
+    assert sum(p is not None and p.bend_pct > 5 for p in bends) >= 2, [p and p.bend_pct for p in bends]
 
 
 @pytest.mark.parametrize("defect", ["mirror.crack", "pole.bend", "bracket.deformation", "pole.dent",

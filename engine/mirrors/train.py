@@ -473,8 +473,12 @@ MEASURED_DEFECTS = {
 def _geometry_sample(seed: int):
     rng = np.random.default_rng(seed)
     sev = synth.sample_defects(rng)
-    levels = {k: (seed // 4 ** i) % 4 for i, k in enumerate(MEASURED_DEFECTS)}   # balanced, independent
-    sev.update(levels)
+    # one defect per scene at balanced severities (seed modulo); every other defect as the generator
+    # draws it, so the measurement's noise from other damage is as common as in the data
+    keys = list(MEASURED_DEFECTS)
+    target = keys[seed % len(keys)]
+    sev[target] = (seed // len(keys)) % 4
+    levels = {target: sev[target]}
     style = synth.TRAIN_STYLES[int(rng.integers(len(synth.TRAIN_STYLES)))]
     size = [(1024, 768), (768, 1024), (1024, 768), (800, 600), (600, 800)][int(rng.integers(5))]
     sc = synth.generate(seed, style=style, size=size, defects=sev)
@@ -483,11 +487,11 @@ def _geometry_sample(seed: int):
     return levels, {k: measured_value(m, g) for k, (m, _) in MEASURED_DEFECTS.items()}
 
 
-def measure_likelihoods(n: int = 400, processes: int = 2, seed_base: int = GEOMETRY_SEED_BASE) -> dict:
+def measure_likelihoods(n: int = 480, processes: int = 2, seed_base: int = GEOMETRY_SEED_BASE) -> dict:
     """Per defect of :data:`MEASURED_DEFECTS`: P(bin of the measured value | severity), counted on ``n``
-    scenes of the training styles with those defects' severities balanced (seeds of their own), with
-    add-one smoothing — the measurement's likelihood that :func:`diagnose.judge` multiplies into the
-    CNN's probabilities."""
+    scenes of the training styles (seeds of their own), each scene with one of these defects at a
+    balanced severity and the rest as generated, with add-one smoothing — the measurement's likelihood
+    that :func:`diagnose.judge` multiplies into the CNN's probabilities."""
     seeds = list(range(seed_base, seed_base + n))
     if processes > 1:
         with mp.get_context("fork").Pool(processes) as pool:
@@ -498,7 +502,7 @@ def measure_likelihoods(n: int = 400, processes: int = 2, seed_base: int = GEOME
     for k, (measure, edges) in MEASURED_DEFECTS.items():
         counts = np.ones((4, len(edges) + 1))
         for levels, values in out:
-            if values[k] is not None:
+            if k in levels and values[k] is not None:
                 counts[levels[k], int(np.searchsorted(edges, values[k], side="right"))] += 1
         p = counts / counts.sum(1, keepdims=True)
         tables[k] = {"measure": measure, "edges": list(edges), "p": [[round(float(v), 4) for v in row] for row in p],
@@ -506,7 +510,7 @@ def measure_likelihoods(n: int = 400, processes: int = 2, seed_base: int = GEOME
     return tables
 
 
-def cached_measure_likelihoods(path: Path, n: int = 400) -> dict:
+def cached_measure_likelihoods(path: Path, n: int = 480) -> dict:
     path = Path(path)
     if path.is_file():
         lik = json.loads(path.read_text(encoding="utf-8"))
@@ -520,7 +524,7 @@ def cached_measure_likelihoods(path: Path, n: int = 400) -> dict:
 NONE_SCALE_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)
 # (grade from the distribution over all defects?, weight of the grade head) tried by :func:`calibrate`
 GRADE_MODES = ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))
-IV_GRID = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 2.0)   # 2.0 = that signal unused
+IV_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 2.0)   # 2.0 = that signal unused
 
 
 def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
@@ -678,6 +682,9 @@ def train_from_ledger(ctx, minutes: float = 10.0, seed: int = 1, synthetic_mix: 
     if meta_base.get("safety_net"):
         # no validation split of office photos to recalibrate on: keep the base model's Ⅳ safety net
         meta["safety_net"] = meta_base["safety_net"]
+    for k in ("measure_likelihoods", "tta"):   # geometry's likelihoods do not depend on the network
+        if k in meta_base:
+            meta[k] = meta_base[k]
     path = export(net, out, meta)
     torch.save(net.state_dict(), path.with_suffix(".pt"))
     from .model import _cache
