@@ -13,6 +13,7 @@ password in the OS keyring.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -387,6 +388,11 @@ def check_link(ctx) -> LinkStatus:
         if server is None:
             server = ServerStore(st.conninfo, local=Store(st.path, key=st.key))
         replayed = server.reconnect()
+        if replayed:
+            # a consultation stopped during the outage could not be drafted (the server was away):
+            # no process of this PC finishes it now, so the recovery question may offer it
+            server.execute("UPDATE sessions SET pid = NULL WHERE state = 'stopped' AND pid = ? AND NOT EXISTS "
+                           "(SELECT 1 FROM records r WHERE r.session_id = sessions.id)", (os.getpid(),))
         sent = sync_offline(server.local, server)["sent"]
     except ServerUnavailable as e:
         if server is not None and server.down is None:

@@ -1,6 +1,7 @@
 """The office server goes away while a counter is working: a recording in progress keeps its
 transcript in this PC's journal, new recordings go to the local file, staff who signed in on this
 PC before may sign in offline, and on reconnect everything reaches the server once."""
+import os
 import time
 import uuid
 
@@ -30,7 +31,8 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     ctx = open_context(data_dir)
     st = ctx.store
     assert server.check_link(ctx)["online"] and ctx.store is st
-    sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time()})
+    sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time(),
+                                 "pid": os.getpid()})
     _segment(st, sid, 1)
     _segment(st, sid, 2)
 
@@ -61,8 +63,8 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     assert ctx.store is st and st.down is None and st.journal_size() == 0
     segs = st.query("SELECT seq FROM segments WHERE session_id = ? ORDER BY seq", (sid,))
     assert [r["seq"] for r in segs] == [1, 2, 3, 4, 5]
-    assert st.query_one("SELECT state, audio_seconds FROM sessions WHERE id = ?", (sid,)) == \
-        {"state": "stopped", "audio_seconds": 9.0}
+    assert st.query_one("SELECT state, audio_seconds, pid FROM sessions WHERE id = ?", (sid,)) == \
+        {"state": "stopped", "audio_seconds": 9.0, "pid": None}   # stopped offline: offered for drafting
     assert st.query_one("SELECT COUNT(*) AS n FROM sessions")["n"] == 2
 
     # a journaled write whose reply was lost (it did reach the server) is not doubled by the replay
