@@ -214,7 +214,7 @@ class StreamingTranscriber:
                  max_utterance: float = 12.0, hard_limit: float = 25.0, partials: bool = True,
                  speaker_fn: SpeakerFn | None = None, vad_threshold: float = VAD_THRESHOLD,
                  min_voiced: float = 0.2, adaptive: bool = True, final_beam: int = 5,
-                 partial_model=None, background: bool = True):
+                 partial_model=None, background: bool = True, context_seconds: float = 10.0):
         self.decoder = model if isinstance(model, WhisperDecoder) else WhisperDecoder(model, language, hotwords)
         pm = partial_model if partial_model is not None else self.decoder.model
         self.partial_decoder = WhisperDecoder(pm, language, None, short_context=True)
@@ -245,7 +245,7 @@ class StreamingTranscriber:
         self._worker: threading.Thread | None = None
         self._submitted: list[float] = []          # time.monotonic() of each Final job not yet done
         self.final_late = 1.5                      # a Final older than this pauses partials
-        self.context_seconds = 10.0                # a Final is decoded behind the previous one if it began this recently
+        self.context_seconds = context_seconds     # a Final is decoded behind the previous one if it began this recently (0: never)
         self._context: tuple | None = None         # (start, end, text, audio) of the last Final (worker thread only)
 
     # -------------------------------------------------------------- helpers
@@ -366,7 +366,7 @@ class StreamingTranscriber:
         mono = audio if audio.ndim == 1 else audio.mean(axis=1)
         text = ""
         prev = self._context
-        if (prev is not None and start - prev[0] <= self.context_seconds * RATE
+        if (prev is not None and self.context_seconds > 0 and start - prev[0] <= self.context_seconds * RATE
                 and len(prev[3]) + RATE // 2 + len(mono) <= 28 * RATE):
             gap = np.zeros(min(max(start - prev[1], 0), RATE // 2), np.float32)
             both = np.concatenate([prev[3], gap, mono])
@@ -493,6 +493,8 @@ def make_transcriber(config=None, speaker_fn: SpeakerFn | None = None, partials:
     if partials and "partial_model" not in kw:
         # partials on their own 1-thread instance: they never wait behind a Final decode
         kw["partial_model"] = load_whisper(name, config, threads=1)
+    if config is not None and "context_seconds" not in kw:
+        kw["context_seconds"] = float(config.get("asr.live_context", 10.0))
     return StreamingTranscriber(model, language=language, hotwords=hotwords(config),
                                 speaker_fn=speaker_fn, partials=partials, **kw)
 
