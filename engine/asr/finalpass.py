@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio import read_audio
 from .speakers import ChannelSpeakers, features, split_two
-from .transcribe import TranscriptionError, hotwords
+from .transcribe import TranscriptionError, glossary_prompt, hotwords, kept
 
 log = logging.getLogger(__name__)
 RATE = 16000
@@ -60,12 +60,7 @@ def chunks(spans: list[tuple[float, float]], upto: float) -> list[tuple[float, f
 
 
 def _words(segs, offset: float = 0.0) -> list[tuple[float, float, str]]:
-    words = []
-    for s in segs:
-        if not s.text.strip() or (s.no_speech_prob > 0.6 and s.avg_logprob < -1.0) or s.compression_ratio > 2.4:
-            continue
-        words += [(offset + float(w.start), offset + float(w.end), w.word) for w in (s.words or [])]
-    return words
+    return [(offset + float(w.start), offset + float(w.end), w.word) for s in segs if kept(s) for w in (s.words or [])]
 
 
 def _group(words, spans) -> list[str]:
@@ -123,20 +118,21 @@ def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) 
     """The recording's utterances (cut as the live transcriber cuts them) with their final text:
     beam 5, each of :data:`SYSTEMS` (up to ``asr.final_systems``) decoded and voted on per utterance."""
     from ..models import load_whisper
-    from .transcribe import WhisperDecoder, load_glossary
+    from .transcribe import WhisperDecoder
     if model is None:
         name = (config.get("asr.final_model") or config.get("asr.model", "whisper-base")) if config else "whisper-base"
         model = load_whisper(name, config, threads=config.get("asr.threads", 2) if config else 2)
     language = config.get("asr.language", "ja") if config is not None else "ja"
     hot = hotwords(config)
-    prompt = "、".join(load_glossary()) if hot else None
+    prompt = glossary_prompt(config)
     systems = SYSTEMS[:max(1, int(config.get("asr.final_systems", len(SYSTEMS)) if config is not None else len(SYSTEMS)))]
     spans = utterances(audio)
     if not spans:
         return []
     common = dict(language=language, beam_size=5, word_timestamps=True, condition_on_previous_text=False,
                   compression_ratio_threshold=2.4, log_prob_threshold=-1.0, no_speech_threshold=0.6)
-    seconds = sum(b - a for a, b in spans) * len(systems) or 1.0
+    speech = sum(b - a for a, b in spans)
+    seconds = speech * len(systems) or 1.0
     done = 0.0
     texts: list[list[str]] = []
     try:
@@ -147,7 +143,7 @@ def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) 
                                                            "threshold": 0.35}, **common)
                 segs = list(segs)
                 words = _words(segs)
-                done += sum(b - a for a, b in spans)
+                done += speech
                 if progress:
                     progress(min(1.0, done / seconds))
             else:
