@@ -50,6 +50,43 @@ def test_synth_vegetation_label_follows_measured_coverage():
         assert lab["defects"]["view.vegetation"] >= 1
 
 
+def test_synth_sound_mirror_is_not_drawn_like_a_bent_bracket():
+    # a sound mirror sits straight on its bracket (installation tolerance only); a bent bracket turns
+    # the face and moves it off the pole's line — the two must not overlap or the label is a coin toss
+    sound = [abs(synth.generate(400 + k, defects={}).labels["face_angle_deg"]) for k in range(6)]
+    bent = [abs(synth.generate(410 + k, defects={"bracket.deformation": 1}).labels["face_angle_deg"]) for k in range(6)]
+    assert max(sound) <= math.degrees(synth.SOUND_FACE_ANGLE) + 1e-6 < 2.0
+    assert min(bent) >= 3.0 > max(sound)
+
+
+@pytest.mark.parametrize("defect", ["pole.rust", "pole.paint", "bracket.rust", "mirror.dirt", "hood.damage"])
+def test_synth_visible_damage_follows_the_severity(defect):
+    # the share of the member that shows the damage (measured on the drawn masks) separates the
+    # severities: what is visible decides the label, not where random blotches happened to fall
+    seen = {s: [synth.generate(500 + 10 * s + k, size=(800, 600), defects={defect: s}, distractor=0)
+                .labels["visible"][defect] for k in range(3)] for s in (1, 2, 3)}
+    assert max(seen[1]) < min(seen[2]) and max(seen[2]) < min(seen[3]), seen
+    assert min(seen[1]) > 0.03
+
+
+def test_synth_reflection_has_no_crack_like_lines():
+    # the reflected road (lane markings) is soft; a crack is a sharp line: the face's sharpest detail
+    # (99.5th percentile of |Laplacian| inside the face) tells them apart
+    import cv2
+
+    def sharpest(sc):
+        (cx, cy), (a, b) = sc.labels["mirror"]["center"], sc.labels["mirror"]["axes"]
+        g = cv2.cvtColor(sc.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        lap = np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3))
+        yy, xx = np.mgrid[:g.shape[0], :g.shape[1]]
+        return float(np.percentile(lap[((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 0.64], 99.5))
+
+    sound = [sharpest(synth.generate(6000 + k, style="road", defects={}, distractor=0)) for k in range(6)]
+    cracked = [sharpest(synth.generate(6100 + k, style="road", defects={"mirror.crack": 1}, distractor=0))
+               for k in range(6)]
+    assert min(cracked) > max(sound), (sound, cracked)
+
+
 # ------------------------------------------------------------------ geometry
 
 @pytest.mark.parametrize("seed,style", [(11, "road"), (12, "wall"), (13, "vegetation"), (14, "sky"),

@@ -160,19 +160,21 @@ def test_mirror_offset_from_the_pole_weighs_in_on_the_bracket():
     from engine.mirrors.diagnose import MirrorInspection, judge
     from engine.mirrors.grading import load_table
     from engine.mirrors.intake import Quality
-    offs = {}
+    offs, median_geom = {}, {}
     for s in (0, 3):
         vals = []
         for k in range(3):
             g = geometry.analyse(synth.generate(990700 + k, style="road", defects={"bracket.deformation": s},
                                                 distractor=0, shape="round").image)
-            vals.append(geometry.mirror_offset_pct(g.face, g.pole))
-        offs[s] = sorted(v for v in vals if v is not None)[len(vals) // 2]
+            v = geometry.mirror_offset_pct(g.face, g.pole)
+            if v is not None:
+                vals.append((v, g))
+        vals.sort(key=lambda t: t[0])
+        offs[s], median_geom[s] = vals[len(vals) // 2]
     assert offs[0] < 10 < 18 < offs[3], offs
     table = load_table()
     lik = load_model().meta["measure_likelihoods"]
-    g = geometry.analyse(synth.generate(990700, style="road", defects={"bracket.deformation": 3}, distractor=0,
-                                        shape="round").image)
+    g = median_geom[3]   # the typical badly bent bracket of the three
     pred = _prediction()
     pred.probs["bracket.deformation"] = np.array([0.5, 0.2, 0.15, 0.15])
     insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)

@@ -36,6 +36,18 @@ HELDOUT_STYLES = ["residential", "coast", "autumn"]
 TILT_BANDS = [(0.0, 1.5), (4.0, 6.5), (8.5, 11.5), (14.0, 22.0)]
 DEFORM_BANDS = [(0.0, 0.0), (0.045, 0.06), (0.085, 0.11), (0.17, 0.24)]   # radial amplitude / r
 VEG_THRESHOLDS = (0.08, 0.25, 0.5)    # fraction of the face hidden → severity 1, 2, 3
+# Visible coverage bands per severity 1..3 (fraction of the member's own pixels that show the
+# defect; the blotches are thresholded inside the member, so the label follows what is visible).
+POLE_RUST_BANDS = [(0.07, 0.12), (0.2, 0.3), (0.45, 0.6)]
+POLE_PAINT_BANDS = [(0.05, 0.09), (0.15, 0.22), (0.32, 0.42)]
+BRACKET_RUST_BANDS = [(0.15, 0.25), (0.4, 0.55), (0.75, 0.9)]
+DIRT_BANDS = [(0.12, 0.18), (0.3, 0.4), (0.6, 0.7)]
+# Hood: fraction of the hood torn away per severity (the tear lies inside the hood's arc).
+HOOD_TEAR = [0.0, 0.22, 0.5, 0.82]
+# Rotation of a sound mirror's face (radians): installation tolerance only, well below the 5° a
+# bent bracket (取付金具の変形, severity 1) gives it, so a sound mirror never looks deformed.
+SOUND_FACE_ANGLE = 0.03
+BRACKET_DROOP_DEG = [0, 10, 20, 32]   # per severity; the face turns by half of it
 
 
 @dataclass
@@ -257,10 +269,20 @@ def _outline(n, shape, a, b, angle, amp, rng_phase):
     return np.stack([x * ca - y * sa, x * sa + y * ca], 1)
 
 
-def _blotches(rng, h, w, coverage, scale):
+def _blotches(rng, h, w, coverage, scale, mask=None, bias=None):
+    """Blotch alpha in [0, 1] covering ``coverage`` of the pixels (of ``mask``'s pixels when given,
+    so the damage visible on a member is what its severity says). ``bias`` (h×w) is added to the
+    noise to make blotches likelier somewhere (rust at the pole's base and joints)."""
     n = _noise(rng, h, w, scale, 3)
-    thr = np.quantile(n, 1 - coverage) if coverage > 0 else 2
+    if bias is not None:
+        n = n + bias
+    inside = n[mask > 0] if mask is not None and (mask > 0).any() else n
+    thr = np.quantile(inside, 1 - coverage) if coverage > 0 else np.inf
     return np.clip((n - thr) / 0.04, 0, 1)
+
+
+def _in_band(rng, bands, sev):
+    return float(rng.uniform(*bands[sev - 1])) if sev else 0.0
 
 
 def sample_defects(rng) -> dict[str, int]:
@@ -304,7 +326,7 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     shape = shape or ("round" if rng.random() < 0.8 else "square")
     squash = rng.uniform(0.78, 1.0)        # camera off-axis → ellipse
     a, b = r * squash, r
-    face_angle = rng.uniform(-0.15, 0.15)
+    face_angle = rng.uniform(-SOUND_FACE_ANGLE, SOUND_FACE_ANGLE)
     tilt_deg = rng.uniform(*TILT_BANDS[sev["pole.tilt"]]) * rng.choice([-1, 1])
     roll = rng.uniform(-0.8, 0.8)          # camera roll adds to the apparent tilt (kept small)
     tilt = math.radians(tilt_deg + roll)
@@ -314,7 +336,7 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     L = base_y - (cy_target + 1.25 * r)
     top_x, top_y = base_x + L * math.sin(tilt), base_y - L * math.cos(tilt)
     br_def = sev["bracket.deformation"]
-    droop = [0, 8, 18, 30][br_def] * rng.choice([-1, 1])
+    droop = BRACKET_DROOP_DEG[br_def] * rng.choice([-1, 1])
     off = math.radians(droop)
     cx = top_x + 1.25 * r * math.sin(tilt) + 0.55 * r * math.sin(off)
     cy = top_y - 1.25 * r * math.cos(tilt) + 0.25 * r * (1 - math.cos(off))
@@ -331,7 +353,11 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     ys = np.arange(y0, y1, dtype=np.float32)
     t = np.clip((base_y - ys) / max(L, 1), 0, 1)              # 0 at base, 1 at top
     xc = base_x + (base_y - ys) * math.tan(tilt) + bend * 4 * t * (1 - t)
-    xs = np.arange(w, dtype=np.float32)
+    # drawn in the columns around the pole only (the rest of the row is untouched)
+    px0 = int(np.clip(xc.min() - 1.5 * pw, 0, w - 1))
+    px1 = int(np.clip(xc.max() + 1.5 * pw + 1, px0 + 1, w))
+    xs = np.arange(px0, px1, dtype=np.float32)
+    pwid = px1 - px0
     across = (xs[None, :] - xc[:, None]) / (pw / 2)
     halfw = np.ones_like(across)
     dent_t = None
@@ -349,22 +375,27 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
         shade = shade * (1 - 0.55 * np.exp(-((t - dent_t) / (ext * 1.4)) ** 2)[:, None] * (np.sign(across) == side))
     pole = pole_col[None, None, :] * shade[..., None]
     region_h = y1 - y0
+    visible = {}
     if sev["pole.paint"]:
-        cov = [0, 0.06, 0.16, 0.32][sev["pole.paint"]]
-        m = _blotches(rng, region_h, w, cov, max(8, pw * 1.2))
-        m = (m > 0.5).astype(np.float32)[..., None]
+        cov = _in_band(rng, POLE_PAINT_BANDS, sev["pole.paint"])
+        m = _blotches(rng, region_h, pwid, cov, max(8, pw * 1.2), mask=pmask)
+        m = (m > 0.5).astype(np.float32)
+        visible["pole.paint"] = float(m[pmask > 0].mean())
+        m = m[..., None]
         bare = np.array([200, 200, 205], np.float32) if pole_orange else np.array([95, 95, 100], np.float32)
         pole = pole * (1 - m) + bare * shade[..., None] * m
     if sev["pole.rust"]:
-        cov = [0, 0.1, 0.25, 0.5][sev["pole.rust"]]
-        m = _blotches(rng, region_h, w, cov, max(6, pw))
+        cov = _in_band(rng, POLE_RUST_BANDS, sev["pole.rust"])
         focus = np.clip(1.6 * (1 - t) ** 2 + 0.8 * np.exp(-((1 - t) / 0.12) ** 2), 0, 1)[:, None]  # base + top joint
-        m = np.clip(m * (0.35 + focus) , 0, 1)[..., None]
-        rust = np.array([120, 62, 30], np.float32) * (0.7 + 0.6 * _noise(rng, region_h, w, 4, 2)[..., None])
+        # worst at the base and the top joint: the noise is biased there before the coverage is cut
+        m = _blotches(rng, region_h, pwid, cov, max(6, pw), mask=pmask, bias=0.25 * focus)
+        visible["pole.rust"] = float((m[pmask > 0] > 0.5).mean())
+        m = np.clip(m * (0.7 + 0.3 * focus), 0, 1)[..., None]
+        rust = np.array([120, 62, 30], np.float32) * (0.7 + 0.6 * _noise(rng, region_h, pwid, 4, 2)[..., None])
         pole = pole * (1 - m) + rust * m
-    sub = img[y0:y1]
+    sub = img[y0:y1, px0:px1]
     pm = pmask[..., None]
-    img[y0:y1] = sub * (1 - pm) + pole * pm
+    img[y0:y1, px0:px1] = sub * (1 - pm) + pole * pm
     pole_box = [float(min(xc.min(), xc.max()) - pw), float(y0), float(max(xc.min(), xc.max()) + pw), float(h)]
 
     # --- bracket (grey clamp between the pole top and the mirror back)
@@ -378,16 +409,29 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     if br_def >= 2:   # a visibly bent arm
         kink = np.array([[cx, cy + 0.5 * r], [bx + droop / 30 * 0.5 * r, by - 0.6 * r], [bx, by]], np.int32)
         cv2.polylines(bmask, [kink], False, 1, max(2, int(0.1 * r)))
+    kx, ky, kw, kh = cv2.boundingRect(bmask)
+    kw, kh = max(kw, 1), max(kh, 1)
+    bmask = bmask[ky:ky + kh, kx:kx + kw]
     bm = bmask.astype(np.float32)
     if sev["bracket.rust"]:
-        cov = [0, 0.2, 0.45, 0.8][sev["bracket.rust"]]
-        rm = _blotches(rng, h, w, cov, max(4, 0.1 * r))[..., None] * bm[..., None]
+        cov = _in_band(rng, BRACKET_RUST_BANDS, sev["bracket.rust"])
+        rm = _blotches(rng, kh, kw, cov, max(4, 0.1 * r), mask=bmask)
+        visible["bracket.rust"] = float((rm[bmask > 0] > 0.5).mean())
+        rm = rm[..., None] * bm[..., None]
         bimg = bcol * (1 - rm) + np.array([125, 60, 28], np.float32) * rm
     else:
-        bimg = np.broadcast_to(bcol, (h, w, 3))
-    img = img * (1 - bm[..., None]) + bimg * bm[..., None]
+        bimg = np.broadcast_to(bcol, (kh, kw, 3))
+    sub = img[ky:ky + kh, kx:kx + kw]
+    img[ky:ky + kh, kx:kx + kw] = sub * (1 - bm[..., None]) + bimg * bm[..., None]
 
-    # --- mirror: hood, rim, face
+    # --- mirror: hood, rim, face (and the vegetation over it): all within 2.3 radii of the face's
+    # centre, so they are drawn on that part of the picture only, in its own coordinates
+    full, H, W, CX, CY = img, h, w, cx, cy
+    mx0, my0 = int(np.clip(cx - 2.3 * r, 0, w - 1)), int(np.clip(cy - 2.3 * r, 0, h - 1))
+    mx1, my1 = int(np.clip(cx + 2.3 * r + 1, mx0 + 1, w)), int(np.clip(cy + 2.3 * r + 1, my0 + 1, h))
+    img = full[my0:my1, mx0:mx1].copy()
+    h, w = img.shape[:2]
+    cx, cy = cx - mx0, cy - my0
     amp = 0.0
     if sev["mirror.deformation"]:
         amp = rng.uniform(*DEFORM_BANDS[sev["mirror.deformation"]])
@@ -409,12 +453,16 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     hood[int(max(0, cy - 0.25 * b)):] = 0
     hd = sev["hood.damage"]
     if hd:
-        frac = [0, 0.2, 0.45, 0.75][hd]
         ang = np.arctan2(np.arange(h)[:, None] - cy, np.arange(w)[None, :] - cx)
-        start = rng.uniform(-math.pi, 0)
-        span = frac * math.pi
-        jag = 0.25 * _noise(rng, h, w, max(4, 0.2 * r), 2)
-        tear = ((ang - start) % (2 * math.pi)) < span + jag
+        # the tear lies inside the hood's own arc (above the face), so its visible size is the severity's
+        hood_ang = ang[hood > 0]
+        lo_a, hi_a = (float(hood_ang.min()), float(hood_ang.max())) if hood_ang.size else (-math.pi, 0.0)
+        span = HOOD_TEAR[hd] * (hi_a - lo_a)
+        start = rng.uniform(lo_a, max(lo_a, hi_a - span))
+        jag = 0.12 * (_noise(rng, h, w, max(4, 0.2 * r), 2) - 0.5)
+        tear = ((ang - start + jag) >= 0) & ((ang - start + jag) < span)
+        n_hood = max(1, int((hood > 0).sum()))
+        visible["hood.damage"] = float(((hood > 0) & tear).sum() / n_hood)
         hood[tear] = 0
         if hd == 3:   # rim broken too: a gap in the ring
             g0 = rng.uniform(-math.pi, math.pi)
@@ -428,10 +476,11 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     fx0, fy0 = max(0, fx0), max(0, fy0)
     fw, fh = max(1, fx1 - fx0), max(1, fy1 - fy0)
     gx, gy = np.meshgrid(np.arange(fx0, fx0 + fw, dtype=np.float32), np.arange(fy0, fy0 + fh, dtype=np.float32))
+    # (local coordinates; the reflected scene is the whole picture: W, H)
     u, v = (gx - cx) / a, (gy - cy) / b
     rho2 = u * u + v * v
-    src_c = (rng.uniform(0.3, 0.7) * w, rng.uniform(0.45, 0.75) * h)
-    R = rng.uniform(0.2, 0.35) * w
+    src_c = (rng.uniform(0.3, 0.7) * W, rng.uniform(0.45, 0.75) * H)
+    R = rng.uniform(0.2, 0.35) * W
     mapx = (src_c[0] - u * R * (1 + 1.4 * rho2)).astype(np.float32)
     mapy = (src_c[1] + v * R * 0.8 * (1 + 1.4 * rho2)).astype(np.float32)
     face = cv2.remap(bg.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -439,6 +488,9 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
     face = face * (1 - 0.25 * np.clip(rho2, 0, 1))[..., None] + 35 * np.clip(rho2, 0, 1)[..., None]
     fm_local = face_mask[fy0:fy0 + fh, fx0:fx0 + fw].astype(np.float32)
     lr = max(2.0, r)
+    # the reflection is soft (a small convex mirror seen from the camera, at its focus distance):
+    # lane markings and edges reflected in it never look like the sharp lines of a crack
+    face = cv2.GaussianBlur(face, (0, 0), max(1.2, 0.025 * lr))
     if sev["mirror.missing"]:
         face = np.full_like(face, 55) + 20 * _noise(rng, fh, fw, max(4, 0.3 * r), 2)[..., None]
         for _ in range(rng.integers(2, 5)):   # shards left in the frame
@@ -453,8 +505,9 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
         k = int(max(3, lr * [0, 0.04, 0.08, 0.12][sev["mirror.clouding"]])) | 1
         face = cv2.GaussianBlur(face, (k, k), 0) * (1 - al) + 215 * al
     if sev["mirror.dirt"]:
-        cov = [0, 0.15, 0.35, 0.65][sev["mirror.dirt"]]
-        dm = _blotches(rng, fh, fw, cov, max(4, 0.15 * lr)) * rng.uniform(0.75, 0.95)
+        cov = _in_band(rng, DIRT_BANDS, sev["mirror.dirt"])
+        dm = _blotches(rng, fh, fw, cov, max(4, 0.15 * lr), mask=fm_local) * rng.uniform(0.75, 0.95)
+        visible["mirror.dirt"] = float((dm[fm_local > 0] > 0.4).mean())
         streak = np.zeros((fh, fw), np.float32)
         for _ in range(sev["mirror.dirt"] * 3):   # run-off streaks
             x = rng.integers(0, fw)
@@ -465,7 +518,7 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
         s = sev["mirror.crack"]
         crack = np.zeros((fh, fw), np.uint8)
         ox, oy = cx - fx0 + rng.uniform(-0.4, 0.4) * a, cy - fy0 + rng.uniform(-0.4, 0.4) * b
-        rays = [0, 2, 7, 12][s]
+        rays = [0, 3, 7, 12][s]
         lw = max(1, int(0.018 * lr))
         for _ in range(rays):
             th0 = rng.uniform(0, 2 * np.pi)
@@ -479,7 +532,11 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
             for k in range(s - 1):
                 rad = lr * rng.uniform(0.15, 0.45)
                 cv2.ellipse(crack, (int(ox), int(oy)), (int(rad), int(rad)), 0, rng.uniform(0, 360), rng.uniform(0, 360) + 200, 1, lw)
-        face[crack > 0] = face[crack > 0] * 0.3 + 180
+        # a crack is a sharp bright line with a dark edge, radiating from a white impact point
+        cv2.circle(crack, (int(ox), int(oy)), max(2, int(0.035 * lr)), 1, -1)
+        edge = cv2.dilate(crack, np.ones((3, 3), np.uint8)) > 0
+        face[edge] = face[edge] * 0.45
+        face[crack > 0] = face[crack > 0] * 0.3 + 185
         if s == 3:   # pieces fallen out
             for _ in range(rng.integers(2, 4)):
                 p0 = np.array([ox, oy]) + rng.uniform(-0.5, 0.5, 2) * lr
@@ -525,16 +582,19 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
         img = img * (1 - vmf) + leaves * vmf
         sev["view.vegetation"] = int(sum(veg_cov >= t_ for t_ in VEG_THRESHOLDS))
 
+    full[my0:my1, mx0:mx1] = img
+    img, h, w, cx, cy = full, H, W, CX, CY
+
     if rng.random() < distractor:
         _distractor(rng, img, cx, r)
 
     # --- camera: lighting, noise, blur
     gain = lighting if lighting is not None else rng.uniform(0.6, 1.2)
-    img = img * gain * (np.array([1, 1, 1]) + rng.uniform(-0.06, 0.06, 3))
+    img = img.astype(np.float32) * (gain * (np.array([1, 1, 1]) + rng.uniform(-0.06, 0.06, 3))).astype(np.float32)
     if rng.random() < 0.4:   # a soft shadow across the scene
         sh = _noise(rng, h, w, w / 2, 1)
         img = img * (0.75 + 0.25 * sh[..., None])
-    img = img + rng.normal(0, rng.uniform(1.5, 6), img.shape)
+    img = img.astype(np.float32) + rng.uniform(1.5, 6) * rng.standard_normal(img.shape, dtype=np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if blur > 0:
         k = max(3, int(blur * w / 1000)) | 1
@@ -557,6 +617,7 @@ def generate(seed: int, style: str | None = None, size: tuple[int, int] | None =
                  "orange": bool(pole_orange)},
         "defects": {d: int(sev[d]) for d in DEFECTS},
         "vegetation_coverage": veg_cov, "deformation_amplitude": float(amp),
+        "face_angle_deg": float(math.degrees(face_angle)), "visible": visible,
         "lighting": float(gain), "blur": float(blur),
         "grade": grade_severities(sev, _table_cache(load_table)),
     }

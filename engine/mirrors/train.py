@@ -234,11 +234,26 @@ def evaluate(net, ds) -> dict:
     return {"samples": int(n), "grade_head_exact": float((gp[valid] == ds["grade"][valid]).mean()), "defects": per}
 
 
+def validation_loss(net, val) -> float:
+    """The training loss (unweighted) on the validation split: what early stopping watches."""
+    net.eval()
+    n, tot = len(val["y"]), 0.0
+    with torch.no_grad():
+        for i in range(0, n, 256):
+            idx = np.arange(i, min(n, i + 256))
+            m, p, me, y, g = _tensors(val, idx, False, None)
+            lg, gr = net(m, p, me)
+            tot += float(F.cross_entropy(lg.view(-1, 4), y.view(-1), ignore_index=-1, reduction="sum")) / len(CNN_DEFECTS)
+            tot += float(F.cross_entropy(gr, g, ignore_index=-1, reduction="sum"))
+    return tot / max(1, n)
+
+
 def fit(ds, val=None, minutes: float = 12.0, epochs: int = 30, seed: int = 1, net: MirrorNet | None = None,
-        lr: float = 3e-3, threads: int | None = 2, reload=None) -> tuple[MirrorNet, dict]:
+        lr: float = 3e-3, threads: int | None = 2, reload=None, keep_best: bool = False) -> tuple[MirrorNet, dict]:
     """Train ``net`` (a new one by default) for ``epochs`` or ``minutes``, whichever ends first.
     ``reload``: a callable returning a (larger) dataset, called before each epoch — training can
-    start while the scenes are still being generated."""
+    start while the scenes are still being generated. ``keep_best``: evaluate the loss on ``val``
+    after each epoch and return the network of the epoch where it was lowest (early stopping)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if threads:
@@ -255,6 +270,8 @@ def fit(ds, val=None, minutes: float = 12.0, epochs: int = 30, seed: int = 1, ne
     done_epochs = 0
     step = 0
     progress = 0.0
+    best = (float("inf"), None, 0.0)   # (validation loss, weights, epochs done)
+    history = []
 
     def set_lr(progress: float) -> None:
         # one cycle (10 % warm-up, cosine down) over whichever runs out first, the epochs or the
@@ -291,12 +308,22 @@ def fit(ds, val=None, minutes: float = 12.0, epochs: int = 30, seed: int = 1, ne
             tot += float(loss.detach())
         done_epochs = round(step / steps_per_epoch, 2)
         log.info("epoch %d loss %.3f (%.0f s)", ep + 1, tot / max(1, s + 1), time.time() - t0)
-        print(f"epoch {ep + 1}/{epochs} loss {tot / max(1, s + 1):.3f} ({time.time() - t0:.0f} s, "
-              f"progress {progress:.0%})", flush=True)
+        vl = None
+        if keep_best and val is not None:
+            vl = validation_loss(net, val)
+            history.append(round(vl, 4))
+            if vl < best[0]:
+                best = (vl, {k: v.detach().clone() for k, v in net.state_dict().items()}, done_epochs)
+        print(f"epoch {ep + 1}/{epochs} loss {tot / max(1, s + 1):.3f}"
+              + (f" val {vl:.3f}" if vl is not None else "")
+              + f" ({time.time() - t0:.0f} s, progress {progress:.0%})", flush=True)
         if progress >= 1:
             break
     info = {"epochs": done_epochs, "train_seconds": round(time.time() - t0, 1), "train_samples": int(n),
             "sample_passes": int(step * bs)}
+    if keep_best and best[1] is not None:
+        net.load_state_dict(best[1])
+        info.update({"kept_epoch": best[2], "validation_loss": round(best[0], 4), "validation_loss_history": history})
     if val is not None:
         info["validation"] = evaluate(net, val)
     return net, info
@@ -348,7 +375,7 @@ def train_synthetic(samples: int = 6000, minutes: float = 12.0, seed: int = 1, o
 
 def train_on_chunks(train_dir: Path, val_dir: Path, out_dir: Path, seed: int = 1, epochs: int = 24,
                     minutes: float = 12.0, generation_seconds: float | None = None, growing: bool = False,
-                    init: Path | None = None, lr: float = 3e-3) -> Path:
+                    init: Path | None = None, lr: float = 3e-3, keep_best: bool = True) -> Path:
     """Train on the chunk files in ``train_dir`` (``growing``: re-read them before each epoch while a
     generator is still writing). ``init``: a model (``.onnx`` or ``.pt``) whose weights to start from
     (warm start: a larger data set without paying again for what the network already learnt)."""
@@ -362,7 +389,8 @@ def train_on_chunks(train_dir: Path, val_dir: Path, out_dir: Path, seed: int = 1
         net.load_state_dict(torch.load(init.with_suffix(".pt"), weights_only=True))
         if init.with_suffix(".json").is_file():
             init_meta = json.loads(init.with_suffix(".json").read_text(encoding="utf-8"))
-    net, info = fit(ds, val, minutes=minutes, epochs=epochs, seed=seed, reload=reload, net=net, lr=lr)
+    net, info = fit(ds, val, minutes=minutes, epochs=epochs, seed=seed, reload=reload, net=net, lr=lr,
+                    keep_best=keep_best)
     if init is not None:
         info["init_from"] = {"version": init_meta.get("version"), "train_samples": init_meta.get("train_samples"),
                              "sample_passes": init_meta.get("sample_passes"), "lr": lr}
