@@ -104,6 +104,18 @@ def test_geometry_finds_mirror_and_measures_tilt(seed, style):
     assert abs(g.pole.tilt_deg - true_tilt) < 2.5
 
 
+def test_bent_pole_is_not_measured_as_tilted():
+    # a badly bent (bowed) upright pole: the Hough edges follow one half of the bow, up to ~24° off;
+    # the tilt must come from the traced chord, not read as a leaning pole (a false Ⅳ)
+    tilts = []
+    for k in (1, 5, 9, 11):
+        sc = synth.generate(8000 + k, style=synth.TRAIN_STYLES[k % 7], size=(1024, 768), defects={"pole.bend": 3})
+        pole = geometry.analyse(sc.image).pole
+        assert abs(sc.labels["pole"]["tilt_deg"]) < 1.5
+        tilts.append(None if pole is None else round(pole.tilt_deg, 1))
+    assert sum(t is not None and abs(t) < 3.0 for t in tilts) >= 3, tilts
+
+
 def test_geometry_deformation_grows_with_damage(table):
     t = table.measures["mirror_deformation_pct"]
     sound = geometry.analyse(synth.generate(21, defects={}, shape="round").image).face.deformation_pct

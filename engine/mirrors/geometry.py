@@ -222,6 +222,9 @@ def _outer_box(f: MirrorFace, w, h) -> list[float]:
             float(min(w, o[:, 0].max())), float(min(h, o[:, 1].max()))]
 
 
+BENT_CHORD_MAX_DEG = 26.0
+
+
 def find_pole(work: np.ndarray, face: MirrorFace) -> Pole | None:
     h, w = work.shape[:2]
     cx, cy = face.center
@@ -304,8 +307,10 @@ def find_pole(work: np.ndarray, face: MirrorFace) -> Pole | None:
         # the chord from the pole's top to its lowest traced point: robust to a bent pole
         (tx, ty), (bx2, by2), bend = traced
         chord = math.degrees(math.atan2(-(tx - bx2), by2 - ty))
-        # only for a visibly bent pole: on a straight one the Hough edges are more precise
-        if by2 - ty > max(0.5 * (base_y - top_y), 3 * r) and abs(chord - tilt) < 12 and bend > 2.0:
+        # only for a visibly bent pole: on a straight one the Hough edges are more precise. The Hough
+        # segments of a badly bent pole follow one half of its bow, up to ~24° off the chord (a bow of
+        # 11 % of the length), so the chord is trusted that far
+        if by2 - ty > max(0.5 * (base_y - top_y), 3 * r) and abs(chord - tilt) < BENT_CHORD_MAX_DEG and bend > 2.0:
             tilt, top_x, base_x, base_y = chord, tx, bx2, max(base_y, by2)
     return Pole((float(top_x), float(foot)), (float(base_x), float(base_y)), float(tilt),
                 [float(min(pts[:, 0].min(), base_x) - pad), float(foot), float(max(pts[:, 0].max(), base_x) + pad),
