@@ -35,7 +35,7 @@ from bench._report import write_section  # noqa: E402
 from engine.asr import session as sm  # noqa: E402
 from engine.asr.finalpass import label_speakers, transcribe_whole  # noqa: E402
 from engine.asr.metrics import cer  # noqa: E402
-from engine.asr.transcribe import Final, Partial, StreamingTranscriber, hotwords  # noqa: E402
+from engine.asr.transcribe import CONTEXT_MARGIN, Final, Partial, StreamingTranscriber, hotwords  # noqa: E402
 from engine.asr.vad import MIN_SILENCE  # noqa: E402
 from engine.audio import FileSource, Level, SAMPLE_RATE  # noqa: E402
 from engine.context import open_context  # noqa: E402
@@ -254,8 +254,10 @@ def main() -> int:
     lines = [
         f"{len(convs)} synthesized two-person counter dialogues ({', '.join(names)}; {total:.0f} s; "
         "pyopenjtalk voices at two pitches + room noise), whisper-base int8. Live: silero VAD ends an utterance "
-        f"after {MIN_SILENCE} s of silence; its Final is decoded once on a worker thread (2 threads, full 30 s encoder window, "
-        "beam 5, the glossary as initial prompt; greedy while a backlog exists); partials on a second 1-thread instance "
+        f"after {MIN_SILENCE} s of silence; its Final is decoded once on a worker thread (2 threads, beam 5, the glossary "
+        "as initial prompt; greedy while a backlog exists) behind the previous utterance: that audio in front, its text "
+        f"forced as the prefix, the encoder on that audio + {CONTEXT_MARGIN:g} s only (the full 30 s window when decoded "
+        "alone); partials on a second 1-thread instance "
         "(greedy, encoder on the utterance + 3 s only, throttled, skipped when behind). "
         f"Load average while measuring: {load_txt} on {cores} cores"
         f"{' (other jobs shared the machine: latency and RTF are upper bounds)' if max(loads) > 1.5 else ''}.",

@@ -10,12 +10,13 @@ child process (``engine.jobs.records_incremental``) follows the stored Final seg
 them as they come, so the draft is ready moments after 停止. In its own process the LLM can
 neither starve live transcription nor stall the caller's UI thread, and a crash of the native
 model code cannot take the counter application down. The final pass runs after the draft is
-saved (:func:`refine`) and renumbers the transcript; the draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
+saved (:func:`refine`, also in a child process) and renumbers the transcript; the draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
 every check runs again on the final text — a statement whose number no longer appears in its
 re-mapped evidence is flagged 要確認, never silently kept.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -139,8 +140,12 @@ class CounterConsultation:
         return rec
 
     def refine(self, progress: Callable | None = None) -> workflow.RecordDraft | None:
-        """The final pass for this consultation's saved record (see :func:`refine`)."""
-        return refine(self.ctx, self.user, self.session.id, progress=progress)
+        """The final pass for this consultation's saved record (see :func:`refine`), run in a
+        child process like the drafting: the caller is usually the counter's UI process, and
+        the decodes hold the GIL long enough to stall its event loop."""
+        return run_in_child("engine.jobs:records_refine", self.ctx.data_dir,
+                            {"session_id": self.session.id, "user": dataclasses.asdict(self.user)},
+                            progress=progress)
 
 
 def refine(ctx, user: User, session_id: int, progress: Callable | None = None) -> workflow.RecordDraft | None:

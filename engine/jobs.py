@@ -118,6 +118,16 @@ def mirrors_import(ctx, progress, cancel, folder: str, username: str):
     return summary
 
 
+def records_refine(ctx, progress, cancel, session_id: int, user: dict):
+    """The final pass of a stopped consultation (:func:`engine.consultation.refine`), off the
+    caller's process: five Whisper decodes hold the GIL for long stretches, which would stall a
+    counter's UI thread. ``user``: the signed-in writer's fields (checked by the caller; an
+    offline sign-in has no row in the store this child may open)."""
+    from .consultation import refine
+    from .users import User
+    return refine(ctx, User(**user), session_id, progress=progress)
+
+
 def records_incremental(ctx, progress, cancel, session_id: int, template: str | None = None,
                         use_llm: bool = True, poll: float = 1.0):
     """Follow a recording session and draft its record as segments become final. ``cancel`` here

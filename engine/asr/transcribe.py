@@ -39,6 +39,12 @@ from .vad import MIN_SILENCE, RATE, VAD_THRESHOLD, SpeechEnd, SpeechStart, Strea
 log = logging.getLogger(__name__)
 
 SENTENCE_END = "。？！?!"
+# A Final decoded behind the previous utterance runs Whisper's encoder on that audio plus this
+# margin instead of the padded 30 s window: the encoder costs 0.07 s on 10 s, 0.48 s on 30 s
+# (whisper-base int8, 2 threads). Measured per utterance on the five bench dialogues (beam 5):
+# CER 11.2 % → 11.7 % with a 3 s margin, 11.0 % with 10 s; mean call 1.46 s → 0.90 s / 1.15 s.
+CONTEXT_MARGIN = 3.0
+_JOINERS = "、。，．,.？！?! 　"
 
 
 @dataclass
@@ -217,6 +223,8 @@ class StreamingTranscriber:
         self.decoder = model if isinstance(model, WhisperDecoder) else WhisperDecoder(model, language, hotwords)
         # the glossary reaches Finals as the initial prompt (see _decode_final)
         self.glossary_prompt = "、".join(hotwords.split()) if hotwords else None
+        self.context_decoder = WhisperDecoder(self.decoder.model, language, None, short_context=True,
+                                              context_margin=CONTEXT_MARGIN)
         pm = partial_model if partial_model is not None else self.decoder.model
         self.partial_decoder = WhisperDecoder(pm, language, None, short_context=True)
         self.vad = StreamingVad(threshold=vad_threshold, min_silence=min_silence, min_voiced=min_voiced)
@@ -362,7 +370,9 @@ class StreamingTranscriber:
         # previous utterance: its audio goes in front (same 30 s encoder window, so almost free) and
         # its Final text is forced as the decoder prefix, so Whisper hears and reads the context
         # and only writes the new words. Per utterance (beam 5, the five dialogues): 11.2 % CER
-        # with that context, 12.7 % without, 15.6 % with the glossary as hotwords instead.
+        # with that context, 12.7 % without, 15.6 % with the glossary as hotwords instead. The
+        # context decode encodes only its own audio (+ CONTEXT_MARGIN), which pays for the
+        # token-by-token forced prefix: a Final ~0.5 s sooner at ~0.5 point of CER.
         mono = audio if audio.ndim == 1 else audio.mean(axis=1)
         text = ""
         prev = self._context
@@ -370,10 +380,11 @@ class StreamingTranscriber:
                 and len(prev[3]) + RATE // 2 + len(mono) <= 28 * RATE):
             gap = np.zeros(min(max(start - prev[1], 0), RATE // 2), np.float32)
             both = np.concatenate([prev[3], gap, mono])
-            segs = self._timed(self.decoder, both, beam_size=beam, prompt=self.glossary_prompt, prefix=prev[2],
-                               use_hotwords=False)
+            segs = self._timed(self.context_decoder, both, beam_size=beam, prompt=self.glossary_prompt,
+                               prefix=prev[2], use_hotwords=False)
             full = "".join(s.text for s in segs).strip()
-            new = full[len(prev[2]):].strip() if full.startswith(prev[2]) else ""
+            # the punctuation between the two utterances comes out in front of the new words
+            new = full[len(prev[2]):].lstrip(_JOINERS) if full.startswith(prev[2]) else ""
             # the prefix can derail Whisper (e.g. a run of "?" after a question): then fall back
             if len(normalize(new)) >= 2.0 * len(mono) / RATE - 2:
                 text = new
