@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from engine.audio import FileSource, Level, SAMPLE_RATE  # noqa: E402
 from engine.context import open_context  # noqa: E402
 from engine.models import load_whisper  # noqa: E402
 from tests.audiogen import conversation, dialogue_ids, room_noise  # noqa: E402
+from tests.crashkit import SESSION_CHILD  # noqa: E402
 
 
 def pct(xs, q):
@@ -157,32 +157,13 @@ def hallucination_figures(model):
     return res
 
 
-KILL_CHILD = textwrap.dedent("""
-    import sys, json
-    sys.path.insert(0, {root!r})
-    from engine.context import open_context
-    from engine.audio import FileSource, Level
-    from engine.asr.session import ConsultationSession
-    from engine.asr.transcribe import Final
-    ctx = open_context({data!r})
-    s = ConsultationSession(ctx)
-    s.start(FileSource({wav!r}, realtime=True))
-    print(json.dumps({{"session": s.id}}), flush=True)
-    for ev in s.events():
-        if isinstance(ev, Level):
-            print(json.dumps({{"level": ev.time + 0.1}}), flush=True)
-        elif isinstance(ev, Final):
-            print(json.dumps({{"final": ev.id, "text": ev.text}}), flush=True)
-""")
-
-
 def kill_figures(conv, runs, tmp):
     wav = conv.write(Path(tmp) / "kill.wav")
     results = []
     for i in range(runs):
         data = Path(tmp) / f"kill{i}"
         script = Path(tmp) / "child.py"
-        script.write_text(KILL_CHILD.format(root=str(ROOT), data=str(data), wav=str(wav)))
+        script.write_text(SESSION_CHILD.format(root=str(ROOT), data=str(data), wav=str(wav)))
         p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         msgs = []
         reader = threading.Thread(target=lambda: msgs.extend(json.loads(ln) for ln in p.stdout), daemon=True)

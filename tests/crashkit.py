@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "engine.cli"]
+
+# A recording session from a real-time paced file, in a process of its own (to be killed): prints the
+# session id, then the audio clock of each level report and each Final as it is committed.
+SESSION_CHILD = textwrap.dedent("""
+    import sys, json
+    sys.path.insert(0, {root!r})
+    from engine.context import open_context
+    from engine.audio import FileSource, Level
+    from engine.asr.session import ConsultationSession
+    from engine.asr.transcribe import Final
+    ctx = open_context({data!r})
+    s = ConsultationSession(ctx)
+    s.start(FileSource({wav!r}, realtime=True))
+    print(json.dumps({{"session": s.id}}), flush=True)
+    for ev in s.events():
+        if isinstance(ev, Level):
+            print(json.dumps({{"level": ev.time + 0.1}}), flush=True)
+        elif isinstance(ev, Final):
+            print(json.dumps({{"final": ev.id, "text": ev.text}}), flush=True)
+""")
 
 
 @dataclass

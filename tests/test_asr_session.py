@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import wave
 
@@ -21,9 +20,7 @@ from engine.audio import FileSource, Level, read_audio
 from engine import users
 from engine.users import PermissionDenied
 from tests.audiogen import Turn, render_dialogue
-from tests.crashkit import user_env
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+from tests.crashkit import ROOT, SESSION_CHILD, user_env
 
 
 @pytest.fixture(scope="module")
@@ -119,30 +116,11 @@ def test_swap_speakers(ctx):
     assert ctx.store.query_one("SELECT speakers_swapped FROM sessions WHERE id = ?", (sid,))["speakers_swapped"] == 1
 
 
-CHILD = textwrap.dedent("""
-    import sys, json
-    sys.path.insert(0, {root!r})
-    from engine.context import open_context
-    from engine.audio import FileSource, Level
-    from engine.asr.session import ConsultationSession
-    from engine.asr.transcribe import Final
-    ctx = open_context({data!r})
-    s = ConsultationSession(ctx)
-    s.start(FileSource({wav!r}, realtime=True))
-    print(json.dumps({{"session": s.id}}), flush=True)
-    for ev in s.events():
-        if isinstance(ev, Level):
-            print(json.dumps({{"level": ev.time + 0.1}}), flush=True)
-        elif isinstance(ev, Final):
-            print(json.dumps({{"final": ev.id, "text": ev.text}}), flush=True)
-""")
-
-
 def test_kill_9_mid_session_then_recover(tmp_path, conv):
     wav = conv.write(tmp_path / "c.wav")
     data = tmp_path / "data"
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(root=str(ROOT), data=str(data), wav=str(wav)))
+    script.write_text(SESSION_CHILD.format(root=str(ROOT), data=str(data), wav=str(wav)))
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     finals, written, sid = {}, 0.0, None
     deadline = time.monotonic() + 300
