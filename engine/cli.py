@@ -7,6 +7,7 @@ exit status 2 (1 for a failed check such as ``doctor``).
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
 import os
@@ -29,6 +30,37 @@ def context(args):
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
+
+
+# ------------------------------------------------------------------ sign-in, shared by every domain CLI
+# Commands that act for a person take ``--user NAME``; the password comes from the
+# ``MADOGUCHI_PASSWORD`` environment variable, a line on stdin, or the terminal.
+
+class CliInputError(MadoguchiError):
+    ja_default = "入力に誤りがあります。"
+
+
+def read_password(prompt: str = "password: ", env: str = "MADOGUCHI_PASSWORD") -> str:
+    if os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if line:
+            return line.rstrip("\n")
+    return getpass.getpass(prompt)
+
+
+def signed_in(args, ctx):
+    from . import users
+    if not getattr(args, "user", None):
+        raise CliInputError("this command needs --user NAME (password from MADOGUCHI_PASSWORD or the terminal)",
+                            ja="ユーザー名を指定してください。")
+    return users.sign_in(ctx.store, args.user, read_password())
+
+
+def add_user_arg(p) -> None:
+    p.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
+                   help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
 
 
 # ------------------------------------------------------------------ core commands
@@ -81,9 +113,8 @@ def cmd_config(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
         return 0
     if args.config_cmd == "set":
-        from .records.cli import _signed_in
         ctx = context(args)
-        changed = cm.change(ctx, _signed_in(args, ctx), args.key, cm.parse_cli_value(args.key, args.value))
+        changed = cm.change(ctx, signed_in(args, ctx), args.key, cm.parse_cli_value(args.key, args.value))
         print(f"{args.key} written to {cm.user_config_path()}" if changed else f"{args.key} unchanged")
         return 0
     if args.config_cmd == "keys":
@@ -95,9 +126,8 @@ def cmd_config(args) -> int:
 
 def cmd_retention(args) -> int:
     from . import retention
-    from .records.cli import _signed_in
     ctx = context(args)
-    user = _signed_in(args, ctx)
+    user = signed_in(args, ctx)
     done = retention.run(ctx, user, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for d in done:
@@ -112,7 +142,6 @@ def cmd_security(args) -> int:
     from pathlib import Path
     from . import audit, keystore
     from .config import load
-    from .records.cli import _signed_in
     cfg = load({"data_dir": args.data_dir} if args.data_dir else None)
     data = cfg.data_dir
     if args.security_cmd == "key-path":
@@ -142,7 +171,7 @@ def cmd_security(args) -> int:
     if args.security_cmd == "rotate-key":
         import secrets
         ctx = context(args)
-        user = _signed_in(args, ctx)
+        user = signed_in(args, ctx)
         from .users import require_role
         require_role(user, "admin")
         if ctx.key is None:
@@ -161,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="madoguchi", description="Madoguchi (窓口) engine: offline counter assistant")
     p.add_argument("--version", action="version", version=f"madoguchi {__version__}")
     p.add_argument("--data-dir", default=None, help="data folder (default: MADOGUCHI_DATA_DIR or the platform's)")
-    from .records.cli import _add_user_arg   # the one --user option every signing-in command shares
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("doctor", help="check models, audio, database, disk and fonts")
@@ -187,14 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("set", help="change a setting (administrators; the counter's microphone: anyone); audited")
     cs.add_argument("key")
     cs.add_argument("value")
-    _add_user_arg(cs)
+    add_user_arg(cs)
     c.set_defaults(func=cmd_config)
 
     r = sub.add_parser("retention", help="delete consultation audio N days after approval (retention.audio_days)")
     rsub = r.add_subparsers(dest="retention_cmd", required=True)
     rr = rsub.add_parser("run")
     rr.add_argument("--dry-run", action="store_true")
-    _add_user_arg(rr)
+    add_user_arg(rr)
     r.set_defaults(func=cmd_retention)
 
     sc = sub.add_parser("security", help="encryption key: where it is, export/import for recovery, rotation")
@@ -206,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     si = ssub.add_parser("import-key")
     si.add_argument("file")
     sr = ssub.add_parser("rotate-key")
-    _add_user_arg(sr)
+    add_user_arg(sr)
     sc.set_defaults(func=cmd_security)
 
     for modname in DOMAIN_CLIS:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..records.cli import _add_user_arg
+from ..cli import add_user_arg, signed_in
 from ..users import require_role
 
 SPEAKER_JA = {"staff": "職員", "citizen": "相談者", "unknown": "不明"}
@@ -56,9 +56,8 @@ def cmd_record(args) -> int:
         src = MicSource(device=args.device, channels=ctx.config.get("asr.channels", 1))
     else:
         src = mic_from_config(ctx.config)
-    from ..records.cli import _signed_in
     from .session import TRANSCRIPT_WRITERS
-    user = require_role(_signed_in(args, ctx), *TRANSCRIPT_WRITERS)
+    user = require_role(signed_in(args, ctx), *TRANSCRIPT_WRITERS)
     if not args.consent:
         from ..consultation import ConsentRequired
         raise ConsentRequired("record the citizen's consent first (--consent)")
@@ -82,10 +81,9 @@ def cmd_record(args) -> int:
 
 def cmd_sessions(args) -> int:
     from engine.cli import context, print_json
-    from ..records.cli import _signed_in
     from . import session as sm
     ctx = context(args)
-    user = _signed_in(args, ctx)
+    user = signed_in(args, ctx)
     if args.sessions_cmd == "list":
         rows = sm.list_sessions(ctx.store, unfinished=args.unfinished, user=user)
         if args.json:
@@ -135,7 +133,7 @@ def register(subparsers) -> None:
     r.add_argument("--no-final-pass", action="store_true", help="skip the re-transcription after stopping")
     r.add_argument("--json", action="store_true")
     r.add_argument("--consent", action="store_true", help="the citizen has consented to the recording (相談者の同意)")
-    _add_user_arg(r)
+    add_user_arg(r)
     r.set_defaults(func=cmd_record)
 
     s = subparsers.add_parser("sessions", help="list, show or recover recorded sessions")
@@ -151,5 +149,5 @@ def register(subparsers) -> None:
     sr.add_argument("--final-pass", action="store_true", help="also re-transcribe the recovered audio")
     sr.add_argument("--json", action="store_true")
     for p in (sl, sh, sr):
-        _add_user_arg(p)
+        add_user_arg(p)
     s.set_defaults(func=cmd_sessions)

@@ -5,7 +5,7 @@ import sys
 from dataclasses import asdict
 
 
-from ..records.cli import _add_user_arg
+from ..cli import add_user_arg, signed_in
 
 def _embedder(ctx):
     from ..models import load_embedder
@@ -27,8 +27,7 @@ def cmd_add(args) -> int:
         last["phase"] = p.phase
 
     embedder = None if args.no_embed else _LazyEmbedder(ctx)
-    from ..records.cli import _signed_in
-    rep = index.update(ctx, _signed_in(args, ctx), args.paths, embed=not args.no_embed, embedder=embedder,
+    rep = index.update(ctx, signed_in(args, ctx), args.paths, embed=not args.no_embed, embedder=embedder,
                        progress=progress, prune=args.prune)
     if args.json:
         print_json(asdict(rep))
@@ -117,7 +116,7 @@ def register(subparsers) -> None:
     a.add_argument("--no-embed", action="store_true", help="full-text index only (embed later with another add)")
     a.add_argument("--prune", action="store_true", help="forget indexed files that are gone from the given folders")
     a.add_argument("--json", action="store_true")
-    _add_user_arg(a)
+    add_user_arg(a)
     a.set_defaults(func=cmd_add)
 
     s = sub.add_parser("status", help="indexed documents and skipped files")

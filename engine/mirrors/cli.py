@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..errors import MadoguchiError
-from ..records.cli import _add_user_arg
+from ..cli import add_user_arg, signed_in
 
 
 def cmd_diagnose(args) -> int:
@@ -56,11 +56,10 @@ def cmd_diagnose(args) -> int:
 
 def cmd_import(args) -> int:
     from ..cli import context, print_json
-    from ..records.cli import _signed_in
     from .ledger import import_folder
     ctx = context(args)
     last = None
-    for ev in import_folder(ctx, args.folder, user=_signed_in(args, ctx), recursive=not args.no_recursive):
+    for ev in import_folder(ctx, args.folder, user=signed_in(args, ctx), recursive=not args.no_recursive):
         last = ev
         if not args.quiet:
             tag = {"imported": "+", "duplicate": "=", "failed": "!", "no_id": "?"}.get(ev.status, " ")
@@ -76,12 +75,11 @@ def cmd_import(args) -> int:
 
 def cmd_export(args) -> int:
     from ..cli import context
-    from ..records.cli import _signed_in
     from .ledger import export_csv, export_xlsx
     ctx = context(args)
     if not args.xlsx and not args.csv:
         raise MadoguchiError("give --xlsx FILE and/or --csv FILE", ja="出力先のファイルを指定してください。")
-    user = _signed_in(args, ctx)
+    user = signed_in(args, ctx)
     if args.xlsx:
         n = export_xlsx(ctx, args.xlsx, latest_only=args.latest, user=user)
         print(f"{n} rows written to {args.xlsx}")
@@ -93,10 +91,9 @@ def cmd_export(args) -> int:
 
 def cmd_confirm(args) -> int:
     from ..cli import context
-    from ..records.cli import _signed_in
     from .ledger import confirm
     ctx = context(args)
-    confirm(ctx, args.inspection, args.grade, user=_signed_in(args, ctx), reason=args.reason or "")
+    confirm(ctx, args.inspection, args.grade, user=signed_in(args, ctx), reason=args.reason or "")
     print(f"inspection {args.inspection}: {args.grade}")
     return 0
 
@@ -134,7 +131,7 @@ def register(subparsers) -> None:
 
     i = sub.add_parser("import", help="import a folder of photos into the ledger (resumable)")
     i.add_argument("folder", metavar="DIR")
-    _add_user_arg(i)
+    add_user_arg(i)
     i.add_argument("--no-recursive", action="store_true")
     i.add_argument("--json", action="store_true")
     i.add_argument("--quiet", action="store_true")
@@ -144,13 +141,13 @@ def register(subparsers) -> None:
     e.add_argument("--xlsx", metavar="FILE")
     e.add_argument("--csv", metavar="FILE")
     e.add_argument("--latest", action="store_true", help="only the latest inspection per mirror")
-    _add_user_arg(e)
+    add_user_arg(e)
     e.set_defaults(func=cmd_export)
 
     c = sub.add_parser("confirm", help="confirm or override the grade of an inspection")
     c.add_argument("inspection", type=int)
     c.add_argument("grade", choices=["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "1", "2", "3", "4"])
-    _add_user_arg(c)
+    add_user_arg(c)
     c.add_argument("--reason", default="")
     c.set_defaults(func=cmd_confirm)
 

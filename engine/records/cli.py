@@ -1,43 +1,14 @@
 """CLI: ``madoguchi draft``, ``madoguchi records …``, ``madoguchi users …``, ``madoguchi audit verify``.
 
-Sign-in for commands that act for a person: ``--user NAME``; the password comes from the
-``MADOGUCHI_PASSWORD`` environment variable or is asked for on the terminal.
+Sign-in for commands that act for a person: ``--user NAME`` (see :func:`engine.cli.signed_in`).
 """
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from pathlib import Path
 
-from ..errors import MadoguchiError
-
-
-class CliInputError(MadoguchiError):
-    ja_default = "入力に誤りがあります。"
-
-
-def _password(prompt: str = "password: ", env: str = "MADOGUCHI_PASSWORD") -> str:
-    if os.environ.get(env):
-        return os.environ[env]
-    if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        if line:
-            return line.rstrip("\n")
-    return getpass.getpass(prompt)
-
-
-def _signed_in(args, ctx):
-    from .. import users
-    if not getattr(args, "user", None):
-        raise CliInputError("this command needs --user NAME (password from MADOGUCHI_PASSWORD or the terminal)",
-                            ja="ユーザー名を指定してください。")
-    return users.sign_in(ctx.store, args.user, _password())
-
-
-def _add_user_arg(p) -> None:
-    p.add_argument("--user", "-u", default=os.environ.get("MADOGUCHI_USER"),
-                   help="sign in as this user (password: MADOGUCHI_PASSWORD or prompt)")
+from ..cli import CliInputError, add_user_arg, read_password, signed_in
 
 
 # ----------------------------------------------------------------------------- draft
@@ -61,7 +32,7 @@ def cmd_draft(args) -> int:
               f"{d.stats.get('llm_error', 'out of time')}", file=sys.stderr)
     if args.save:
         from . import workflow
-        user = _signed_in(args, ctx)
+        user = signed_in(args, ctx)
         rec = workflow.create(ctx.store, user, d, session_id=args.session, case_number=args.case_number or "")
         print(f"saved as record {rec.id} (version {rec.version}, {rec.state_ja})", file=sys.stderr)
     if args.json:
@@ -78,7 +49,7 @@ def cmd_records(args) -> int:
     from engine.cli import context, print_json
     from . import workflow
     ctx = context(args)
-    user = _signed_in(args, ctx)
+    user = signed_in(args, ctx)
     c = args.records_cmd
     if c == "list":
         recs = workflow.list_records(ctx.store, user, state=args.state, owner=args.owner)
@@ -135,12 +106,12 @@ def cmd_users(args) -> int:
     ctx = context(args)
     c = args.users_cmd
     if c == "add":
-        actor = None if users.count(ctx.store) == 0 else _signed_in(args, ctx)
-        pw = _password(f"password for {args.username}: ", env="MADOGUCHI_NEW_PASSWORD")
+        actor = None if users.count(ctx.store) == 0 else signed_in(args, ctx)
+        pw = read_password(f"password for {args.username}: ", env="MADOGUCHI_NEW_PASSWORD")
         u = users.add_user(ctx.store, actor, args.username, args.name or args.username, args.role, pw)
         print(f"user {u.username} added ({u.role})")
         return 0
-    actor = _signed_in(args, ctx)
+    actor = signed_in(args, ctx)
     if c == "list":
         us = users.list_users(ctx.store, actor)
         if args.json:
@@ -153,7 +124,7 @@ def cmd_users(args) -> int:
     if c == "passwd":
         target = args.username or actor.username
         old = os.environ.get("MADOGUCHI_PASSWORD") if target == actor.username else None
-        users.set_password(ctx.store, actor, target, _password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
+        users.setread_password(ctx.store, actor, target, read_password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
                            old_password=old)
         print(f"password of {target} changed")
         return 0
@@ -189,7 +160,7 @@ def register(sub) -> None:
     d.add_argument("--json", action="store_true")
     d.add_argument("--save", action="store_true", help="store the draft as a record (needs --user)")
     d.add_argument("--case-number", default="")
-    _add_user_arg(d)
+    add_user_arg(d)
     d.set_defaults(func=cmd_draft)
 
     r = sub.add_parser("records", help="list, show, submit, approve, return or export records")
@@ -198,18 +169,18 @@ def register(sub) -> None:
     p.add_argument("--state", choices=("draft", "submitted", "approved", "returned"))
     p.add_argument("--owner")
     p.add_argument("--json", action="store_true")
-    _add_user_arg(p)
+    add_user_arg(p)
     p = rs.add_parser("show")
     p.add_argument("id", type=int)
     p.add_argument("--version", type=int)
     p.add_argument("--json", action="store_true")
-    _add_user_arg(p)
+    add_user_arg(p)
     for name in ("submit", "approve", "return"):
         p = rs.add_parser(name)
         p.add_argument("id", type=int)
         p.add_argument("--revision", type=int, default=None, help="expected revision (optimistic lock)")
         p.add_argument("--json", action="store_true")
-        _add_user_arg(p)
+        add_user_arg(p)
         if name == "approve":
             p.add_argument("--ack-flags", action="store_true",
                            help="print every 要確認 flag and acknowledge having reviewed them")
@@ -220,7 +191,7 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("pdf", "docx", "txt"), default="pdf")
     p.add_argument("--output", "-o", default=None)
     p.add_argument("--draft", action="store_true", help="export the current version even if not approved")
-    _add_user_arg(p)
+    add_user_arg(p)
     r.set_defaults(func=cmd_records)
 
     u = sub.add_parser("users", help="add, list users, change passwords")
@@ -229,17 +200,17 @@ def register(sub) -> None:
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=("staff", "supervisor", "admin", "inspector"))
     p.add_argument("--name", default="", help="display name")
-    _add_user_arg(p)
+    add_user_arg(p)
     p = us.add_parser("list")
     p.add_argument("--json", action="store_true")
-    _add_user_arg(p)
+    add_user_arg(p)
     p = us.add_parser("passwd")
     p.add_argument("username", nargs="?")
-    _add_user_arg(p)
+    add_user_arg(p)
     for name in ("deactivate", "activate"):
         p = us.add_parser(name)
         p.add_argument("username")
-        _add_user_arg(p)
+        add_user_arg(p)
     u.set_defaults(func=cmd_users)
 
     a = sub.add_parser("audit", help="verify the hash-chained audit log")
