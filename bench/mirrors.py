@@ -66,7 +66,7 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
         "exact_graded_only": float((strict[graded] == truth[graded]).mean()) if graded.any() else 0.0,
         "iv_recall": float((prov[truth == 3] == 3).mean()) if (truth == 3).any() else float("nan"),
         "iv_precision": float((truth[prov == 3] == 3).mean()) if (prov == 3).any() else float("nan"),
-        "iv_count": int((truth == 3).sum()),
+        "iv_count": int((truth == 3).sum()), "iv_hits": int((prov[truth == 3] == 3).sum()),
         "grade_dist": dict(Counter(GRADES[t] for t in truth)),
         "safety_net": int(sum(i.safety_net for _, i in rows)),
         "safety_net_true_iv": int(sum(i.safety_net and l["grade"] == "Ⅳ" for l, i in rows)),
@@ -111,7 +111,7 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
         "|---|---|---|",
         f"| grade exact agreement (rule grade incl. 要確認 photos' provisional grade) | {m['exact_provisional']:.1%} | ≥ 85 % |",
         f"| grade within one | {m['within1_provisional']:.1%} | ≥ 98 % |",
-        f"| recall of Ⅳ ({m['iv_count']} emergencies) | {m['iv_recall']:.1%} | ≥ 97 % |",
+        f"| recall of Ⅳ ({m['iv_count']} emergencies) | {m['iv_recall']:.2%} ({m['iv_hits']} of {m['iv_count']}) | ≥ 97 % |",
         f"| precision of Ⅳ | {m['iv_precision']:.1%} | |",
         f"| strict exact agreement (a photo without a grade counts as wrong) | {m['exact_strict']:.1%} | |",
         f"| exact agreement on photos that got a grade | {m['exact_graded_only']:.1%} | |",
@@ -252,8 +252,11 @@ def main() -> int:
             "training photos).")
         if meta:
             parts.append(f"Model trained {meta.get('trained_at', '?')} (seed {meta.get('seed')}, "
-                         f"{meta.get('train_samples', '?')} synthetic scenes, {meta.get('epochs', '?')} epochs, "
-                         f"{meta.get('train_seconds', '?')} s"
+                         f"{meta.get('train_samples', '?')} synthetic scenes, {meta.get('sample_passes', '?')} sample "
+                         f"passes = {meta.get('epochs', '?')} epochs of the final set, {meta.get('train_seconds', '?')} s"
+                         + (f"; early stopping: the weights of the point with the lowest validation loss "
+                            f"({meta['validation_loss']}, at {meta['kept_epoch']} epochs) were kept"
+                            if meta.get("kept_epoch") is not None else "")
                          + (f"; warm-started from `{meta['init_from'].get('version')}`, which had seen "
                             f"{meta['init_from'].get('train_samples')} scenes" if meta.get("init_from") else "")
                          + ").")
