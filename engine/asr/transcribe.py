@@ -105,7 +105,11 @@ def hotwords(config=None) -> str | None:
 
 def glossary_prompt(config=None) -> str | None:
     """The glossary as Whisper's initial prompt (None when ``asr.glossary`` is off)."""
-    words = hotwords(config)
+    return prompt_of(hotwords(config))
+
+
+def prompt_of(words: str | None) -> str | None:
+    """A hotwords string (see :func:`hotwords`) as an initial prompt: the words joined by 、."""
     return "、".join(words.split()) if words else None
 
 
@@ -222,7 +226,7 @@ class StreamingTranscriber:
                  partial_model=None, background: bool = True, context_seconds: float = 10.0):
         self.decoder = model if isinstance(model, WhisperDecoder) else WhisperDecoder(model, language, hotwords)
         # the glossary reaches Finals as the initial prompt (see _decode_final)
-        self.glossary_prompt = "、".join(hotwords.split()) if hotwords else None
+        self.glossary_prompt = prompt_of(hotwords)
         self.context_decoder = WhisperDecoder(self.decoder.model, language, None, short_context=True,
                                               context_margin=CONTEXT_MARGIN)
         pm = partial_model if partial_model is not None else self.decoder.model
