@@ -129,6 +129,22 @@ def test_square_mirror_is_recognised():
     assert g.face is not None and g.face.shape == "square"
 
 
+@pytest.mark.parametrize("seed", [66, 86])
+def test_mirror_mostly_hidden_by_leaves_is_found_from_its_rim_arc(seed):
+    # leaves over ~70 % of the face break the rim ring: no hole, no ellipse; the visible arc with the
+    # pole under it still places the mirror, and the photo goes to review instead of "re-shoot"
+    sc = synth.generate(seed, defects={"view.vegetation": 3})
+    g = geometry.analyse(sc.image)
+    truth = sc.labels["mirror"]
+    assert g.face is not None and g.face.method == "partial" and g.pole is not None
+    assert math.dist(g.face.center, truth["center"]) < 0.3 * truth["radius"]
+    assert abs(g.face.radius / truth["radius"] - 1) < 0.25
+    insp = diagnose_array(sc.image)
+    assert insp.quality.ok and insp.needs_review and insp.mirrors[0]["method"] == "partial"
+    assert any("隠れて" in r for r in insp.reasons)
+    assert any(f.key == "view.vegetation" and f.severity >= 2 for f in insp.findings)
+
+
 # ------------------------------------------------------------------ quality gate
 
 def test_quality_gate_gives_reasons():

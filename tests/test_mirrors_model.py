@@ -187,6 +187,36 @@ def test_mirror_offset_from_the_pole_weighs_in_on_the_bracket():
     assert sum(p is not None and p.bend_pct > 5 for p in bends) >= 2, [p and p.bend_pct for p in bends]
 
 
+def test_a_pole_line_passing_beside_the_mirror_does_not_make_an_emergency_by_itself():
+    """A line found 20° off vertical whose axis passes far beside the mirror is likely not the mirror's
+    own pole: its tilt is a possible finding for review, not a Ⅳ; the same tilt on a pole that holds
+    the mirror is an emergency."""
+    import math
+
+    from engine.mirrors import geometry
+    from engine.mirrors.diagnose import MirrorInspection, judge
+    from engine.mirrors.grading import load_table
+    from engine.mirrors.intake import Quality
+    table = load_table()
+
+    def run(offset_pct):
+        t = math.radians(20.0)
+        face = geometry.MirrorFace((100.0, 100.0), (40.0, 40.0), 0.0, "round", [50.0, 50.0, 150.0, 150.0], 0.5,
+                                   "hole", 1.0)
+        top_x = 100.0 - offset_pct / 100 * 40.0 / math.cos(t) - 50.0 * math.tan(t)
+        pole = geometry.Pole((top_x, 150.0), (top_x - 250.0 * math.tan(t), 400.0), 20.0, [90.0, 150.0, 110.0, 400.0],
+                             1.0, 0.5)
+        g = geometry.Geometry((640, 480), 1.0, [face], pole, 120.0, 500.0, 0.0)
+        assert abs(geometry.mirror_offset_pct(face, pole) - offset_pct) < 0.5
+        insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)
+        judge(insp, g, None, table)
+        return insp, next(f for f in insp.findings if f.key == "pole.tilt")
+    held, tilt = run(3.0)
+    assert held.provisional_grade == "Ⅳ" and tilt.severity == 3 and not tilt.possible
+    beside, tilt = run(60.0)
+    assert beside.provisional_grade != "Ⅳ" and tilt.possible and beside.needs_review
+
+
 @pytest.mark.parametrize("defect", ["mirror.crack", "pole.bend", "bracket.deformation", "pole.dent",
                                     "pole.rust", "mirror.deformation"])
 def test_emergencies_on_unseen_styles_are_graded_iv(defect):

@@ -27,6 +27,11 @@ DEFORM_SIGMA_PCT = 0.9
 # Weight of the deformation measure when the face's outline was fitted from a broken rim (RANSAC):
 # vegetation or a torn rim makes the residual large on a sound face.
 PARTIAL_OUTLINE_WEIGHT = 0.5
+# A pole whose axis, extended up, passes far beside the mirror (offset in % of the face radius) is
+# probably not the mirror's own pole (a lamp post, a tree, a bowed pole's chord): its tilt counts
+# only with this weight, the rest going to "no tilt" — the finding becomes a possible one (要確認).
+TILT_OFFSET_SUSPECT_PCT = 30.0
+TILT_SUSPECT_WEIGHT = 0.35
 
 
 @dataclass
@@ -274,7 +279,9 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
             if k in pred.probs:
                 probs[k] = (pred.probs[k], "cnn", None)
     pd = measure_probs(face.deformation_pct, table.measures["mirror_deformation_pct"], DEFORM_SIGMA_PCT)
-    if face.method != "hole":       # outline partly hidden: the measure is weaker evidence
+    if face.method == "partial":    # a circle on a short arc of rim: no outline to measure
+        pd = np.full(4, 0.25)
+    elif face.method != "hole":     # outline partly hidden: the measure is weaker evidence
         pd = PARTIAL_OUTLINE_WEIGHT * pd + (1 - PARTIAL_OUTLINE_WEIGHT) * np.full(4, 0.25)
     if "mirror.deformation" in probs:
         pc = probs["mirror.deformation"][0]
@@ -289,6 +296,9 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
                 probs[key] = (q / q.sum(), "cnn+geometry", v)
     if g.pole is not None:
         pt = measure_probs(abs(g.pole.tilt_deg), table.measures["pole_tilt_deg"], TILT_SIGMA_DEG)
+        off = geo.mirror_offset_pct(face, g.pole)
+        if off is not None and off > TILT_OFFSET_SUSPECT_PCT:
+            pt = TILT_SUSPECT_WEIGHT * pt + (1 - TILT_SUSPECT_WEIGHT) * np.array([1.0, 0.0, 0.0, 0.0])
         probs["pole.tilt"] = (pt, "geometry", g.pole.tilt_deg)
     for key in DEFECTS:
         if key not in probs:
@@ -302,6 +312,11 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
     insp.findings = findings
     insp.grade, insp.provisional_grade, insp.needs_review = res.grade, res.provisional_grade, res.needs_review
     insp.reasons = res.reasons
+    if face.method == "partial":
+        insp.needs_review = True
+        if insp.grade == "Ⅰ":
+            insp.grade = None
+        insp.reasons.append("鏡面の大部分が隠れて見えないため、見えている縁から位置を推定して判定しました（要確認）")
     if g.pole is None:
         insp.needs_review = True
         if insp.grade == "Ⅰ":

@@ -10,6 +10,9 @@ Method
 * Face = a *hole* in the rim mask (``RETR_CCOMP``) that is ellipse- or rounded-square-shaped and
   ringed by rim pixels. Holes ignore the pole and hood attached outside the ring. When the ring is
   broken (vegetation, a torn rim) a RANSAC ellipse is fitted to the outer contour instead.
+* Mostly hidden face (leaves over most of it, 支障木): when neither finds a face, a RANSAC circle on a
+  visible rim arc (≥ 20 % of the circle, dense along it) is kept if a pole stands under it
+  (method ``"partial"``; the diagnosis then always asks for review and measures no deformation).
 * Shape: the outline is fitted by an ellipse (``fitEllipse``) and by a superellipse of exponent 6
   in its ``minAreaRect``; the better fit names the shape (round/square).
 * Deformation: radial residual of the outline against the fitted shape, averaged in 36 angular
@@ -36,7 +39,7 @@ class MirrorFace:
     shape: str                       # "round" | "square"
     box: list[float]                 # outer rim box [x0, y0, x1, y1]
     deformation_pct: float
-    method: str                      # "hole" | "ransac"
+    method: str                      # "hole" | "ransac" | "partial" (most of the rim hidden; circle on the arc)
     rim_coverage: float              # fraction of the ring around the face that is rim-coloured
     outline: list[list[float]] = field(default_factory=list, repr=False)   # face outline (photo px)
 
@@ -212,6 +215,57 @@ def _faces_ransac(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFace
         return []
     return [MirrorFace((ex, ey), axes, ea, "round", [], res if np.isfinite(res) else 0.0, "ransac", cov,
                        inl.tolist())]
+
+
+PARTIAL_MIN_SPAN = 0.2        # a partly hidden rim: at least this share of the circle must show
+
+
+def _faces_partial(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFace]:
+    """Most of the ring hidden (leaves over the mirror, 支障木): a circle fitted to a visible rim arc.
+    Only a candidate — :func:`analyse` keeps it when a pole stands under it."""
+    h, w = mask.shape
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    # rim-sized components only: a red wall or a car body is not an arc
+    comps = [c for c in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:6] + 1
+             if 60 <= stats[c, cv2.CC_STAT_AREA] <= 0.05 * h * w]
+    best = None
+    for comp in comps:
+        cs, _ = cv2.findContours((lab == comp).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        pts = np.concatenate([c[:, 0, :] for c in cs]).astype(np.float64)
+        if len(pts) >= 30:
+            best = _partial_circle(pts, h, w, rng, best)
+    if best is None:
+        return []
+    _, (ux, uy, r), inl, span = best
+    r_face = r / 1.055            # the middle of the rim band was fitted
+    outline = [[ux + r_face * math.cos(t), uy + r_face * math.sin(t)] for t in np.linspace(0, 2 * math.pi, 72, False)]
+    return [MirrorFace((ux, uy), (r_face, r_face), 0.0, "round", [], 0.0, "partial", float(span), outline)]
+
+
+def _partial_circle(pts: np.ndarray, h: int, w: int, rng: np.random.Generator, best):
+    """RANSAC circle on one component's contour points; returns the better of it and ``best``."""
+    for _ in range(150):
+        a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
+        d = 2 * (a[0] * (b[1] - c[1]) + b[0] * (c[1] - a[1]) + c[0] * (a[1] - b[1]))
+        if abs(d) < 1e-6:
+            continue
+        sa, sb, sc = a @ a, b @ b, c @ c
+        ux = (sa * (b[1] - c[1]) + sb * (c[1] - a[1]) + sc * (a[1] - b[1])) / d
+        uy = (sa * (c[0] - b[0]) + sb * (a[0] - c[0]) + sc * (b[0] - a[0])) / d
+        r = math.hypot(a[0] - ux, a[1] - uy)
+        if not (10 < r < 0.3 * min(h, w)):
+            continue
+        dist = np.abs(np.hypot(pts[:, 0] - ux, pts[:, 1] - uy) - r)
+        inl = dist < max(2.0, 0.08 * r)
+        # the share of the circle the inliers cover, in 10° sectors (both rim edges count once)
+        ang = np.degrees(np.arctan2(pts[inl, 1] - uy, pts[inl, 0] - ux))
+        span = len(np.unique((ang // 10).astype(int))) / 36
+        # a rim arc gives at least one of its edges all along the sectors it covers (≥ 1 point per px);
+        # a large circle grazing scattered orange things covers many sectors thinly
+        dense = inl.sum() / max(1e-6, span * 2 * math.pi * r) >= 0.8
+        if span >= PARTIAL_MIN_SPAN and dense and (best is None or inl.sum() > best[0]):
+            best = (int(inl.sum()), (ux, uy, r), pts[inl], span)
+    return best
 
 
 def _outer_box(f: MirrorFace, w, h) -> list[float]:
@@ -409,6 +463,12 @@ def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
         faces = _faces_ransac(mask, np.random.default_rng(seed))
     wh, ww = work.shape[:2]
     pole = find_pole(work, faces[0]) if faces else None
+    if not faces:
+        # a rim arc with a pole under it: a mirror mostly hidden (e.g. by leaves), not a stray orange thing
+        faces = _faces_partial(mask, np.random.default_rng(seed))
+        pole = find_pole(work, faces[0]) if faces else None
+        if pole is None:
+            faces = []
     out_faces = []
     for f in faces:
         box = _outer_box(f, ww, wh)
