@@ -68,6 +68,9 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
         "iv_precision": float((truth[prov == 3] == 3).mean()) if (prov == 3).any() else float("nan"),
         "iv_count": int((truth == 3).sum()), "iv_hits": int((prov[truth == 3] == 3).sum()),
         "grade_dist": dict(Counter(GRADES[t] for t in truth)),
+        "partial": int(sum(bool(i.mirrors) and i.mirrors[0]["method"] == "partial" for _, i in rows)),
+        "partial_exact": int(sum(bool(i.mirrors) and i.mirrors[0]["method"] == "partial"
+                                 and i.provisional_grade == l["grade"] for l, i in rows)),
         "safety_net": int(sum(i.safety_net for _, i in rows)),
         "safety_net_true_iv": int(sum(i.safety_net and l["grade"] == "Ⅳ" for l, i in rows)),
     }
@@ -118,6 +121,8 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
         f"| photos marked 要確認 (needs review) | {m['review']:.1%} | |",
         f"| photos with no grade (would-be Ⅰ with uncertainty, or quality gate) | {m['no_grade']:.1%} | |",
         f"| photos rejected by the quality gate | {m['unjudgeable']:.1%} | |",
+        f"| mirrors mostly hidden (e.g. by leaves), placed from their visible rim arc (graded exactly) | "
+        f"{m['partial']} ({m['partial_exact']}) | |",
         f"| photos raised to Ⅳ by the safety net (of which truly Ⅳ) | {m['safety_net']} ({m['safety_net_true_iv']}) | |",
         f"| without the Ⅳ safety net: exact / within one / Ⅳ recall / Ⅳ precision | {m['exact_before_net']:.1%} / "
         f"{m['within1_before_net']:.1%} / {m['iv_recall_before_net']:.1%} / {m['iv_precision_before_net']:.1%} | |",
