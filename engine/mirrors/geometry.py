@@ -224,7 +224,7 @@ def _faces_partial(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFac
     """Most of the ring hidden (leaves over the mirror, 支障木): a circle fitted to a visible rim arc.
     Only a candidate — :func:`analyse` keeps it when a pole stands under it."""
     h, w = mask.shape
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     # rim-sized components only: a red wall or a car body is not an arc
     comps = [c for c in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:6] + 1
              if 60 <= stats[c, cv2.CC_STAT_AREA] <= 0.05 * h * w]
@@ -236,7 +236,7 @@ def _faces_partial(mask: np.ndarray, rng: np.random.Generator) -> list[MirrorFac
             best = _partial_circle(pts, h, w, rng, best)
     if best is None:
         return []
-    _, (ux, uy, r), inl, span = best
+    _, (ux, uy, r), span = best
     r_face = r / 1.055            # the middle of the rim band was fitted
     outline = [[ux + r_face * math.cos(t), uy + r_face * math.sin(t)] for t in np.linspace(0, 2 * math.pi, 72, False)]
     return [MirrorFace((ux, uy), (r_face, r_face), 0.0, "round", [], 0.0, "partial", float(span), outline)]
@@ -260,11 +260,12 @@ def _partial_circle(pts: np.ndarray, h: int, w: int, rng: np.random.Generator, b
         # the share of the circle the inliers cover, in 10° sectors (both rim edges count once)
         ang = np.degrees(np.arctan2(pts[inl, 1] - uy, pts[inl, 0] - ux))
         span = len(np.unique((ang // 10).astype(int))) / 36
-        # a rim arc gives at least one of its edges all along the sectors it covers (≥ 1 point per px);
-        # a large circle grazing scattered orange things covers many sectors thinly
+        # a rim arc gives at least one of its edges all along the sectors it covers (~1 point per px of
+        # arc, both edges ~2; 0.8 leaves room for gaps); a large circle grazing scattered orange things
+        # covers many sectors thinly
         dense = inl.sum() / max(1e-6, span * 2 * math.pi * r) >= 0.8
         if span >= PARTIAL_MIN_SPAN and dense and (best is None or inl.sum() > best[0]):
-            best = (int(inl.sum()), (ux, uy, r), pts[inl], span)
+            best = (int(inl.sum()), (ux, uy, r), span)
     return best
 
 
