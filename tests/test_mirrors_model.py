@@ -191,23 +191,17 @@ def test_a_pole_line_passing_beside_the_mirror_does_not_make_an_emergency_by_its
     """A line found 20° off vertical whose axis passes far beside the mirror is likely not the mirror's
     own pole: its tilt is a possible finding for review, not a Ⅳ; the same tilt on a pole that holds
     the mirror is an emergency."""
-    import math
-
     from engine.mirrors import geometry
     from engine.mirrors.diagnose import MirrorInspection, judge
     from engine.mirrors.grading import load_table
     from engine.mirrors.intake import Quality
+    from engine.mirrors.train import _geometry_from_measures
     table = load_table()
 
     def run(offset_pct):
-        t = math.radians(20.0)
-        face = geometry.MirrorFace((100.0, 100.0), (40.0, 40.0), 0.0, "round", [50.0, 50.0, 150.0, 150.0], 0.5,
-                                   "hole", 1.0)
-        top_x = 100.0 - offset_pct / 100 * 40.0 / math.cos(t) - 50.0 * math.tan(t)
-        pole = geometry.Pole((top_x, 150.0), (top_x - 250.0 * math.tan(t), 400.0), 20.0, [90.0, 150.0, 110.0, 400.0],
-                             1.0, 0.5)
-        g = geometry.Geometry((640, 480), 1.0, [face], pole, 120.0, 500.0, 0.0)
-        assert abs(geometry.mirror_offset_pct(face, pole) - offset_pct) < 0.5
+        # measures: deformation 0.5 %, whole outline, |tilt| 20°, bend 0.5 %, (true tilt unused), offset
+        g = _geometry_from_measures([0.5, 1.0, 20.0, 0.5, -1.0, offset_pct])
+        assert abs(geometry.mirror_offset_pct(g.face, g.pole) - offset_pct) < 0.5
         insp = MirrorInspection("", "", None, None, True, [], Quality(True), g.size)
         judge(insp, g, None, table)
         return insp, next(f for f in insp.findings if f.key == "pole.tilt")

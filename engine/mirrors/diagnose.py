@@ -312,16 +312,15 @@ def judge(insp: MirrorInspection, g: geo.Geometry, pred, table: GradingTable, sa
     insp.findings = findings
     insp.grade, insp.provisional_grade, insp.needs_review = res.grade, res.provisional_grade, res.needs_review
     insp.reasons = res.reasons
-    if face.method == "partial":
-        insp.needs_review = True
-        if insp.grade == "Ⅰ":
-            insp.grade = None
-        insp.reasons.append("鏡面の大部分が隠れて見えないため、見えている縁から位置を推定して判定しました（要確認）")
-    if g.pole is None:
-        insp.needs_review = True
-        if insp.grade == "Ⅰ":
-            insp.grade = None
-        insp.reasons.append("支柱を確認できませんでした（傾きは未測定）")
+    # what the geometry could not see: review, and never Ⅰ
+    for unseen, why in ((face.method == "partial",
+                         "鏡面の大部分が隠れて見えないため、見えている縁から位置を推定して判定しました（要確認）"),
+                        (g.pole is None, "支柱を確認できませんでした（傾きは未測定）")):
+        if unseen:
+            insp.needs_review = True
+            if insp.grade == "Ⅰ":
+                insp.grade = None
+            insp.reasons.append(why)
     if pred is not None and insp.provisional_grade in GRADES:
         gi = int(np.argmax(pred.grade_probs))
         if abs(gi - GRADES.index(insp.provisional_grade)) >= 2 and pred.grade_probs[gi] >= 0.8:
