@@ -11,11 +11,47 @@
 set -euo pipefail
 v1=$(realpath "$1"); v2=$(realpath "$2"); bundle=$(realpath "$3"); work=$(realpath -m "$4")
 rm -rf "$work"; mkdir -p "$work/home/Desktop"
-export WINEPREFIX="$work/prefix" HOME="$work/home" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
-export XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$work/home/.local/share"
 
 fail() { echo "SMOKE FAIL: $*" >&2; exit 1; }
 ok() { echo "ok   $*"; }
+
+# Room. Wine copies each MSI it installs into C:\windows\Installer (its package cache) and unpacks the
+# files into Program Files, so during the upgrade the prefix holds both cached packages and one installed
+# copy: ~2 x MSI + bundle, plus ~1 GiB for the prefix itself (measured: 4.0 GB at the peak for the light
+# package). On a full disk Wine's msiexec does not say so: it returns 1603 (exit 67), or installs
+# truncated files, or loses the shortcuts. So the need is checked first; when the work dir's disk lacks
+# it (a CI disk already holding the venv, models, bundle and MSIs), the prefix goes to /dev/shm if that
+# tmpfs and the memory behind it have room; otherwise the smoke stops here and says why.
+mib() { echo $(( ($1 + 1048575) / 1048576 )); }
+avail_mib() { df --output=avail -B1M "$1" 2>/dev/null | tail -1 | tr -d ' '; }
+need=$(( $(mib "$(stat -c %s "$v1")") + $(mib "$(stat -c %s "$v2")") + $(du -sm "$bundle" | cut -f1) + 1024 ))
+here=$(avail_mib "$work")
+prefix="$work/prefix"
+if [ "$here" -lt "$need" ]; then
+  shm=$( [ -d /dev/shm ] && [ -w /dev/shm ] && avail_mib /dev/shm || echo 0)
+  mem=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 0)
+  if [ "${shm:-0}" -ge "$need" ] && [ "${mem:-0}" -ge $(( need + 4096 )) ]; then
+    prefix=$(mktemp -d /dev/shm/madoguchi-smoke.XXXXXX)
+    echo "note the Wine prefix needs ${need} MiB and $work has ${here} MiB free: using $prefix (tmpfs, ${shm} MiB free)"
+  else
+    fail "not enough room for the Wine prefix: it needs ${need} MiB (2 cached MSIs + the installed bundle + the prefix); $work has ${here} MiB free, /dev/shm ${shm:-0} MiB with ${mem:-0} MiB of memory available. Free disk space and run again."
+  fi
+fi
+export WINEPREFIX="$prefix" HOME="$work/home" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
+export XDG_CONFIG_HOME="$work/home/.config" XDG_DATA_HOME="$work/home/.local/share"
+cleanup() {  # the prefix goes once the smoke has passed, and always when it is in memory; logs stay in $work
+  local rc=$?
+  wineserver -k >/dev/null 2>&1 || true
+  if [ "$rc" = 0 ] || [ "$prefix" != "$work/prefix" ]; then rm -rf "$prefix"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+msi_failed() {  # msi_failed WHAT LOG RC: msiexec's Windows status arrives modulo 256 (1603 -> 67)
+  local why code=$3
+  [ "$code" = 67 ] && code="67 (= 1603 mod 256, fatal error during installation)"
+  why=$( [ -f "$2" ] && tr -d '\0\r' < "$2" | grep -B4 -m1 'Return value 3' | tr '\n' ' ' | cut -c1-600 || true)
+  fail "$1: msiexec exit $code; free in the prefix: $(avail_mib "$WINEPREFIX") MiB${why:+; log: $why}"
+}
 winpath() { echo "Z:${1//\//\\}"; }
 t0=$(date +%s)
 wineboot -i >"$work/wineboot.log" 2>&1 || fail "wineboot"
@@ -53,7 +89,7 @@ V1=$(msi_version "$v1"); V2=$(msi_version "$v2")
 t=$(date +%s)
 wine msiexec /i "$(winpath "$v1")" /qn 'DATADIR=C:\MadoguchiData' 'MODELSDIR=C:\Madoguchi Models' \
   'MANUALSDIR=\\fileserver\manuals' 'OFFICESERVER=pg01.office.local' ENCRYPT=0 /l*v "$(winpath "$work/install.log")" ||
-  fail "install of $V1 returned $?"
+  msi_failed "install of $V1" "$work/install.log" $?
 ok "silent install of $V1 ($(( $(date +%s) - t ))s)"
 for f in madoguchi madoguchi.exe; do [ -f "$PF/$f" ] && exe=$f; done
 [ -n "${exe:-}" ] || fail "no madoguchi executable in $PF"
@@ -81,7 +117,8 @@ ok "shortcuts: desktop and Start menu"
 
 # ---------------------------------------------------------------- 2. major upgrade keeps the properties
 t=$(date +%s)
-wine msiexec /i "$(winpath "$v2")" /qn /l*v "$(winpath "$work/upgrade.log")" || fail "upgrade to $V2 returned $?"
+wine msiexec /i "$(winpath "$v2")" /qn /l*v "$(winpath "$work/upgrade.log")" ||
+  msi_failed "upgrade to $V2" "$work/upgrade.log" $?
 ok "silent upgrade $V1 -> $V2 ($(( $(date +%s) - t ))s)"
 [ "$(products)" = "Madoguchi=$V2" ] || fail "after upgrade Add/Remove Programs lists '$(products)' (old version not removed?)"
 ok "old version removed: only $V2 registered"
@@ -99,7 +136,8 @@ ok "files after upgrade: $n_inst"
 # ---------------------------------------------------------------- 3. uninstall leaves nothing behind
 mkdir -p "$WINEPREFIX/drive_c/MadoguchiData" && echo keep > "$WINEPREFIX/drive_c/MadoguchiData/madoguchi.db"
 t=$(date +%s)
-wine msiexec /x "$(winpath "$v2")" /qn /l*v "$(winpath "$work/uninstall.log")" || fail "uninstall returned $?"
+wine msiexec /x "$(winpath "$v2")" /qn /l*v "$(winpath "$work/uninstall.log")" ||
+  msi_failed "uninstall" "$work/uninstall.log" $?
 ok "silent uninstall ($(( $(date +%s) - t ))s)"
 left=$( [ -d "$PF" ] && find "$PF" -type f | wc -l || echo 0)
 [ "$left" = 0 ] || fail "$left files left in $PF"
