@@ -86,7 +86,7 @@ class CounterConsultation:
         def run():
             try:
                 self._draft_out["draft"] = run_in_child(
-                    "engine.jobs:records_incremental", self.ctx.data_dir,
+                    "engine.jobs:records_incremental", self.ctx,
                     {"session_id": sid, "template": self.template.path or self.template.name, "use_llm": self.use_llm},
                     progress=self._child_progress, cancel=self._finish)
             except BaseException as e:  # reported by stop(), which falls back to drafting here
@@ -143,7 +143,7 @@ class CounterConsultation:
         """The final pass for this consultation's saved record (see :func:`refine`), run in a
         child process like the drafting: the caller is usually the counter's UI process, and
         the decodes hold the GIL long enough to stall its event loop."""
-        return run_in_child("engine.jobs:records_refine", self.ctx.data_dir,
+        return run_in_child("engine.jobs:records_refine", self.ctx,
                             {"session_id": self.session.id, "user": dataclasses.asdict(self.user)},
                             progress=progress)
 

@@ -3,7 +3,9 @@
 Heavy CPU work that spends long stretches inside C extensions holding the GIL (tokenising a
 2,000-page manual folder, decoding hundreds of photos) would stall a caller's UI thread even
 from a worker thread. :func:`run_in_child` runs ``module:function`` in a spawned process with
-its own :class:`~engine.context.Context` on the same data folder, forwards its progress
+its own :class:`~engine.context.Context`, opened with the caller's configuration as it stands
+(data folder, office server, models folder, …: not re-read from the config files, which an
+administrator may have changed since the caller opened its own), forwards its progress
 reports, passes cancellation in, and returns its result or re-raises its error. A crash of a
 native parser in the child (a hostile PDF, say) becomes a clear error instead of taking the
 caller down. SQLite WAL lets both processes use the database at once.
@@ -27,12 +29,12 @@ class JobCrashed(MadoguchiError):
     ja_default = "処理が異常終了しました。保存済みのデータは失われていません。もう一度お試しください。"
 
 
-def _child(target: str, data_dir: str, kwargs: dict, q, cancel_flag) -> None:
+def _child(target: str, config: dict, kwargs: dict, q, cancel_flag) -> None:
     try:
         if hasattr(os, "nice"):
             os.nice(5)  # background work yields to the counter's UI and live transcription
         from .context import open_context
-        ctx = open_context(data_dir)
+        ctx = open_context(None, overrides=config)
         cancel = threading.Event()
         parent = mp.parent_process()
 
@@ -61,13 +63,16 @@ def _child(target: str, data_dir: str, kwargs: dict, q, cancel_flag) -> None:
         cancel_flag.set()
 
 
-def run_in_child(target: str, data_dir, kwargs: dict | None = None,
+def run_in_child(target: str, where, kwargs: dict | None = None,
                  progress: Callable[[Any], None] | None = None, cancel: threading.Event | None = None,
                  poll: float = 0.1) -> Any:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    cancel_flag = ctx.Event()
-    proc = ctx.Process(target=_child, args=(target, str(data_dir), kwargs or {}, q, cancel_flag), daemon=True)
+    """``where``: the caller's :class:`~engine.context.Context` (the child gets its configuration),
+    or a data folder (the child loads the configuration the usual way, for that folder)."""
+    config = dict(where.config.values) if hasattr(where, "config") else {"data_dir": str(where)}
+    mpc = mp.get_context("spawn")
+    q = mpc.Queue()
+    cancel_flag = mpc.Event()
+    proc = mpc.Process(target=_child, args=(target, config, kwargs or {}, q, cancel_flag), daemon=True)
     proc.start()
     try:
         while True:

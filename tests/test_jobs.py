@@ -42,6 +42,26 @@ def test_cancel_and_crash(data_dir):
         run_in_child("tests.test_jobs:_crash", data_dir, {})
 
 
+def test_child_works_with_the_callers_configuration(data_dir, tmp_path):
+    """The child opens its context with the caller's configuration, not by re-reading the config
+    files: here the caller was opened with settings no file holds (as the self-test and an office
+    whose administrator changed the settings file since the app started)."""
+    from engine.context import open_context
+    other_models = tmp_path / "other-models"
+    c = open_context(data_dir, overrides={"office_name": "小倉北区役所 保護課", "models_dir": str(other_models)})
+    try:
+        seen = run_in_child("tests.test_jobs:_config_of", c, {"keys": ["office_name", "models_dir", "data_dir"]})
+    finally:
+        c.close()
+    assert seen == {"office_name": "小倉北区役所 保護課", "models_dir": str(other_models), "data_dir": str(data_dir)}
+    # a bare data folder still works: the child loads the usual configuration for it
+    assert run_in_child("tests.test_jobs:_config_of", data_dir, {"keys": ["data_dir"]}) == {"data_dir": str(data_dir)}
+
+
+def _config_of(ctx, progress, cancel, keys):
+    return {k: str(ctx.config[k]) for k in keys}
+
+
 def _slow(ctx, progress, cancel):
     for i in range(600):
         if cancel.wait(0.1):
