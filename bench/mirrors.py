@@ -56,6 +56,7 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
     prov = np.array([GRADES.index(i.provisional_grade) if i.provisional_grade else -9 for _, i in rows])
     strict = np.array([GRADES.index(i.grade) if i.grade else -9 for _, i in rows])
     review = np.array([i.needs_review for _, i in rows])
+    partial = np.array([bool(i.mirrors) and i.mirrors[0]["method"] == "partial" for _, i in rows])
     m = {
         "n": n, "unjudgeable": float((~judged).mean()), "review": float(review.mean()),
         "no_grade": float((~graded).mean()),
@@ -68,9 +69,7 @@ def accuracy(n: int, photos: Path, model, table) -> tuple[str, dict]:
         "iv_precision": float((truth[prov == 3] == 3).mean()) if (prov == 3).any() else float("nan"),
         "iv_count": int((truth == 3).sum()), "iv_hits": int((prov[truth == 3] == 3).sum()),
         "grade_dist": dict(Counter(GRADES[t] for t in truth)),
-        "partial": int(sum(bool(i.mirrors) and i.mirrors[0]["method"] == "partial" for _, i in rows)),
-        "partial_exact": int(sum(bool(i.mirrors) and i.mirrors[0]["method"] == "partial"
-                                 and i.provisional_grade == l["grade"] for l, i in rows)),
+        "partial": int(partial.sum()), "partial_exact": int((prov[partial] == truth[partial]).sum()),
         "safety_net": int(sum(i.safety_net for _, i in rows)),
         "safety_net_true_iv": int(sum(i.safety_net and l["grade"] == "Ⅳ" for l, i in rows)),
     }
