@@ -128,6 +128,46 @@ def test_cli_users_and_audit(data_dir, monkeypatch, capsys):
     assert '"ok": true' in capsys.readouterr().out
 
 
+def test_cli_passwd_deactivate_activate(data_dir, monkeypatch, capsys):
+    """Every users subcommand runs from the CLI: passwd (own and by an admin), deactivate, activate;
+    a bad new password is one error line and exit 2, the old password still works."""
+    from engine.context import open_context
+    dd = ["--data-dir", str(data_dir)]
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "admin-pass-1")
+    assert main(dd + ["users", "add", "admin", "--role", "admin"]) == 0
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "admin-pass-1")
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "staff-pass-1")
+    assert main(dd + ["users", "add", "tanaka", "--role", "staff", "--user", "admin"]) == 0
+    # own password, with the old one
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "staff-pass-1")
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "staff-pass-2")
+    assert main(dd + ["users", "passwd", "--user", "tanaka"]) == 0
+    assert "password of tanaka changed" in capsys.readouterr().out
+    # too short: refused with one error line, nothing changed
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "staff-pass-2")
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "x")
+    assert main(dd + ["users", "passwd", "--user", "tanaka"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # an admin resets it, deactivates and re-activates the account
+    monkeypatch.setenv("MADOGUCHI_PASSWORD", "admin-pass-1")
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "reset-pass-3")
+    assert main(dd + ["users", "passwd", "tanaka", "--user", "admin"]) == 0
+    assert main(dd + ["users", "deactivate", "tanaka", "--user", "admin"]) == 0
+    ctx = open_context(data_dir)
+    try:
+        with pytest.raises(users.SignInError):
+            users.sign_in(ctx.store, "tanaka", "reset-pass-3")
+    finally:
+        ctx.close()
+    assert main(dd + ["users", "activate", "tanaka", "--user", "admin"]) == 0
+    ctx = open_context(data_dir)
+    try:
+        assert users.sign_in(ctx.store, "tanaka", "reset-pass-3").username == "tanaka"
+    finally:
+        ctx.close()
+
+
 def test_settings_changes_check_the_role_and_are_audited(ctx, people, tmp_path, monkeypatch, capsys):
     from engine import config as cm
     admin, staff, sup = people

@@ -124,7 +124,7 @@ def cmd_users(args) -> int:
     if c == "passwd":
         target = args.username or actor.username
         old = os.environ.get("MADOGUCHI_PASSWORD") if target == actor.username else None
-        users.setread_password(ctx.store, actor, target, read_password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
+        users.set_password(ctx.store, actor, target, read_password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
                            old_password=old)
         print(f"password of {target} changed")
         return 0
