@@ -47,7 +47,12 @@ def read_password(prompt: str = "password: ", env: str = "MADOGUCHI_PASSWORD") -
         line = sys.stdin.readline()
         if line:
             return line.rstrip("\n")
-    return getpass.getpass(prompt)
+        raise CliInputError(f"no password given: set {env} or pipe it on stdin", ja="パスワードを入力してください。")
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise CliInputError(f"no password given: set {env} or type it at the terminal",
+                            ja="パスワードを入力してください。") from None
 
 
 def signed_in(args, ctx):
@@ -162,7 +167,13 @@ def cmd_security(args) -> int:
         print(f"data key written to {out}: keep it offline, apart from the data folder backups")
         return 0
     if args.security_cmd == "import-key":
-        key = base64.b64decode(Path(args.file).read_bytes().strip(), validate=True)
+        import binascii
+        try:
+            key = base64.b64decode(Path(args.file).read_bytes().strip(), validate=True)
+        except OSError as e:
+            raise CliInputError(f"cannot read {args.file}: {e.strerror or e}") from None
+        except (binascii.Error, ValueError):
+            key = b""
         if len(key) != 32:
             raise keystore.KeyError_(f"{args.file} does not hold a 256-bit key")
         keystore.store_key(data, key)
@@ -248,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_unexpected(args, e: BaseException) -> None:
+    """The stack of an unexpected error, into the data folder's log: frames only, not the message
+    (it may quote personal data, which the log never holds)."""
+    import logging
+    import traceback
+    try:
+        if not logging.getLogger().handlers:
+            from . import logs
+            from .config import load
+            cfg = load({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else None)
+            logs.setup(cfg.data_dir, cfg["log_level"])
+        logging.getLogger("madoguchi.cli").error("unexpected %s in `%s`:\n%s", type(e).__name__,
+                                                 getattr(args, "command", "") or "",
+                                                 "".join(traceback.format_tb(e.__traceback__)))
+    except Exception:  # the log itself is unusable (disk full, no folder): the error line still goes out
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
     multiprocessing.freeze_support()  # engine.jobs spawns children, also from the frozen bundle
@@ -273,6 +302,13 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except Exception as e:  # a bug or an unforeseen fault: one line for the operator, the stack to the log
+        if os.environ.get("MADOGUCHI_DEBUG"):
+            raise
+        _log_unexpected(args, e)
+        print(f"error: unexpected {type(e).__name__}: {e} (the stack is in the log; please report it)",
+              file=sys.stderr)
+        return 2
     finally:
         ctx = getattr(args, "_ctx", None)
         if ctx is not None:

