@@ -1,6 +1,7 @@
 # Madoguchi — two commands on a fresh Debian machine with Python 3.11:
 #   make run    set everything up, launch the desktop app
-#   make test   set everything up, run the whole suite
+#   make test   set everything up, run the whole suite (what CI runs)
+#   make check  the inner loop: unit and contract tests, no installer, no long pipelines (≤ 3 min)
 # Every step is idempotent (stamp files); a second run only checks.
 
 SHELL := /bin/bash
@@ -19,8 +20,13 @@ APT_PACKAGES := libportaudio2 fonts-ipafont-gothic xvfb xauth libxcb-icccm4 libx
   ffmpeg imagemagick msitools wixl wine wine64 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# Two workers: the suite waits on real-time audio, subprocesses and Wine much of the time, so a
+# second worker fills the other core. `loadgroup` keeps each xdist_group (e.g. the installer
+# build and the frozen-app test that needs its bundle) on one worker, in order.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
 
-.PHONY: run test setup sysdeps venv deps models bench screenshots installer clean-models doctor
+.PHONY: run test check setup sysdeps venv deps models bench screenshots installer clean-models doctor
 
 run: setup
 	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ] && [ "$$QT_QPA_PLATFORM" != offscreen ]; then \
@@ -33,7 +39,11 @@ run: setup
 	fi
 
 test: setup
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) --durations=30 $(PYTEST_ARGS)
+
+check: setup
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not installer" \
+	  --durations=10 $(PYTEST_ARGS)
 
 setup: sysdeps deps models
 

@@ -214,7 +214,10 @@ def warm_up(ctx) -> None:
     from .models import load_whisper
     cfg = ctx.config
     if cfg.get("asr.engine", "faster-whisper") == "faster-whisper":
-        load_whisper(cfg.get("asr.model", "whisper-base"), cfg, threads=cfg.get("asr.threads", 2))
+        name = cfg.get("asr.model", "whisper-base")
+        load_whisper(name, cfg, threads=cfg.get("asr.threads", 2))
+        load_whisper(name, cfg, threads=1)   # the live partials' own instance (make_transcriber): loaded at
+        #                                      録音 it held the GIL 240 ms on a loaded PC, a visible stall
     silero()
     proper_nouns("北九州市小倉北区の窓口")
 

@@ -8,6 +8,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the installer build (minutes of packaging and Wine) and the other slow
+    tests start at once, beside the short ones, instead of leaving the last worker alone with
+    them at the end. Stable, so each file keeps its own order (the frozen-app test runs after the
+    installer test that builds its bundle, both in one xdist group)."""
+    rank = lambda item: 0 if item.get_closest_marker("installer") else 1 if item.get_closest_marker("slow") else 2  # noqa: E731
+    items.sort(key=rank)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path, monkeypatch):
     """No test reads the developer's or the machine's config."""

@@ -162,10 +162,12 @@ def counter_wav(path: Path) -> Path:
     return write_wav(path, render_dialogue([Turn(s, t) for s, t in COUNTER_TURNS], seed=11).audio)
 
 
-def counter_env(tmp: Path, use_llm: bool = True, model: str = "llm-small") -> dict:
-    """Environment of the counter processes: a user config choosing the drafting model."""
+def counter_env(tmp: Path, use_llm: bool = True, model: str = "llm-small", final_systems: int | None = None) -> dict:
+    """Environment of the counter processes: a user config choosing the drafting model (and, with
+    ``final_systems``, how many final-pass decodes are voted on)."""
     cfg = tmp / "crash-user-config.toml"
-    cfg.write_text(f'[llm]\nenabled = {"true" if use_llm else "false"}\nmodel = "{model}"\n', encoding="utf-8")
+    asr = f"[asr]\nfinal_systems = {final_systems}\n" if final_systems else ""
+    cfg.write_text(f'[llm]\nenabled = {"true" if use_llm else "false"}\nmodel = "{model}"\n{asr}', encoding="utf-8")
     return dict(os.environ, MADOGUCHI_USER_CONFIG=str(cfg),
                 MADOGUCHI_MACHINE_CONFIG=str(tmp / "no-machine-config.toml"))
 

@@ -10,7 +10,7 @@ from engine.asr.metrics import cer, normalize
 from engine.asr.transcribe import Final, Partial, StreamingTranscriber, hotwords, load_glossary, stream
 from engine.audio import FileSource, SAMPLE_RATE
 from engine.models import load_whisper
-from tests.audiogen import Turn, conversation, render_dialogue, room_noise
+from tests.audiogen import Turn, conversation, load_dialogue, render_dialogue, room_noise
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -50,13 +50,14 @@ def test_vote_keeps_what_most_decodes_agree_on():
     assert vote(["ひとつ"]) == "ひとつ" and vote([]) == ""
 
 
+@pytest.mark.slow
 def test_final_pass_votes_over_differently_chunked_decodes(model):
     from engine.asr.finalpass import SYSTEMS, chunks, transcribe_whole, utterances
 
     class Cfg(dict):
         def get(self, k, d=None):
             return super().get(k, d)
-    c = conversation("housing", seed=2)
+    c = render_dialogue(load_dialogue("housing")[:5], name="housing", seed=2)   # five turns: 2 × 5 decodes
     spans = utterances(c.audio)
     assert len(spans) >= len(c.turns) - 2
     for upto, _ in SYSTEMS:
@@ -79,6 +80,7 @@ def test_glossary_has_office_terms():
     assert "#" not in hotwords()
 
 
+@pytest.mark.slow
 def test_streaming_partials_and_finals(model, short_conv, tmp_path):
     wav = short_conv.write(tmp_path / "conv.wav")
     tr = StreamingTranscriber(model, hotwords=hotwords(), step=1.5, adaptive=False)
@@ -120,6 +122,7 @@ def test_no_text_on_silence_or_room_noise(model, kind, tmp_path):
     assert events == []
 
 
+@pytest.mark.slow
 def test_long_utterance_is_cut_and_buffer_bounded(model):
     # ~17 s of speech without a pause long enough to end the utterance
     from tests.audiogen import speech
@@ -145,6 +148,7 @@ def test_long_utterance_is_cut_and_buffer_bounded(model):
     assert cer(ref, finals[0].text[:len(ref) + 5]) < 0.5
 
 
+@pytest.mark.slow
 def test_cli_transcribe_json(tmp_path):
     c = render_dialogue([Turn("staff", "こんにちは。今日はどのようなご相談でしょうか。"),
                          Turn("citizen", "家賃が払えなくて困っています。")], seed=1)

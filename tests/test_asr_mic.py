@@ -19,8 +19,8 @@ from tests.crashkit import user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,
-                                reason="pulseaudio/paplay not installed (apt-get install pulseaudio pulseaudio-utils)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,
+                                reason="pulseaudio/paplay not installed (apt-get install pulseaudio pulseaudio-utils)")]
 
 
 class Pulse:

@@ -22,6 +22,8 @@ from engine.users import PermissionDenied
 from tests.audiogen import Turn, render_dialogue
 from tests.crashkit import ROOT, SESSION_CHILD, user_env
 
+pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
+
 
 @pytest.fixture(scope="module")
 def conv():

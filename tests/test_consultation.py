@@ -13,6 +13,11 @@ from engine.records.model import Draft, Section, Segment, Statement
 from tests import audiogen
 
 
+def _short(name: str, seed: int, turns: int):
+    """The first ``turns`` turns of a dialogue: what these tests prove does not grow with its length."""
+    return audiogen.render_dialogue(audiogen.load_dialogue(name)[:turns], name=name, seed=seed)
+
+
 def test_remap_evidence_by_overlap():
     live = [Segment(1, 0.0, 2.0, "staff", "a"), Segment(2, 2.5, 5.0, "citizen", "家賃は6万円です")]
     final = [Segment(1, 0.1, 1.9, "staff", "a"), Segment(2, 2.4, 3.6, "citizen", "家賃は"),
@@ -29,10 +34,11 @@ def test_consent_is_required(ctx):
         CounterConsultation(ctx, staff, consent=False)
 
 
+@pytest.mark.slow
 def test_counter_workflow_file_source(ctx, tmp_path):
     admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
     staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
-    conv = audiogen.conversation("welfare", seed=3)
+    conv = _short("welfare", seed=3, turns=5)
     wav = write_wav(tmp_path / "welfare.wav", conv.audio)
     events = []
     # plumbing of the workflow; the LLM draft through this path is covered by tests/test_desktop_e2e.py
@@ -75,10 +81,11 @@ def test_counter_workflow_file_source(ctx, tmp_path):
         carry_over_refined(ctx, staff, rec.id, edited, rec.revision)
 
 
+@pytest.mark.slow
 def test_refine_keeps_a_submitted_records_transcript(ctx, tmp_path):
     admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
     staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
-    wav = write_wav(tmp_path / "housing.wav", audiogen.conversation("housing", seed=5).audio)
+    wav = write_wav(tmp_path / "housing.wav", _short("housing", seed=5, turns=3).audio)
     cw = CounterConsultation(ctx, staff, title="住まいの相談", consent=True, use_llm=False)
     sid = cw.start(FileSource(wav))
     assert cw.wait(600)

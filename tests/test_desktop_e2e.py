@@ -14,11 +14,11 @@ from engine import users
 from engine.audio import write_wav
 from engine.consultation import REFINED
 from engine.records import workflow
-from tests.audiogen import conversation
+from tests.audiogen import load_dialogue, render_dialogue
 from tests.qt_util import StallProbe, StallWatch
 
-pytestmark = pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,
-                                reason="pulseaudio/paplay not installed (make test installs them)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,
+                                reason="pulseaudio/paplay not installed (make test installs them)")]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     staff = users.add_user(ctx.store, admin, "tanaka", "田中 花子", "staff", "password-2")
     sup = users.add_user(ctx.store, admin, "sato", "佐藤 係長", "supervisor", "password-3")
     ctx.config.values["llm.model"] = os.environ.get("MADOGUCHI_TEST_LLM", "llm-small")
-    conv = conversation("housing", seed=5)
+    conv = render_dialogue(load_dialogue("housing")[:5], name="housing", seed=5)   # the flow, not the length
     wav = write_wav(tmp_path / "housing.wav", conv.audio)
 
     w = MainWindow(ctx, staff)
@@ -73,9 +73,14 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     assert consult.recording
     qtbot.waitUntil(lambda: consult.cw.session.audio_path is not None and consult.cw.session.audio_path.exists()
                     and consult.cw.session.audio_path.stat().st_size > 44 + 16000, timeout=60_000)
+    audio = consult.cw.session.audio_path
+    before = audio.stat().st_size
     player = vmic.play(wav)
     qtbot.waitUntil(lambda: player.poll() is not None, timeout=(conv.seconds + 60) * 1000)
-    qtbot.wait(2500)  # the last words reach the transcriber
+    # the whole conversation has been captured (PCM16 mono, 32,000 bytes a second) ...
+    qtbot.waitUntil(lambda: audio.stat().st_size >= before + 32_000 * conv.seconds, timeout=60_000)
+    # ... and transcribed up to its last pause
+    qtbot.waitUntil(lambda: consult.transcript.count() >= 3, timeout=120_000)
     lines = [consult.transcript.item(i).text() for i in range(consult.transcript.count())]
     assert len(lines) >= 3, lines
     assert any("職員" in l or "相談者" in l for l in lines)

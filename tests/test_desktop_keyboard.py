@@ -252,6 +252,7 @@ def session(ctx, tmp_path):
     return sid, segs
 
 
+@pytest.mark.slow
 def test_consult_keyboard_and_play_from_line(qtbot, qapp, ctx, people, session):
     from desktop.views.consult import ROLE_START, ConsultView
     from engine.asr import session as asession

@@ -13,6 +13,7 @@ def manuals_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_index_search_and_open_page(qtbot, qapp, ctx, manuals_dir):
     from desktop.views.manuals import ManualsView
     from engine import users

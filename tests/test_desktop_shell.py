@@ -60,6 +60,7 @@ def test_tabs_follow_role_and_title_shows_user(qtbot, ctx, app):
         assert shown <= titles and not (hidden & titles), titles
 
 
+@pytest.mark.slow
 def test_doctor_runs_off_the_gui_thread(qtbot, ctx, app):
     from desktop.views.settings import SettingsView
     admin = users.add_user(ctx.store, None, "kanri", "管理 太郎", "admin", "password-1")

@@ -113,6 +113,7 @@ def test_whole_data_folder_full(tmp_path, speech):
         umount(data)
 
 
+@pytest.mark.slow
 def test_consult_view_shows_the_japanese_message_and_stops(qtbot, tmp_path, speech):
     """相談 screen: the disk fills up while recording → the Japanese message (status line and a
     dialog), the recording ends by itself and the draft is saved from what was kept."""
@@ -123,6 +124,7 @@ def test_consult_view_shows_the_japanese_message_and_stops(qtbot, tmp_path, spee
     make_app()
     ctx = open_context(tmp_path / "data")
     ctx.config.values["llm.enabled"] = False      # the extractive draft: the LLM is not what is tested here
+    ctx.config.values["asr.final_systems"] = 1     # one final-pass decode: nor is the vote
     admin = users.add_user(ctx.store, None, "kanri", "管理", "admin", "password-1")
     staff = users.add_user(ctx.store, admin, "tanaka", "田中", "staff", "password-2")
     audio_dir = ctx.data_dir / "audio"

@@ -118,6 +118,7 @@ def test_manifest_models_present_and_verified():
         assert models.verify(name, deep=False).ok, name
 
 
+@pytest.mark.slow
 def test_doctor_all_models_ok(ctx):
     checks = doctor.check_models(ctx.config, deep=True, load=True)
     assert all(c.ok for c in checks), doctor.format_table(checks)
@@ -149,6 +150,7 @@ def _models_copy_with(tmp_path, corrupt=None, remove=None) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_doctor_fails_on_one_corrupt_byte_naming_the_model(tmp_path, data_dir):
     mdir = _models_copy_with(tmp_path, corrupt="model.bin")
     env = dict(os.environ, MADOGUCHI_MODELS_DIR=str(mdir))
@@ -217,6 +219,7 @@ def test_cli_bad_config_is_one_english_line(tmp_path, data_dir):
     assert r.stderr.strip().startswith("error:") and "asr.threads" in r.stderr
 
 
+@pytest.mark.slow
 def test_selftest_draft_check_runs_from_source(ctx):
     """The frozen self-test's records check, run from source: it must keep pace with the drafter's API."""
     from engine import selftest

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from tests import fuzz_targets as ft
 
+pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
+
 EXAMPLES = 40
 DEADLINE_MS = 10_000
 

@@ -71,6 +71,7 @@ def test_msi_check_catches_a_missing_file(tmp_path):
     assert r.returncode != 0 and "File table" in r.stderr
 
 
+@pytest.mark.slow
 @needs_msitools
 @needs_wine
 @pytest.mark.timeout(300)
@@ -138,6 +139,7 @@ def test_self_test_mirror_check_fails_when_the_mirror_is_not_where_drawn(monkeyp
 
 
 @pytest.mark.installer
+@pytest.mark.xdist_group("installer")
 @needs_msitools
 @needs_wine
 @pytest.mark.timeout(1800)

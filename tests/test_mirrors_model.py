@@ -234,6 +234,7 @@ def test_sound_mirror_gets_no_severe_findings():
         assert insp.provisional_grade in ("Ⅰ", "Ⅱ"), [(f.key, f.severity, f.confidence) for f in insp.findings]
 
 
+@pytest.mark.slow
 def test_train_from_ledger(ctx, tmp_path):
     pytest.importorskip("torch")
     from engine.mirrors import ledger, train

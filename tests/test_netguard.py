@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,6 +59,7 @@ def test_office_server_is_allowed_and_nothing_else():
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
+@pytest.mark.slow
 def test_real_pipeline_attempts_no_connection(tmp_path):
     """Record every socket event with a second audit hook while a real pipeline runs."""
     r = run_py(f"""
@@ -94,6 +97,7 @@ def test_real_pipeline_attempts_no_connection(tmp_path):
     assert "NONLOOPBACK []" in r.stdout, r.stdout
 
 
+@pytest.mark.slow
 def test_every_feature_end_to_end_attempts_no_connection(tmp_path):
     """Every feature in one process, through the command line's own code (``engine.cli.main``),
     with a spy audit hook installed before anything is imported: transcribe a file, draft a record

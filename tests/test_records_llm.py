@@ -12,6 +12,8 @@ from engine.models import load_llm
 from engine.records import checks, draft, template
 from engine.records.model import Segment
 
+pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
+
 SMALL_TPL = """
 name = "mini"
 title = "面接相談記録（テスト）"

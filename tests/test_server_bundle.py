@@ -14,6 +14,7 @@ BUNDLES = [REPO / "installer" / d / "madoguchi" / "madoguchi" for d in ("dist-li
 
 
 @pytest.mark.installer
+@pytest.mark.xdist_group("installer")
 def test_frozen_app_checks_the_office_server_over_verified_tls(tmp_path):
     exe = next((b for b in BUNDLES if b.is_file()), None)
     if exe is None:

@@ -13,6 +13,8 @@ from engine.context import open_context
 from tests.audiogen import conversation, load_dialogue, render_dialogue
 from tests.server_pg import PgServer
 
+pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
+
 
 @pytest.fixture
 def own_server():
@@ -23,8 +25,9 @@ def own_server():
 
 @pytest.fixture
 def office(own_server, data_dir, monkeypatch, tmp_path):
-    # extractive drafts: this is about the link, not the LLM (a shared 2-core machine)
-    (tmp_path / "user-config.toml").write_text("[llm]\nenabled = false\n", encoding="utf-8")
+    # extractive drafts and one final-pass decode: this is about the link, not the LLM or the vote
+    (tmp_path / "user-config.toml").write_text("[llm]\nenabled = false\n[asr]\nfinal_systems = 1\n",
+                                               encoding="utf-8")
     url = own_server.url(own_server.fresh_database())
     monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", url)
     ctx = open_context(data_dir)
