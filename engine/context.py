@@ -48,5 +48,8 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
     if cfg["security.encrypt"]:
         from .keystore import load_key
         key = load_key(cfg.data_dir)
+    sync = None
+    if cfg["office_server"]:
+        from .server import sync_offline as sync
     return Context(cfg, open_store(cfg.data_dir, key=key, server=cfg["office_server"],
-                                         sslrootcert=cfg["server.sslrootcert"]), key)
+                                   sslrootcert=cfg["server.sslrootcert"], sync=sync), key)

@@ -87,7 +87,7 @@ def test_audit_table_is_append_only(data_dir):
 
 
 def test_failed_migration_leaves_previous_version(data_dir, monkeypatch):
-    import engine.store as st
+    import engine.store.sqlite as st   # Store.migrate and ServerStore.migrate read the list there
     real = st.migrations()
     bad = real + [(9999, "broken", "CREATE TABLE fine(x);\nTHIS IS NOT SQL;")]
     s = Store(data_dir / "b.db")

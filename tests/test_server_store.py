@@ -94,7 +94,7 @@ def test_transaction_rolls_back_and_a_failed_statement_does_not_poison_it(pg):
 
 
 def test_failed_migration_leaves_previous_version(pg, monkeypatch):
-    import engine.store as st
+    import engine.store.sqlite as st   # Store.migrate and ServerStore.migrate read the list there
     bad = st.migrations() + [(9999, "broken", "CREATE TABLE fine(x INTEGER);\nTHIS IS NOT SQL;")]
     v = pg.schema_version()
     monkeypatch.setattr(st, "migrations", lambda: bad)

@@ -1,0 +1,199 @@
+"""SQLite-flavoured SQL → PostgreSQL, for the office-server backend (:mod:`engine.store.office`).
+
+* SQL the callers write for SQLite is translated once per statement text (:func:`pg_sql`),
+* migration scripts are translated once per file (:func:`pg_script`): types, identity keys,
+  RAISE(ABORT) triggers → PL/pgSQL triggers; FTS5 tables stay in the local SQLite file,
+* errors come out as subclasses of the sqlite3 exceptions (:func:`_map_error`), so every
+  ``except DatabaseError`` (and every test that expects ``sqlite3.DatabaseError``) keeps working.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+
+from .sqlite import LOCAL_TABLES, StoreError
+
+
+class ServerDatabaseError(sqlite3.DatabaseError):
+    """Any error the office server reported (the psycopg exception is ``__cause__``)."""
+
+
+class ServerIntegrityError(ServerDatabaseError, sqlite3.IntegrityError):
+    """A constraint or an immutability trigger refused the statement on the office server."""
+
+
+class ServerRefused(StoreError, sqlite3.OperationalError):
+    """The office server answered but refused this PC (user, password, database, pg_hba.conf)."""
+    ja_default = "事務所のサーバーが接続を拒否しました（ユーザー名・パスワード・データベース名）。システム管理者に連絡してください。"
+
+
+class ServerUnavailable(StoreError, sqlite3.OperationalError):
+    """The office server cannot be reached (offline state)."""
+    ja_default = "事務所のサーバーに接続できません。ネットワークを確認してください。録音と文字起こしはこのPCで続けられます。"
+
+
+
+def _outside_literals(sql: str, fn) -> str:
+    """Apply ``fn`` to the parts of ``sql`` that are not inside '…' or \"…\" literals."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        j = min((k for k in (sql.find("'", i), sql.find('"', i)) if k >= 0), default=n)
+        out.append(fn(sql[i:j]))
+        if j >= n:
+            break
+        q = sql[j]
+        k = j + 1
+        while True:
+            k = sql.find(q, k)
+            if k < 0:
+                k = n
+                break
+            if k + 1 < n and sql[k + 1] == q:
+                k += 2
+                continue
+            break
+        out.append(sql[j:k + 1])
+        i = k + 1
+    return "".join(out)
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _pg_words(part: str, named: bool) -> str:
+    part = part.replace("%", "%%")
+    part = _NAMED.sub(r"%(\1)s", part) if named else part.replace("?", "%s")
+    part = re.sub(r"\bend\b", '"end"', part)             # segments.end: a reserved word in PostgreSQL
+    part = re.sub(r"\bIFNULL\(", "COALESCE(", part, flags=re.I)
+    part = re.sub(r"\bNOT\s+LIKE\b", "NOT ILIKE", part, flags=re.I)
+    part = re.sub(r"(?<!NOT )(?<!I)\bLIKE\b", "ILIKE", part, flags=re.I)  # SQLite's LIKE ignores case
+    return part
+
+
+@functools.lru_cache(maxsize=1024)
+def pg_sql(sql: str, named: bool = False) -> str:
+    """SQLite-flavoured statement → PostgreSQL (``?``/``:name`` placeholders, ``end``, LIKE, IFNULL,
+    ``INSERT OR IGNORE``)."""
+    s = sql
+    ignore = re.match(r"\s*INSERT\s+OR\s+IGNORE\s+", s, re.I)
+    if ignore:
+        s = "INSERT " + s[ignore.end():]
+    if re.match(r"\s*(INSERT\s+OR\s+REPLACE|REPLACE\s+INTO|PRAGMA)\b", s, re.I):
+        raise StoreError(f"statement not supported on the office server: {sql.strip()[:60]}")
+    s = _outside_literals(s, lambda p: _pg_words(p, named))
+    if ignore:
+        s = s.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+    return s
+
+
+_TRIGGER = re.compile(r"CREATE\s+TRIGGER\s+(\w+)\s+(BEFORE|AFTER)\s+(.*?)\s+ON\s+(\w+)\s*"
+                      r"(?:WHEN\s+(.*?))?\s*BEGIN\s+(.*?)\s*END\s*;", re.I | re.S)
+_RAISE = re.compile(r"SELECT\s+RAISE\(ABORT,\s*'([^']*)'\)\s*;?$", re.I | re.S)
+_VIRTUAL = re.compile(r"CREATE\s+VIRTUAL\s+TABLE\s+(\w+)\s+USING\s+\w+\((.*?)\)\s*;", re.I | re.S)
+PG_REFUSE_FN = ("CREATE OR REPLACE FUNCTION madoguchi_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$fn$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation'; "
+                "END $fn$;\n")
+
+
+def _pg_trigger(m: re.Match) -> str:
+    name, when, event, table, cond, body = m.groups()
+    r = _RAISE.match(body.strip())
+    if r is None:
+        if LOCAL_TABLES.search(table) or LOCAL_TABLES.search(body):
+            return ""  # keeps the local FTS index in step; the index is not on the server
+        raise StoreError(f"trigger {name} has no PostgreSQL translation")
+    msg = r.group(1)
+    cond_sql = f" WHEN ({cond.strip()})" if cond else ""
+    out = (f"CREATE TRIGGER {name} {when.upper()} {event.strip().upper()} ON {table} FOR EACH ROW{cond_sql} "
+           f"EXECUTE FUNCTION madoguchi_refuse('{msg}');")
+    if event.strip().upper() == "DELETE" and not cond:  # append-only: TRUNCATE is a delete too
+        out += (f"\nCREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION madoguchi_refuse('{msg}');")
+    return out
+
+
+def _pg_types(part: str) -> str:
+    part = re.sub(r"\bINTEGER\s+PRIMARY\s+KEY\b", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", part,
+                  flags=re.I)
+    part = re.sub(r"\bINTEGER\b", "BIGINT", part, flags=re.I)     # SQLite integers are 64-bit
+    part = re.sub(r"\bREAL\b", "DOUBLE PRECISION", part, flags=re.I)  # timestamps; REAL would be float4
+    part = re.sub(r"\bBLOB\b", "BYTEA", part, flags=re.I)
+    return re.sub(r"\bend\b", '"end"', part)
+
+
+def _strip_comments(sql: str) -> str:
+    out, i, n, quote = [], 0, len(sql), None
+    while i < n:
+        ch = sql[i]
+        if quote:
+            out.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=64)
+def pg_script(sql: str) -> str:
+    """A migration file (SQLite dialect) → the PostgreSQL script that makes the same tables."""
+    s = _strip_comments(sql)
+    s = _VIRTUAL.sub("", s)
+    triggers: list[str] = []
+
+    def keep(m):
+        triggers.append(_pg_trigger(m))
+        return f"\x00{len(triggers) - 1}\x00"
+    s = _TRIGGER.sub(keep, s)
+    s = _outside_literals(s, _pg_types)
+    s = re.sub(r"\x00(\d+)\x00", lambda m: triggers[int(m.group(1))], s)
+    return (PG_REFUSE_FN if any(triggers) else "") + s
+
+
+class Row(tuple):
+    """A result row readable by position and by column name, like ``sqlite3.Row``."""
+    __slots__ = ()
+    _index: dict
+
+    def __getitem__(self, k):
+        if isinstance(k, str):
+            return tuple.__getitem__(self, self._index[k])
+        return tuple.__getitem__(self, k)
+
+    def keys(self):
+        return list(self._index)
+
+
+def _row_factory(cursor):
+    names = [c.name for c in cursor.description or ()]
+    cls = type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+    return cls
+
+
+def _map_error(e: Exception) -> Exception:
+    import psycopg
+    msg = str(e).strip()
+    if isinstance(e, psycopg.OperationalError) and not isinstance(e, psycopg.errors.QueryCanceled):
+        if "certificate" in msg.lower():
+            # TLS verification failed (server.sslrootcert): a security problem, not an outage
+            lines = [ln.strip() for ln in msg.splitlines() if "certificate" in ln.lower()]
+            return ServerRefused(f"office server certificate not trusted: {lines[0] if lines else msg}",
+                                 ja="事務所サーバーの証明書を確認できません（なりすましの可能性があります）。"
+                                    "システム管理者に連絡してください。")
+        if "FATAL:" in msg and "terminating connection" not in msg and "shutting down" not in msg:
+            # the server answered and refused: wrong user, password, database, pg_hba — not offline
+            return ServerRefused(f"office server refused the connection: {msg.splitlines()[-1].strip()}")
+        return ServerUnavailable(f"office server unreachable: {msg.splitlines()[0] if msg else e!r}")
+    if isinstance(e, psycopg.IntegrityError) or getattr(e, "sqlstate", "") in ("23000", "P0001"):
+        return ServerIntegrityError(str(e).strip())
+    return ServerDatabaseError(str(e).strip())
+
