@@ -6,13 +6,18 @@ from pathlib import Path
 
 from . import config as config_mod
 from . import logs, netguard
-from .store import Store, open_store
+from .store import DB_NAME, Store, encrypt_if_plain, open_store
 
 
 @dataclass
 class Context:
     config: config_mod.Config
     store: Store
+    """The shared data: records, users, audit log, sessions, … — on the office server when one is
+    configured (this PC's file while it cannot be reached), else in this PC's file."""
+    local: Store
+    """This PC's own SQLite file: the manual index, the offline journal, the offline sign-in
+    verifiers. Without an office server the shared data is in it too (the same Store)."""
     key: bytes | None = None      # the data key when encryption at rest is on (engine.keystore)
 
     @property
@@ -32,6 +37,7 @@ class Context:
 
     def close(self) -> None:
         self.store.close()
+        self.local.close()
 
 
 def open_context(data_dir: str | Path | None = None, overrides: dict | None = None,
@@ -48,8 +54,14 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
     if cfg["security.encrypt"]:
         from .keystore import load_key
         key = load_key(cfg.data_dir)
-    sync = None
-    if cfg["office_server"]:
-        from .server import sync_offline as sync
-    return Context(cfg, open_store(cfg.data_dir, key=key, server=cfg["office_server"],
-                                   sslrootcert=cfg["server.sslrootcert"], sync=sync), key)
+    from .server import sync_offline
+    path = cfg.data_dir / DB_NAME
+    encrypt_if_plain(path, key)
+    local = Store(path, key=key)
+    try:
+        store = open_store(cfg.data_dir, key=key, server=cfg["office_server"],
+                           sslrootcert=cfg["server.sslrootcert"], sync=sync_offline, local=local)
+    except BaseException:
+        local.close()
+        raise
+    return Context(cfg, store, local, key)

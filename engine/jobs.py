@@ -68,7 +68,7 @@ def run_in_child(target: str, where, kwargs: dict | None = None,
                  poll: float = 0.1) -> Any:
     """``where``: the caller's :class:`~engine.context.Context` (the child gets its configuration),
     or a data folder (the child loads the configuration the usual way, for that folder)."""
-    config = dict(where.config.values) if hasattr(where, "config") else {"data_dir": str(where)}
+    config = {"data_dir": str(where)} if isinstance(where, (str, os.PathLike)) else dict(where.config.values)
     mpc = mp.get_context("spawn")
     q = mpc.Queue()
     cancel_flag = mpc.Event()

@@ -171,10 +171,10 @@ def search_manuals(ctx) -> str:
     manual = resources_dir() / SEARCH_MANUAL   # one sample book keeps the embedding step short
     if not manual.is_file():
         raise CheckFailed(f"the bundled sample manual {manual} is missing")
-    rep = index.index_paths(ctx.store, [manual])
+    rep = index.index_paths(ctx.local, [manual])
     if not (rep.added or rep.updated or rep.unchanged):
         raise CheckFailed(f"no sample manual could be indexed ({len(rep.skipped)} skipped)")
-    hits = search.search(ctx, SEARCH_QUERY, top=3)
+    hits = search.search(ctx.local, SEARCH_QUERY, top=3)
     if not hits or not any(SEARCH_EXPECT in (h.heading + h.text) for h in hits):
         raise CheckFailed(f"no passage about {SEARCH_EXPECT} in the top 3 for a question the samples answer")
     return f"{manual.name}: {rep.chunks} passages, {rep.embedded} embedded; top hit {hits[0].citation or hits[0].doc}"

@@ -41,7 +41,7 @@ def build_demo(ctx):
     mdir = DATA / "manuals"
     samples.build(mdir)
     from engine.manuals.index import index_paths
-    index_paths(ctx.store, [mdir])
+    index_paths(ctx.local, [mdir])
     pdir = DATA / "photos"
     pdir.mkdir(exist_ok=True)
     for i, seed in enumerate(range(920001, 920009)):

@@ -121,7 +121,7 @@ class ManualsView(QWidget):
 
     # ------------------------------------------------------------------ status / indexing
     def update_status(self) -> None:
-        st = mindex.status(self.ctx.store)
+        st = mindex.status(self.ctx.local)
         folder = self.ctx.config["manuals_dir"] or S.MANUALS_DIR_UNSET
         self.status.setText(S.MANUALS_STATUS.format(docs=st.documents, pages=st.pages, chunks=st.chunks)
                             + (S.MANUALS_UNREADABLE.format(n=st.skipped) if st.skipped else "")
@@ -182,7 +182,7 @@ class ManualsView(QWidget):
         if self._search_op is not None and self._search_op.running:
             self._pending_query = q  # run again when the current search returns
             return
-        self._search_op = run_op(self, lambda task: msearch.search(self.ctx.store, q, top=10),
+        self._search_op = run_op(self, lambda task: msearch.search(self.ctx.local, q, top=10),
                                  success=lambda hits: self._show_results(q, hits),
                                  failure=lambda e: show_error(self, e))
 

@@ -125,11 +125,11 @@ def extractive(hits: list[Hit]) -> list[Sentence]:
 
 def answer(ctx, question: str, *, top: int = 3, config=None, embedder=None, llm=None,
            max_tokens: int = 220) -> Answer:
-    """Draft an answer to ``question``. ``ctx``: a Context (or a Store with ``config`` given)."""
+    """Draft an answer to ``question`` from the manual index in ``ctx.local``; ``config`` defaults
+    to ``ctx.config``."""
     t0 = time.perf_counter()
-    store = getattr(ctx, "store", ctx)
-    config = config if config is not None else getattr(ctx, "config", None)
-    hits = relevant(question, search(store, question, top=max(top, 1), embedder=embedder))
+    config = config if config is not None else ctx.config
+    hits = relevant(question, search(ctx.local, question, top=max(top, 1), embedder=embedder))
     if not hits:
         return Answer(question, found=False, seconds=time.perf_counter() - t0)
     use_llm = config is None or config["llm.enabled"]

@@ -56,7 +56,7 @@ class _LazyEmbedder:
 def cmd_status(args) -> int:
     from ..cli import context, print_json
     from . import index
-    st = index.status(context(args).store)
+    st = index.status(context(args).local)
     if args.json:
         print_json(asdict(st))
         return 0
@@ -76,8 +76,8 @@ def cmd_search(args) -> int:
     from ..cli import context, print_json
     from .search import search
     ctx = context(args)
-    emb = _embedder(ctx) if args.mode in ("hybrid", "vector") and _has_vectors(ctx.store) else None
-    hits = search(ctx.store, args.query, top=args.top, mode=args.mode, embedder=emb)
+    emb = _embedder(ctx) if args.mode in ("hybrid", "vector") and _has_vectors(ctx.local) else None
+    hits = search(ctx.local, args.query, top=args.top, mode=args.mode, embedder=emb)
     if args.json:
         print_json([h.as_json() for h in hits])
         return 0
@@ -98,7 +98,7 @@ def cmd_answer(args) -> int:
     from ..cli import context, print_json
     from .answer import answer
     ctx = context(args)
-    emb = _embedder(ctx) if _has_vectors(ctx.store) else None
+    emb = _embedder(ctx) if _has_vectors(ctx.local) else None
     a = answer(ctx, args.question, top=args.top, embedder=emb)
     if args.json:
         print_json(a.as_json())

@@ -1,4 +1,4 @@
-"""The manual index in the project's SQLite database: documents, chunks, FTS5 and vectors.
+"""The manual index in this PC's own SQLite file (``ctx.local``): documents, chunks, FTS5 and vectors.
 
 :func:`index_paths` walks files/folders, re-reads only files whose content hash changed, stores
 chunks (FTS5 rows follow by trigger) one document per transaction, then embeds chunks that have
@@ -156,9 +156,9 @@ def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: Pr
                 cancel: threading.Event | None = None, prune: bool = False) -> IndexReport:
     """Index files and folders incrementally. ``embedder`` defaults to ``load_embedder("embed-ja")``.
 
+    ``store``: the store that keeps the index (``ctx.local``).
     ``prune``: forget documents that lived under the given folders and are gone from disk.
     """
-    store = getattr(store, "store", store)      # a Context works too
     t0 = time.perf_counter()
     rep = IndexReport()
     files, bad = scan(paths)
@@ -217,7 +217,7 @@ def update(ctx, user, paths, **kw) -> IndexReport:
     from .. import audit
     from ..users import require_role
     require_role(user)
-    rep = index_paths(ctx.store, paths, **kw)
+    rep = index_paths(ctx.local, paths, **kw)
     audit.append(ctx.store, user.username, "manuals.index", "manuals", "",
                  {"paths": [str(Path(p).expanduser().resolve()) for p in paths], "added": len(rep.added),
                   "updated": len(rep.updated), "removed": len(rep.removed), "skipped": len(rep.skipped),
@@ -225,10 +225,10 @@ def update(ctx, user, paths, **kw) -> IndexReport:
     return rep
 
 
-def index_folder(ctx, folder, **kw) -> IndexReport:
-    """Index one folder (``ctx`` is a Context or a Store); keyword arguments as :func:`index_paths`."""
+def index_folder(store, folder, **kw) -> IndexReport:
+    """Index one folder into ``store`` (``ctx.local``); keyword arguments as :func:`index_paths`."""
     kw.setdefault("prune", True)
-    return index_paths(getattr(ctx, "store", ctx), [folder], **kw)
+    return index_paths(store, [folder], **kw)
 
 
 def _unchanged(rep: IndexReport, row: dict, f: Path) -> None:
@@ -322,7 +322,7 @@ class Status:
 
 
 def status(store) -> Status:
-    store = getattr(store, "store", store)
+    """The index in ``store`` (``ctx.local``)."""
     rows = store.query(
         "SELECT d.path, d.title, d.kind, d.pages, d.status, d.reason, d.message, d.message_ja, "
         "COUNT(c.id) AS chunks, COUNT(c.embedding) AS embedded FROM manual_docs d "

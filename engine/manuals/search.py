@@ -301,8 +301,8 @@ def _pool():
 
 def warm(store, embedder=None) -> None:
     """Load the vector matrix and the embedder ahead of the first search (the desktop calls this
-    in the background at start; at 50,000 chunks the first search would otherwise take ~1.5 s)."""
-    store = getattr(store, "store", store)
+    in the background at start; at 50,000 chunks the first search would otherwise take ~1.5 s).
+    ``store``: the store that keeps the index (``ctx.local``)."""
     ids, _m = index_mod.vector_cache(store).get(store)
     if len(ids):
         if embedder is None:
@@ -387,10 +387,9 @@ def search(store, query: str, top: int = 10, mode: str = "hybrid", embedder=None
            synonyms: Synonyms | None = None, jump: bool = True) -> list[Hit]:
     """Search the manuals. ``mode``: hybrid (default) | fts | vector | trigram.
 
-    ``store`` may also be a Context (anything with a ``.store``). ``embedder`` defaults to
+    ``store``: the store that keeps the index (``ctx.local``). ``embedder`` defaults to
     ``load_embedder("embed-ja")``, loaded only when vectors exist.
     """
-    store = getattr(store, "store", store)
     if mode not in MODES:
         raise SearchError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
     if not query or not query.strip():

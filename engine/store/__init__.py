@@ -12,7 +12,7 @@ Nothing in this package imports the engine modules built on it.
 from .office import (JOURNAL_DDL, KEYRING_SERVICE, SERVER_AUDIT_LOCK, SERVER_MIGRATE_LOCK, SERVER_TX_LOCK,
                      ServerStore, connect_server, server_conninfo, server_password)
 from .offline import OFFLINE_SYNCED_KEY, OFFLINE_TABLES, OfflineStore, offline_pending
-from .open import open_store
+from .open import encrypt_if_plain, open_store
 from .pg_dialect import (Row, ServerDatabaseError, ServerIntegrityError, ServerRefused, ServerUnavailable,
                          pg_script, pg_sql)
 from .sqlite import (DB_NAME, LOCAL_TABLES, DatabaseError, Store, StoreError, is_plain_sqlite, migrations,
@@ -21,5 +21,5 @@ from .sqlite import (DB_NAME, LOCAL_TABLES, DatabaseError, Store, StoreError, is
 __all__ = ["DB_NAME", "DatabaseError", "JOURNAL_DDL", "KEYRING_SERVICE", "LOCAL_TABLES", "OFFLINE_SYNCED_KEY",
            "OFFLINE_TABLES", "OfflineStore", "Row", "SERVER_AUDIT_LOCK", "SERVER_MIGRATE_LOCK", "SERVER_TX_LOCK",
            "ServerDatabaseError", "ServerIntegrityError", "ServerRefused", "ServerStore", "ServerUnavailable",
-           "Store", "StoreError", "connect_server", "is_plain_sqlite", "migrations", "offline_pending",
+           "Store", "StoreError", "connect_server", "encrypt_if_plain", "is_plain_sqlite", "migrations", "offline_pending",
            "open_store", "pg_script", "pg_sql", "server_conninfo", "server_password", "sqlcipher"]
