@@ -41,8 +41,8 @@ def make_app(argv=None) -> QApplication:
 
 def sign_in(ctx, parent=None):
     from .views.signin import FirstRunDialog, SignInDialog
-    first = ctx.store.backend != "offline" and users.count(ctx.store) == 0   # offline: the users are on the server
-    dlg = FirstRunDialog(ctx.store, parent) if first else SignInDialog(ctx.store, parent)
+    first = ctx.online and users.count(ctx.store) == 0   # offline: the users are on the server
+    dlg = FirstRunDialog(ctx.store, parent) if first else SignInDialog(ctx, parent)
     if dlg.exec() != QDialog.DialogCode.Accepted:
         return None
     return dlg.user

@@ -1,15 +1,13 @@
 """The office-server link for the main window: a status-bar label that says plainly whether this
 PC works with the office server or offline, and a timer that looks at the server every few
-seconds through the background-op helper (:func:`engine.server.check_link` does the work:
-switching to the local file, replaying the journal, sending what was recorded offline)."""
+seconds through the background-op helper (``ctx.link.check()``, :class:`engine.server.Link`, does
+the work: switching to the local file, replaying the journal, sending what was recorded offline)."""
 from __future__ import annotations
 
 import logging
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel
-
-from engine.server import check_link
 
 from . import strings as S
 from .ops import run_op
@@ -36,15 +34,14 @@ class ServerLink(QObject):
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.check)
-        self.enabled = ctx.store.backend != "sqlite"
+        self.enabled = ctx.link.has_server
         self.label.setVisible(self.enabled)
         if self.enabled:
-            self._show(ctx.store.backend == "postgresql", getattr(ctx.store, "offline_reason", ""), 0, 0,
-                       pending=0)
+            self._show(ctx.online, ctx.link.reason, 0, 0, pending=0)
 
     @property
     def online(self) -> bool:
-        return self.ctx.store.backend != "offline"
+        return self.ctx.online
 
     def start(self) -> None:
         if self.enabled:
@@ -58,7 +55,7 @@ class ServerLink(QObject):
         if not self.enabled or self._busy:
             return
         self._busy = True
-        run_op(self.owner, lambda task: check_link(self.ctx), success=self._done, failure=self._failed)
+        run_op(self.owner, lambda task: self.ctx.link.check(), success=self._done, failure=self._failed)
 
     def _done(self, st) -> None:
         self._busy = False

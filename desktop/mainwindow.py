@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         if consult is not None and record is not None:
             consult.record_ready.connect(self.open_record)
             consult.record_refined.connect(record.refined)
-        if consult is not None and ctx.store.backend != "offline":
+        if consult is not None and ctx.online:
             QTimer.singleShot(0, consult.offer_recovery)
         self._menus()
         self.status = QLabel(S.READY)

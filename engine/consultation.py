@@ -113,8 +113,8 @@ class CounterConsultation:
         if progress:
             progress(0, 2, "記録の下書きを仕上げています…")
         self.session.stop(final_pass=False)
-        store = self.session.store   # the store this consultation was recorded in (office server: it may
-        try:                         # have gone offline meanwhile, the context then holds the local one)
+        store = self.session.store   # the backend this consultation was recorded in (see ConsultationSession)
+        try:
             live = segments_from_session(store, self.session.id)
         finally:
             self._finish.set()                 # the drafter takes the last live segments and finishes

@@ -3,22 +3,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config as config_mod
 from . import logs, netguard
-from .store import DB_NAME, Store, encrypt_if_plain, open_store
+from .store import DB_NAME, SharedStore, Store, encrypt_if_plain, open_store
+
+if TYPE_CHECKING:
+    from .server import Link
 
 
 @dataclass
 class Context:
     config: config_mod.Config
-    store: Store
+    store: SharedStore
     """The shared data: records, users, audit log, sessions, … — on the office server when one is
-    configured (this PC's file while it cannot be reached), else in this PC's file."""
+    configured (this PC's file while it cannot be reached), else in this PC's file. The same
+    object for the whole run: :attr:`link` swaps the backend behind it, nothing rebinds it."""
     local: Store
     """This PC's own SQLite file: the manual index, the offline journal, the offline sign-in
     verifiers. Without an office server the shared data is in it too (the same Store)."""
+    link: "Link"
+    """The link to the office server: ``online``, ``check()`` (see :class:`engine.server.Link`)."""
     key: bytes | None = None      # the data key when encryption at rest is on (engine.keystore)
+
+    @property
+    def online(self) -> bool:
+        """The shared data is reachable (always, without an office server)."""
+        return self.link.online
 
     @property
     def data_dir(self) -> Path:
@@ -54,14 +66,15 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
     if cfg["security.encrypt"]:
         from .keystore import load_key
         key = load_key(cfg.data_dir)
-    from .server import sync_offline
+    from .server import Link, sync_offline
     path = cfg.data_dir / DB_NAME
     encrypt_if_plain(path, key)
     local = Store(path, key=key)
     try:
-        store = open_store(cfg.data_dir, key=key, server=cfg["office_server"],
-                           sslrootcert=cfg["server.sslrootcert"], sync=sync_offline, local=local)
+        backend = open_store(cfg.data_dir, key=key, server=cfg["office_server"],
+                             sslrootcert=cfg["server.sslrootcert"], sync=sync_offline, local=local)
     except BaseException:
         local.close()
         raise
-    return Context(cfg, store, local, key)
+    store = SharedStore(backend)
+    return Context(cfg, store, local, Link(store, local), key)

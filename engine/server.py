@@ -1,5 +1,5 @@
 """Office server mode for IT: ``madoguchi server init|migrate|check|sync|password``, and the
-desktop's link to the server (:func:`check_link`, offline sign-in).
+desktop's link to the server (:class:`Link`, ``ctx.link``; offline sign-in).
 
 The server is the one named by the ``office_server`` config key (MSI property ``OFFICESERVER``):
 a host (database and user ``madoguchi``) or a ``postgresql://`` URL; with ``server.sslrootcert``
@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from . import audit, netguard
 from .errors import MadoguchiError
-from .store import (DB_NAME, KEYRING_SERVICE, LOCAL_TABLES, OFFLINE_SYNCED_KEY, ServerRefused, ServerStore, ServerUnavailable, Store, StoreError, connect_server,
-                    migrations, offline_pending, server_conninfo)
+from .store import (DB_NAME, KEYRING_SERVICE, LOCAL_TABLES, OFFLINE_SYNCED_KEY, OfflineStore, ServerRefused,
+                    ServerStore, ServerUnavailable, Store, StoreError, connect_server, migrations, offline_pending,
+                    server_conninfo)
+from .store.shared import SharedStore
 
 IMMUTABLE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete", "record_versions_approved_no_update",
                       "record_versions_approved_no_delete")
@@ -347,62 +350,99 @@ def register(sub) -> None:
 # ----------------------------------------------------------------------------- the desktop's link
 
 class LinkStatus(dict):
-    """What :func:`check_link` found: ``online`` (bool), ``reason`` (why offline), ``sent``
+    """What :meth:`Link.check` found: ``online`` (bool), ``reason`` (why offline), ``sent``
     (sessions sent by this check), ``replayed`` (journaled writes sent), ``pending`` (sessions
     recorded on this PC still waiting for the server), ``changed`` (online/offline switched)."""
 
 
-def _offline_store_for(server_store: ServerStore, reason: str):
-    from .store import OfflineStore
-    off = OfflineStore(server_store.path, key=server_store.key, conninfo=server_store.conninfo, reason=reason)
-    off.server = server_store        # the same server object comes back at reconnect (its journal)
-    return off
+class Link:
+    """``ctx.link``: this PC's link to the office server, one object for the whole run.
 
+    ``online`` says whether the shared data (``ctx.store``) is on the office server now (always
+    true without one); :meth:`check` looks at the server (every few seconds from the desktop, off
+    the GUI thread) and switches: online → offline, the backend behind ``ctx.store`` becomes an
+    :class:`~engine.store.OfflineStore` on this PC's file, so new recordings go on locally (a
+    recording already running keeps its server store, whose segments are journaled locally);
+    offline → online, the journal is replayed, the sessions recorded meanwhile and the offline
+    sign-ins are sent (once each), and the server store is behind ``ctx.store`` again."""
 
-def check_link(ctx) -> LinkStatus:
-    """One look at the office server for a running desktop (called every few seconds, off the GUI
-    thread). Online → offline: ``ctx.store`` becomes an :class:`~engine.store.OfflineStore` on this
-    PC's file, so new recordings go on locally; a recording already running keeps its server store,
-    whose segments are journaled locally. Offline → online: the journal is replayed, the sessions
-    recorded meanwhile and the offline sign-ins are sent (once each), and ``ctx.store`` is the
-    server store again. Without an office server: always online, nothing to do."""
-    st = ctx.store
-    if st.backend == "sqlite":
-        return LinkStatus(online=True, reason="", sent=0, replayed=0, pending=0, changed=False)
-    if st.backend == "postgresql":
+    def __init__(self, store: SharedStore, local: Store):
+        self.store, self.local = store, local
+        backend = store.current()
+        self._server: ServerStore | None = backend if isinstance(backend, ServerStore) else None
+        self.conninfo = backend.conninfo if isinstance(backend, (ServerStore, OfflineStore)) else ""
+        self.reason = backend.offline_reason if isinstance(backend, OfflineStore) else ""
+        """Why the office server cannot be reached ("" while online)."""
+        self._online = not isinstance(backend, OfflineStore)
+        self._lock = threading.Lock()
+
+    @property
+    def has_server(self) -> bool:
+        """An office server is configured (without one there is nothing to watch)."""
+        return bool(self.conninfo)
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    def check(self) -> LinkStatus:
+        """One look at the office server (see the class); one check at a time."""
+        with self._lock:
+            if not self.has_server:
+                return LinkStatus(online=True, reason="", sent=0, replayed=0, pending=0, changed=False)
+            if self.online:
+                return self._check_online()
+            return self._try_reconnect()
+
+    def _check_online(self) -> LinkStatus:
+        st = self._server
         try:
             st.ping()
             out = LinkStatus(online=True, reason="", sent=0, replayed=0, changed=False)
-            if offline_pending(st.local) or st.local.get_setting(OFFLINE_SIGNINS_KEY, []):
-                out["sent"] = sync_offline(st.local, st)["sent"]   # finished after the reconnect
-            out["pending"] = len(offline_pending(st.local))
+            if offline_pending(self.local) or self.local.get_setting(OFFLINE_SIGNINS_KEY, []):
+                out["sent"] = sync_offline(self.local, st)["sent"]   # finished after the reconnect
+            out["pending"] = len(offline_pending(self.local))
             return out
         except ServerUnavailable as e:
             st.down = st.down or str(e)
-            ctx.store = _offline_store_for(st, st.down)
-            return LinkStatus(online=False, reason=st.down, sent=0, replayed=0,
-                              pending=len(offline_pending(ctx.store)), changed=True)
-    # offline: try to come back
-    server = getattr(st, "server", None)
-    try:
-        if server is None:
-            server = ServerStore(st.conninfo, local=Store(st.path, key=st.key))
-        replayed = server.reconnect()
-        if replayed:
-            # a consultation stopped during the outage could not be drafted (the server was away):
-            # no process of this PC finishes it now, so the recovery question may offer it
-            server.execute("UPDATE sessions SET pid = NULL WHERE state = 'stopped' AND pid = ? AND NOT EXISTS "
-                           "(SELECT 1 FROM records r WHERE r.session_id = sessions.id)", (os.getpid(),))
-        sent = sync_offline(server.local, server)["sent"]
-    except ServerUnavailable as e:
-        if server is not None and server.down is None:
-            server.down = str(e)
-        st.server = server
-        return LinkStatus(online=False, reason=str(e), sent=0, replayed=0, pending=len(offline_pending(st)),
-                          changed=False)
-    ctx.store = server    # the OfflineStore is left open: a recording started offline still writes to it
-    return LinkStatus(online=True, reason="", sent=sent, replayed=replayed,
-                      pending=len(offline_pending(server.local)), changed=True)
+            self.reason = st.down
+            self._server = st                # the same server object comes back at reconnect (its journal)
+            self._online = False
+            self.store.swap(OfflineStore(self.local.path, key=self.local.key, conninfo=self.conninfo,
+                                         reason=self.reason))
+            return LinkStatus(online=False, reason=self.reason, sent=0, replayed=0,
+                              pending=len(offline_pending(self.local)), changed=True)
+
+    def _try_reconnect(self) -> LinkStatus:
+        server = self._server
+        try:
+            if server is None:
+                server = ServerStore(self.conninfo, local=self.local)
+            replayed = server.reconnect()
+            if replayed:
+                # a consultation stopped during the outage could not be drafted (the server was away):
+                # no process of this PC finishes it now, so the recovery question may offer it
+                server.execute("UPDATE sessions SET pid = NULL WHERE state = 'stopped' AND pid = ? AND NOT EXISTS "
+                               "(SELECT 1 FROM records r WHERE r.session_id = sessions.id)", (os.getpid(),))
+            sent = sync_offline(self.local, server)["sent"]
+        except ServerUnavailable as e:
+            if server is not None and server.down is None:
+                server.down = str(e)
+            self._server = server
+            self.reason = str(e)
+            return LinkStatus(online=False, reason=str(e), sent=0, replayed=0,
+                              pending=len(offline_pending(self.local)), changed=False)
+        self._server = server
+        self.reason = ""
+        self.store.swap(server)   # the OfflineStore stays open: a recording started offline still writes to it
+        self._online = True
+        return LinkStatus(online=True, reason="", sent=sent, replayed=replayed,
+                          pending=len(offline_pending(self.local)), changed=True)
+
+
+def check_link(ctx) -> LinkStatus:
+    """``ctx.link.check()`` (see :class:`Link`)."""
+    return ctx.link.check()
 
 
 # ----------------------------------------------------------------------------- offline sign-in

@@ -171,7 +171,7 @@ def main() -> int:
     shoot(w, "06-settings")
     w.close()
     from desktop.views.signin import SignInDialog
-    d = SignInDialog(ctx.store)
+    d = SignInDialog(ctx)
     d.show()
     wait(app, 0.3)
     shoot(d, "00-sign-in")

@@ -156,7 +156,7 @@ def show(qtbot, w, size=(1400, 900)):
 
 def test_sign_in_dialogs_keyboard(qtbot, qapp, ctx):
     from desktop.views.signin import FirstRunDialog, SignInDialog
-    d = show(qtbot, SignInDialog(ctx.store), (460, 200))
+    d = show(qtbot, SignInDialog(ctx), (460, 200))
     assert_named(d)
     walk = focus_walk(d, d.username)
     assert walk[:4] == [d.username, d.password, d.ok_btn, d.cancel_btn]
@@ -381,7 +381,7 @@ from engine.context import open_context
 app = make_app()
 ctx = open_context(sys.argv[1])
 from desktop.views.signin import SignInDialog
-d = SignInDialog(ctx.store)
+d = SignInDialog(ctx)
 d.show()
 app.processEvents()
 img = d.grab()

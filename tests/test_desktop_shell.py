@@ -30,7 +30,7 @@ def test_first_run_registers_admin_and_signs_in(qtbot, ctx, app):
 def test_sign_in_wrong_password_is_japanese_and_keeps_username(qtbot, ctx, app):
     from desktop.views.signin import SignInDialog
     users.add_user(ctx.store, None, "kanri", "管理 太郎", "admin", "password-1")
-    dlg = SignInDialog(ctx.store)
+    dlg = SignInDialog(ctx)
     qtbot.addWidget(dlg)
     dlg.username.setText("kanri")
     dlg.password.setText("wrong-password")

@@ -103,8 +103,8 @@ def test_tls_verified_with_the_office_ca_and_said_plainly_otherwise(capsys, tmp_
         monkeypatch.setenv("MADOGUCHI_USER_CONFIG", str(tmp_path / "user-config.toml"))
         ctx = open_context(tmp_path / "data")
         try:
-            assert ctx.store.backend == "postgresql" and ctx.store.pg.pgconn.ssl_in_use
-            assert "sslmode=verify-full" in ctx.store.conninfo
+            assert ctx.store.backend == "postgresql" and ctx.store.current().pg.pgconn.ssl_in_use
+            assert "sslmode=verify-full" in ctx.store.current().conninfo
         finally:
             ctx.close()
         # a server certificate the office CA did not sign: refused, not treated as offline

@@ -37,9 +37,9 @@ def office(own_server, data_dir, monkeypatch, tmp_path):
     return own_server
 
 
-def _sign_in(qtbot, store, password="staff-pass-1"):
+def _sign_in(qtbot, ctx, password="staff-pass-1"):
     from desktop.views.signin import SignInDialog
-    dlg = SignInDialog(store)
+    dlg = SignInDialog(ctx)
     qtbot.addWidget(dlg)
     dlg.username.setText("tanaka")
     dlg.password.setText(password)
@@ -65,19 +65,19 @@ def _close(qtbot, w, ctx):
 
 def test_recording_goes_on_through_an_outage_and_reaches_the_server_once(qtbot, qapp, office, data_dir, tmp_path):
     ctx = open_context(data_dir)
-    user = _sign_in(qtbot, ctx.store).user                      # a server sign-in (verifier kept on this PC)
+    user = _sign_in(qtbot, ctx).user                      # a server sign-in (verifier kept on this PC)
     w = _window(qtbot, ctx, user)
     assert w.link.label.text() == S.SERVER_ONLINE and w.link.label.isVisibleTo(w)
     consult = w.views[S.TAB_CONSULT]
     consult.consent.setChecked(True)
     wav = conversation("mynumber").write(tmp_path / "c.wav")
     assert consult.start(FileSource(wav, realtime=True))
-    server_store = ctx.store
+    shared, server_store = ctx.store, ctx.store.current()
     qtbot.waitUntil(lambda: consult.transcript.count() >= 2, timeout=120_000)
 
     office.pause()                                             # the office network goes down
     qtbot.waitUntil(lambda: w.link.label.text().startswith(S.SERVER_OFFLINE), timeout=30_000)
-    assert ctx.store.backend == "offline"
+    assert not ctx.online and ctx.store.backend == "offline"
     cut = consult.transcript.count()
     qtbot.waitUntil(lambda: consult.transcript.count() >= cut + 2, timeout=120_000)   # still transcribing
     assert server_store.journal_size() >= 2
@@ -85,7 +85,8 @@ def test_recording_goes_on_through_an_outage_and_reaches_the_server_once(qtbot, 
 
     office.resume()
     qtbot.waitUntil(lambda: w.link.label.text().startswith(S.SERVER_BACK.split("（")[0]), timeout=30_000)
-    assert ctx.store is server_store and server_store.journal_size() == 0
+    assert ctx.online and ctx.store is shared and ctx.store.current() is server_store
+    assert server_store.journal_size() == 0
     qtbot.waitUntil(lambda: not consult._rec_op.running, timeout=180_000)   # the whole conversation was heard
     shown = [consult.transcript.item(i).text() for i in range(consult.transcript.count())]
     with qtbot.waitSignal(consult.record_ready, timeout=240_000) as sig:
@@ -103,15 +104,15 @@ def test_recording_goes_on_through_an_outage_and_reaches_the_server_once(qtbot, 
 
 def test_offline_start_sign_in_record_and_sync_on_reconnect(qtbot, qapp, office, data_dir, tmp_path):
     ctx = open_context(data_dir)
-    assert _sign_in(qtbot, ctx.store).user is not None         # last server sign-in on this PC
+    assert _sign_in(qtbot, ctx).user is not None         # last server sign-in on this PC
     ctx.close()
 
     office.pause()
     ctx = open_context(data_dir)
     assert ctx.store.backend == "offline"
-    bad = _sign_in(qtbot, ctx.store, password="wrong-password")
+    bad = _sign_in(qtbot, ctx, password="wrong-password")
     assert bad.user is None and bad.message.text() and not bad.offline_note.isHidden()
-    dlg = _sign_in(qtbot, ctx.store)
+    dlg = _sign_in(qtbot, ctx)
     user = dlg.user
     assert user is not None, dlg.message.text()
     assert user.username == "tanaka" and user.role == "staff"

@@ -29,8 +29,8 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     url = own_server.url(own_server.fresh_database())
     monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", url)
     ctx = open_context(data_dir)
-    st = ctx.store
-    assert server.check_link(ctx)["online"] and ctx.store is st
+    shared, st = ctx.store, ctx.store.current()              # st: the backend a recording keeps to its end
+    assert server.check_link(ctx)["online"] and ctx.online and ctx.store.current() is st
     sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time(),
                                  "pid": os.getpid()})
     _segment(st, sid, 1)
@@ -47,7 +47,8 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
         st.query("SELECT * FROM records")
 
     s = server.check_link(ctx)
-    assert not s["online"] and s["changed"] and ctx.store.backend == "offline"
+    assert not s["online"] and s["changed"] and not ctx.online and ctx.store.backend == "offline"
+    assert ctx.store is shared                                # switched behind the same object
     off = ctx.store
     sid2 = off.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time()})
     _segment(off, sid2, 1)
@@ -60,7 +61,8 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     own_server.resume()
     s = server.check_link(ctx)
     assert s["online"] and s["changed"] and s["replayed"] == 5 and s["sent"] == 1 and s["pending"] == 0
-    assert ctx.store is st and st.down is None and st.journal_size() == 0
+    assert ctx.online and ctx.store is shared and ctx.store.current() is st
+    assert st.down is None and st.journal_size() == 0
     segs = st.query("SELECT seq FROM segments WHERE session_id = ? ORDER BY seq", (sid,))
     assert [r["seq"] for r in segs] == [1, 2, 3, 4, 5]
     assert st.query_one("SELECT state, audio_seconds, pid FROM sessions WHERE id = ?", (sid,)) == \

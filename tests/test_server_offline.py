@@ -78,7 +78,7 @@ def test_offline_recording_is_sent_once_when_the_server_is_back(own_server, data
     on_server = s.query("SELECT uid, (SELECT COUNT(*) FROM segments g WHERE g.session_id = x.id) AS n "
                         "FROM sessions x ORDER BY id")
     assert [r["uid"] for r in on_server] == uids and all(r["n"] == 4 for r in on_server)
-    assert offline_pending(s.local) == []
+    assert offline_pending(c.local) == []
     c.close()
     assert main(["--data-dir", str(data_dir), "server", "sync", "--json"]) == 0   # nothing left, nothing doubled
     assert json.loads(capsys.readouterr().out) == {"sent": 0, "already_there": 0, "segments": 0, "signins": 0}

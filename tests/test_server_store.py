@@ -127,7 +127,8 @@ def test_open_context_uses_the_configured_server(pg_url, data_dir_plain, monkeyp
     from engine.context import open_context
     monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", pg_url)
     c = open_context(data_dir_plain)
-    assert c.store.backend == "postgresql" and c.store.local is c.local and c.local.path.parent == data_dir_plain
+    assert c.store.backend == "postgresql" and c.online and c.link.has_server
+    assert c.store.current().local is c.local and c.local.path.parent == data_dir_plain
     c.close()
 
 

@@ -26,9 +26,9 @@ def buttons(dlg: QDialog, ok_text: str, on_ok) -> QDialogButtonBox:
 
 
 class SignInDialog(QDialog):
-    def __init__(self, store, parent=None):
+    def __init__(self, ctx, parent=None):
         super().__init__(parent)
-        self.store = store
+        self.ctx = ctx
         self.user: users.User | None = None
         self.setWindowTitle(f"{S.SIGNIN_TITLE} — {S.APP_TITLE}")
         self.setMinimumWidth(420)
@@ -45,7 +45,7 @@ class SignInDialog(QDialog):
         self.offline_note = QLabel(S.SIGNIN_OFFLINE_NOTE, self)
         self.offline_note.setWordWrap(True)
         self.offline_note.setStyleSheet("color: #8a3b00;")
-        self.offline_note.setVisible(store.backend == "offline")
+        self.offline_note.setVisible(not ctx.online)
         lay.addWidget(self.offline_note)
         self.message = QLabel("", self)
         self.message.setStyleSheet("color: #c62828;")
@@ -58,17 +58,18 @@ class SignInDialog(QDialog):
     def try_sign_in(self) -> None:
         name, pw = self.username.text().strip(), self.password.text()
         try:
-            if self.store.backend == "offline":     # see engine.server: cached verifier, staff who record only
-                self.user = server.offline_sign_in(self.store, name, pw)
+            ctx = self.ctx
+            if not ctx.online:     # see engine.server: cached verifier, staff who record only
+                self.user = server.offline_sign_in(ctx.local, name, pw)
             else:
                 try:
-                    self.user = users.sign_in(self.store, name, pw)
+                    self.user = users.sign_in(ctx.store, name, pw)
                 except ServerUnavailable:                # gone since the start: the same offline rule
                     self.offline_note.setVisible(True)
-                    self.user = server.offline_sign_in(self.store.local, name, pw)
+                    self.user = server.offline_sign_in(ctx.local, name, pw)
                 else:
-                    if self.store.backend == "postgresql":
-                        server.remember_sign_in(self.store.local, self.user, pw)
+                    if ctx.link.has_server:
+                        server.remember_sign_in(ctx.local, self.user, pw)
         except MadoguchiError as e:
             self.message.setText(e.ja)
             self.password.selectAll()

@@ -90,7 +90,9 @@ class ConsultationSession:
     def __init__(self, ctx, title: str = "", case_number: str = "", staff_user: str = "",
                  consent: bool = False, transcriber=None, speaker_fn=None):
         self.ctx = ctx
-        self.store = ctx.store
+        # the backend it starts on, kept to the end: on the office server its segments go on being
+        # written there (journaled on this PC while the server is away), whatever the link does
+        self.store = ctx.store.current()
         self.title, self.case_number, self.staff_user, self.consent = title, case_number, staff_user, consent
         self._transcriber = transcriber
         self._speaker_fn = speaker_fn
