@@ -105,21 +105,25 @@ def test_failed_migration_leaves_previous_version(pg, monkeypatch):
 
 
 def test_manual_index_stays_in_the_local_file(pg):
-    doc = pg.insert("manual_docs", {"path": "/m/a.pdf", "title": "手帳", "kind": "pdf"})
-    pg.executemany("INSERT INTO manual_chunks (doc_id, seq, text, tokens) VALUES (?, ?, ?, ?)",
-                   [(doc, 1, "保護の要件", "保護 要件"), (doc, 2, "扶養義務", "扶養 義務")])
-    hits = pg.query("SELECT rowid AS id FROM manual_fts WHERE manual_fts MATCH ?", ("扶養",))
-    assert len(hits) == 1
-    assert pg.local.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"] == 2
-    assert pg.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"] == 2            # routed
+    local = pg.local                                          # ctx.local: callers use this PC's file directly
+    doc = local.insert("manual_docs", {"path": "/m/a.pdf", "title": "手帳", "kind": "pdf"})
+    local.executemany("INSERT INTO manual_chunks (doc_id, seq, text, tokens) VALUES (?, ?, ?, ?)",
+                      [(doc, 1, "保護の要件", "保護 要件"), (doc, 2, "扶養義務", "扶養 義務")])
+    assert len(local.query("SELECT rowid AS id FROM manual_fts WHERE manual_fts MATCH ?", ("扶養",))) == 1
+    local.set_setting("manuals.generation", 7)
     assert pg.pg.execute("SELECT COUNT(*) FROM manual_chunks").fetchone()[0] == 0     # not on the server
-    with pg.transaction():                                                            # both roll back
-        pg.insert("manual_docs", {"path": "/m/b.pdf"})
+    for wrong in (lambda: pg.query("SELECT COUNT(*) AS n FROM manual_chunks"),       # said, not routed
+                  lambda: pg.execute("DELETE FROM manual_docs WHERE path = '/m/a.pdf'"),
+                  lambda: pg.insert("manual_docs", {"path": "/m/b.pdf"}),
+                  lambda: pg.get_setting("manuals.generation"),
+                  lambda: pg.set_setting("manuals.generation", 8)):
+        with pytest.raises(StoreError, match="this PC's file"):
+            wrong()
+    with pg.transaction():
         pg.set_setting("both", 1)
-        pg.execute("DELETE FROM manual_docs WHERE path = '/m/b.pdf'")
-    assert pg.get_setting("both") == 1
-    pg.set_setting("manuals.generation", 7)                  # the index's own state stays with the index
-    assert pg.local.get_setting("manuals.generation") == pg.get_setting("manuals.generation") == 7
+    assert pg.get_setting("both") == 1 and local.get_setting("both") is None
+    assert local.get_setting("manuals.generation") == 7
+    assert local.query_one("SELECT COUNT(*) AS n FROM manual_chunks")["n"] == 2
     assert pg.pg.execute("SELECT COUNT(*) FROM settings WHERE key LIKE 'manuals.%%'").fetchone()[0] == 0
 
 

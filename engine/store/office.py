@@ -113,7 +113,6 @@ class _Journaled:
 class _TxState(threading.local):
     depth = 0
     pg = False
-    local = False
     audit = False
 
 
@@ -137,8 +136,9 @@ class _ConnAdapter:
 class ServerStore(Store):
     """The office server backend: PostgreSQL through psycopg 3, one connection per thread.
 
-    ``local``: this PC's SQLite store, which keeps the manual index (and, in the offline state,
-    what is recorded while the server is away). ``conninfo`` is a libpq connection string or URL."""
+    ``local``: this PC's SQLite store (``ctx.local``), which keeps the journal of a recording's
+    writes while the server is away; the manual index is in it too, but callers use it there
+    directly: statements about it are refused here. ``conninfo`` is a libpq connection string or URL."""
 
     backend = "postgresql"
     locking = "row"
@@ -201,13 +201,13 @@ class ServerStore(Store):
             self.local.close()
 
     # ------------------------------------------------------------------ queries
-    def _local_store(self) -> Store:
-        if self.local is None:
-            raise StoreError("this office-server store has no local database for the manual index")
-        if self._tx.depth and not self._tx.local:
-            self.local.conn.execute("BEGIN IMMEDIATE")
-            self._tx.local = True
-        return self.local
+    @staticmethod
+    def _not_local(what: str) -> None:
+        """The manual index lives in this PC's own file (``ctx.local``), never on the server: a
+        statement or setting of it sent here is a caller's mistake, said at once."""
+        if LOCAL_TABLES.search(what) or what.startswith("manuals."):
+            raise StoreError(f"the manual index is kept in this PC's file (ctx.local), not on the office "
+                             f"server: {what.strip()[:60]}")
 
     def _begin_pg(self, c, sql: str):
         """Start the server transaction at its first statement; returns the connection to use."""
@@ -252,8 +252,7 @@ class ServerStore(Store):
         return pg_sql(sql), tuple(int(v) if isinstance(v, bool) else v for v in params)
 
     def _run(self, sql: str, params, many: bool = False):
-        if LOCAL_TABLES.search(sql):
-            return self._run_once(sql, params, many)
+        self._not_local(sql)
         journal = (not many and not self._tx.depth and self.local is not None and _JOURNALED.match(sql))
         if self.down is not None:
             if journal:
@@ -335,9 +334,6 @@ class ServerStore(Store):
             return sent
 
     def _run_once(self, sql: str, params, many: bool = False):
-        if LOCAL_TABLES.search(sql):
-            st = self._local_store()
-            return st.conn.executemany(sql, params) if many else st.conn.execute(sql, params)
         import psycopg
         try:
             c = self.pg
@@ -383,9 +379,7 @@ class ServerStore(Store):
         return dict(r) if r is not None else None
 
     def insert(self, table: str, row: dict[str, Any]) -> int:
-        if LOCAL_TABLES.search(table):
-            self._local_store()
-            return self.local.insert(table, row)
+        self._not_local(table)
         cols = list(row)
         vals = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in row.values()]
         if self._id_tables is None and self.down is None:
@@ -402,19 +396,17 @@ class ServerStore(Store):
         return cur.fetchone()[0] if ret else 0
 
     def get_setting(self, key: str, default: Any = None) -> Any:
-        if key.startswith("manuals.") and self.local is not None:   # state of this PC's own index
-            return self._local_store().get_setting(key, default)
+        self._not_local(key)
         return super().get_setting(key, default)
 
     def set_setting(self, key: str, value: Any) -> None:
-        if key.startswith("manuals.") and self.local is not None:
-            return self._local_store().set_setting(key, value)
+        self._not_local(key)
         return super().set_setting(key, value)
 
     @contextmanager
     def transaction(self) -> Iterator["ServerStore"]:
-        """One transaction on the server (office-wide write lock, taken at its first statement) and,
-        if manual-index tables are touched, one on the local file. Nested calls join the outer one."""
+        """One transaction on the server (in ``office`` locking: the office-wide write lock, taken at
+        its first statement). Nested calls join the outer one."""
         st = self._tx
         if st.depth:
             st.depth += 1
@@ -423,7 +415,7 @@ class ServerStore(Store):
             finally:
                 st.depth -= 1
             return
-        st.depth, st.pg, st.local, st.audit = 1, False, False, False
+        st.depth, st.pg, st.audit = 1, False, False
         import psycopg
         try:
             yield self
@@ -434,21 +426,15 @@ class ServerStore(Store):
                     c.execute("ROLLBACK")
                 except psycopg.Error:
                     pass  # a lost connection rolls back on the server by itself
-            if st.local:
-                self.local.conn.execute("ROLLBACK")
             raise
         else:
             if st.pg:
                 try:
                     self.pg.execute("COMMIT")
                 except psycopg.Error as e:
-                    if st.local:
-                        self.local.conn.execute("ROLLBACK")
                     raise _map_error(e) from e
-            if st.local:
-                self.local.conn.execute("COMMIT")
         finally:
-            st.depth, st.pg, st.local, st.audit = 0, False, False, False
+            st.depth, st.pg, st.audit = 0, False, False
 
     # ------------------------------------------------------------------ schema
     def schema_version(self) -> int:

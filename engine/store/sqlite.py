@@ -232,5 +232,7 @@ def is_plain_sqlite(path: Path) -> bool:
 
 
 LOCAL_TABLES = re.compile(r"\b(?:temp\.)?manual_\w+", re.I)
-"""Statements naming these tables go to the PC's own SQLite file: the manual search index
-(FTS5 + trigram + vectors) is derived from ``manuals_dir`` and stays local (docs/it.md)."""
+"""The manual search index (FTS5 + trigram + vectors): derived from ``manuals_dir``, it stays in
+each PC's own file (``ctx.local``, docs/it.md). The office server's schema leaves out their
+triggers, ``server migrate --from-sqlite`` does not copy them, the server store refuses
+statements naming them, the offline store allows them."""
