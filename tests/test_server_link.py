@@ -133,3 +133,22 @@ def test_a_server_name_that_does_not_resolve_means_offline(tmp_path):
     st = open_store(tmp_path, server="nosuchhost.invalid")        # DNS down / name gone: offline, no traceback
     assert st.backend == "offline" and "cannot resolve" in st.offline_reason
     st.close()
+
+
+def test_the_shared_store_swaps_behind_one_object_and_a_transaction_stays_put(tmp_path):
+    import threading
+    from engine.store import SharedStore
+    a, b = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    shared = SharedStore(a)
+    with shared.transaction():
+        shared.set_setting("where", "a")
+        t = threading.Thread(target=shared.swap, args=(b,))    # the link switches from its worker thread
+        t.start()
+        t.join()
+        assert shared.current() is a                           # this transaction stays on its backend
+        with shared.transaction():                             # and a nested one joins it there
+            shared.set_setting("nested", "a")
+    assert shared.current() is b and shared.get_setting("where") is None
+    shared.set_setting("where", "b")
+    assert a.get_setting("where") == a.get_setting("nested") == "a" and b.get_setting("where") == "b"
+    shared.close()                                             # closes every backend it has held
