@@ -23,9 +23,8 @@ from typing import Any
 from . import audit, netguard
 from .errors import MadoguchiError
 from .store import (DB_NAME, KEYRING_SERVICE, LOCAL_TABLES, OFFLINE_SYNCED_KEY, OfflineStore, ServerRefused,
-                    ServerStore, ServerUnavailable, Store, StoreError, connect_server, migrations, offline_pending,
-                    server_conninfo)
-from .store.shared import SharedStore
+                    ServerStore, ServerUnavailable, SharedStore, Store, connect_server, migrations,
+                    offline_pending, server_conninfo)
 
 IMMUTABLE_TRIGGERS = ("audit_log_no_update", "audit_log_no_delete", "record_versions_approved_no_update",
                       "record_versions_approved_no_delete")
