@@ -1,6 +1,6 @@
 """The office-server link for the main window: a status-bar label that says plainly whether this
 PC works with the office server or offline, and a timer that looks at the server every few
-seconds through the background-op helper (``ctx.link.check()``, :class:`engine.server.Link`, does
+seconds through the background-op helper (``ctx.link.check()``, :class:`engine.office.link.Link`, does
 the work: switching to the local file, replaying the journal, sending what was recorded offline)."""
 from __future__ import annotations
 

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import config as config_mod
 from . import logs, netguard
+from .keystore import load_key
+from .office.link import Link, sync_offline
 from .store import DB_NAME, SharedStore, Store, encrypt_if_plain, open_store
-
-if TYPE_CHECKING:
-    from .server import Link
 
 
 @dataclass
@@ -24,7 +22,7 @@ class Context:
     """This PC's own SQLite file: the manual index, the offline journal, the offline sign-in
     verifiers. Without an office server the shared data is in it too (the same Store)."""
     link: "Link"
-    """The link to the office server: ``online``, ``check()`` (see :class:`engine.server.Link`)."""
+    """The link to the office server: ``online``, ``check()`` (see :class:`engine.office.link.Link`)."""
     key: bytes | None = None      # the data key when encryption at rest is on (engine.keystore)
 
     @property
@@ -64,9 +62,7 @@ def open_context(data_dir: str | Path | None = None, overrides: dict | None = No
     logs.setup(cfg.data_dir, cfg["log_level"])
     key = None
     if cfg["security.encrypt"]:
-        from .keystore import load_key
         key = load_key(cfg.data_dir)
-    from .server import Link, sync_offline
     path = cfg.data_dir / DB_NAME
     encrypt_if_plain(path, key)
     local = Store(path, key=key)

@@ -6,6 +6,8 @@ import subprocess
 from dataclasses import dataclass
 
 from . import models
+from .errors import MadoguchiError
+from .office import admin
 
 
 @dataclass
@@ -75,9 +77,34 @@ def check_fonts() -> list[Check]:
                   ", ".join(fams[:3]) if fams else "no Japanese font: install fonts-ipafont-gothic")]
 
 
+def check_office_server(ctx) -> list[Check]:
+    """Rows for ``madoguchi doctor`` when an office server is configured: reachable, TLS
+    (encrypted *and* verified, said plainly otherwise), schema/audit chain, where the password
+    comes from."""
+    server = ctx.config["office_server"]
+    if not server:
+        return []
+    try:
+        out = admin.check(server, ctx.config["server.sslrootcert"])
+    except MadoguchiError as e:
+        return [Check("office server", "connection", False, str(e))]
+    if not out["reachable"]:
+        return [Check("office server", "connection", False,
+                      f"{out.get('error', 'unreachable')} — this PC works offline (recording only)")]
+    rows = [Check("office server", "connection", True,
+                  f"{out['server']} PostgreSQL {out['server_version']}, {out['round_trip_ms']} ms round trip"),
+            Check("office server", "TLS", out["tls_verified"], out["tls_detail"]
+                  + ("" if out["tls_verified"] else " — set server.sslrootcert to the office CA"), required=False),
+            Check("office server", "schema and audit chain", out["ok"],
+                  f"schema {out['schema_version']} of {out['latest_version']}, audit chain "
+                  f"{'verified' if out.get('audit_ok') else 'NOT verified'}, {out.get('audit_entries', 0)} entries"),
+            Check("office server", "password", out["password_from"] != "none",
+                  f"from {out['password_from']}", required=False)]
+    return rows
+
+
 def run(ctx, deep: bool = True, load: bool = True) -> list[Check]:
-    from .server import doctor_checks
-    return (check_models(ctx.config, deep, load) + check_audio() + check_store(ctx) + doctor_checks(ctx)
+    return (check_models(ctx.config, deep, load) + check_audio() + check_store(ctx) + check_office_server(ctx)
             + check_fonts())
 
 

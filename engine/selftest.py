@@ -296,7 +296,7 @@ def format_line(r: Result) -> str:
 
 def cmd_self_test(args) -> int:
     from . import config as config_mod
-    from .cli import print_json
+    from .cli_support import print_json
     config = config_mod.load({"data_dir": args.data_dir} if args.data_dir else None)
     t0 = time.perf_counter()
     results = run(config, checksums=args.checksums,

@@ -25,6 +25,8 @@ MAX_FAILURES = 5
 LOCK_SECONDS = 60.0
 LOCK_MAX_SECONDS = 15 * 60.0
 MIN_PASSWORD = 8
+RECORDERS = ("staff", "supervisor")
+"""The roles that record consultations and write their records (``records.workflow.WRITERS``)."""
 
 _hasher = PasswordHasher()
 
@@ -186,3 +188,60 @@ def set_active(store: Store, actor: User, username: str, active: bool) -> User:
         store.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), target.id))
         audit.append(store, actor.username, "user.activate" if active else "user.deactivate", "user", username, {})
     return get_user(store, username)
+
+
+# ------------------------------------------------------------------ offline sign-in (office server away)
+# Decision: staff who record may sign in while the server is away with the password of their last
+# successful sign-in *on this PC*. At each server sign-in a fresh argon2 verifier of the password
+# (own salt, not the server's hash) and the user's role are kept in this PC's file (encrypted
+# with the data key when security.encrypt is on). Offline sign-in: only staff/supervisor (the
+# roles that record), only within OFFLINE_SIGNIN_DAYS of that server sign-in, 5 wrong passwords
+# lock the cached verifier until the next server sign-in. Every offline sign-in is kept locally
+# and appended to the server's audit log (signin.offline, with its time) at the next sync.
+# Limit: a user deactivated or a password changed on the server meanwhile still works offline on
+# this PC until the next server sign-in or OFFLINE_SIGNIN_DAYS, whichever comes first.
+
+OFFLINE_SIGNIN_DAYS = 7
+OFFLINE_SIGNIN_MAX_FAILURES = 5
+OFFLINE_VERIFIERS_KEY = "offline.verifiers"
+OFFLINE_SIGNINS_KEY = "offline.signins"
+
+
+def remember_sign_in(local: Store, user: User, password: str, now: float | None = None) -> None:
+    """After a successful sign-in on the server: keep an offline verifier for this user on this PC."""
+    vs = dict(local.get_setting(OFFLINE_VERIFIERS_KEY, {}))
+    if user.role not in RECORDERS:
+        vs.pop(user.username, None)
+    else:
+        vs[user.username] = {"id": user.id, "display_name": user.display_name, "role": user.role,
+                             "verifier": _hasher.hash(password), "at": time.time() if now is None else now,
+                             "failures": 0}
+    local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+
+
+def offline_sign_in(local: Store, username: str, password: str, now: float | None = None) -> User:
+    """Sign in while the office server is unreachable (see the decision above)."""
+    now = time.time() if now is None else now
+    vs = dict(local.get_setting(OFFLINE_VERIFIERS_KEY, {}))
+    v = vs.get(username)
+    if v is None or now - v["at"] > OFFLINE_SIGNIN_DAYS * 86400:
+        _hasher.hash(password or "x")   # same cost either way
+        raise SignInError(f"no offline sign-in for {username!r} on this PC (none within {OFFLINE_SIGNIN_DAYS} days)",
+                          ja="サーバーに接続できないため、このPCでサーバーにサインインしたことのある職員だけが"
+                             "サインインできます（最後のサインインから7日以内）。")
+    if v["failures"] >= OFFLINE_SIGNIN_MAX_FAILURES:
+        raise SignInLocked("offline sign-in locked after repeated failures; sign in when the server is back",
+                           ja="パスワードの誤りが続いたため、サーバーに接続できるまでこのPCではサインインできません。")
+    try:
+        _hasher.verify(v["verifier"], password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        vs[username] = {**v, "failures": v["failures"] + 1}
+        local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+        raise SignInError("wrong username or password (offline)") from None
+    if v["failures"]:
+        vs[username] = {**v, "failures": 0}
+        local.set_setting(OFFLINE_VERIFIERS_KEY, vs)
+    log = list(local.get_setting(OFFLINE_SIGNINS_KEY, []))
+    log.append({"username": username, "at": now})
+    local.set_setting(OFFLINE_SIGNINS_KEY, log)
+    return User(v["id"], username, v["display_name"], v["role"], True)

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from engine import audit, server, users
+from engine import audit, users
+from engine.office.link import check_link
 from engine.context import open_context
 from engine.store import ServerStore, ServerUnavailable, Store, offline_pending
 from tests.server_pg import PgServer, pg_url  # noqa: F401  (fixture)
@@ -30,7 +31,7 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     monkeypatch.setenv("MADOGUCHI_OFFICE_SERVER", url)
     ctx = open_context(data_dir)
     shared, st = ctx.store, ctx.store.current()              # st: the backend a recording keeps to its end
-    assert server.check_link(ctx)["online"] and ctx.online and ctx.store.current() is st
+    assert check_link(ctx)["online"] and ctx.online and ctx.store.current() is st
     sid = st.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time(),
                                  "pid": os.getpid()})
     _segment(st, sid, 1)
@@ -46,7 +47,7 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     with pytest.raises(ServerUnavailable):                    # server data is not faked locally
         st.query("SELECT * FROM records")
 
-    s = server.check_link(ctx)
+    s = check_link(ctx)
     assert not s["online"] and s["changed"] and not ctx.online and ctx.store.backend == "offline"
     assert ctx.store is shared                                # switched behind the same object
     off = ctx.store
@@ -55,11 +56,11 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     off.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid2,))
     _segment(st, sid, 5)                                      # the first recording goes on meanwhile
     st.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid,))
-    s = server.check_link(ctx)
+    s = check_link(ctx)
     assert not s["online"] and not s["changed"] and s["pending"] == 1
 
     own_server.resume()
-    s = server.check_link(ctx)
+    s = check_link(ctx)
     assert s["online"] and s["changed"] and s["replayed"] == 5 and s["sent"] == 1 and s["pending"] == 0
     assert ctx.online and ctx.store is shared and ctx.store.current() is st
     assert st.down is None and st.journal_size() == 0
@@ -75,7 +76,7 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     st.execute("UPDATE sessions SET title = ? WHERE id = ?", ("再送", sid))
     assert st.reconnect() == 2 and st.reconnect() == 0
     assert st.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (sid,))["n"] == 5
-    assert server.check_link(ctx)["sent"] == 0               # and the offline session is not sent again
+    assert check_link(ctx)["sent"] == 0               # and the offline session is not sent again
     assert st.query_one("SELECT COUNT(*) AS n, COUNT(DISTINCT uid) AS d FROM sessions") == {"n": 2, "d": 2}
     ctx.close()
 
@@ -104,25 +105,25 @@ def test_offline_sign_in_rules(tmp_path):
     staff = users.User(7, "tanaka", "田中", "staff")
     admin = users.User(1, "kanri", "管理", "admin")
     now = time.time()
-    server.remember_sign_in(local, staff, "staff-pass-1", now=now)
-    server.remember_sign_in(local, admin, "admin-pass-1", now=now)
-    u = server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
+    users.remember_sign_in(local, staff, "staff-pass-1", now=now)
+    users.remember_sign_in(local, admin, "admin-pass-1", now=now)
+    u = users.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
     assert (u.id, u.role, u.display_name) == (7, "staff", "田中")
-    vs = local.get_setting(server.OFFLINE_VERIFIERS_KEY)
+    vs = local.get_setting(users.OFFLINE_VERIFIERS_KEY)
     assert "kanri" not in vs and "staff-pass-1" not in str(vs)  # admins never offline; no plain password
     with pytest.raises(users.SignInError) as e:
-        server.offline_sign_in(local, "kanri", "admin-pass-1")
+        users.offline_sign_in(local, "kanri", "admin-pass-1")
     assert "サーバー" in e.value.ja
     with pytest.raises(users.SignInError):                    # too old
-        server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 8 * 86400)
-    for _ in range(server.OFFLINE_SIGNIN_MAX_FAILURES):
+        users.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 8 * 86400)
+    for _ in range(users.OFFLINE_SIGNIN_MAX_FAILURES):
         with pytest.raises(users.SignInError):
-            server.offline_sign_in(local, "tanaka", "wrong", now=now + 60)
+            users.offline_sign_in(local, "tanaka", "wrong", now=now + 60)
     with pytest.raises(users.SignInLocked):                   # locked until a server sign-in
-        server.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
-    server.remember_sign_in(local, staff, "staff-pass-1")
-    assert server.offline_sign_in(local, "tanaka", "staff-pass-1").username == "tanaka"
-    assert [e["username"] for e in local.get_setting(server.OFFLINE_SIGNINS_KEY)] == ["tanaka", "tanaka"]
+        users.offline_sign_in(local, "tanaka", "staff-pass-1", now=now + 60)
+    users.remember_sign_in(local, staff, "staff-pass-1")
+    assert users.offline_sign_in(local, "tanaka", "staff-pass-1").username == "tanaka"
+    assert [e["username"] for e in local.get_setting(users.OFFLINE_SIGNINS_KEY)] == ["tanaka", "tanaka"]
     local.close()
 
 

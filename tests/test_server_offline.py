@@ -67,7 +67,7 @@ def test_offline_recording_is_sent_once_when_the_server_is_back(own_server, data
                              (url.rsplit("/", 1)[1].split("?")[0],))
         return real_insert(table, row)
     monkeypatch.setattr(dst, "insert", cut)
-    from engine.server import sync_offline
+    from engine.office.link import sync_offline
     with pytest.raises(ServerUnavailable):
         sync_offline(local, dst)
     dst.close()

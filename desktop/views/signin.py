@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QVBoxLayout)
 
-from engine import server, users
+from engine import users
 from engine.errors import MadoguchiError
 from engine.store import ServerUnavailable
 
@@ -59,17 +59,17 @@ class SignInDialog(QDialog):
         name, pw = self.username.text().strip(), self.password.text()
         try:
             ctx = self.ctx
-            if not ctx.online:     # see engine.server: cached verifier, staff who record only
-                self.user = server.offline_sign_in(ctx.local, name, pw)
+            if not ctx.online:     # see engine.users.offline_sign_in: cached verifier, staff who record only
+                self.user = users.offline_sign_in(ctx.local, name, pw)
             else:
                 try:
                     self.user = users.sign_in(ctx.store, name, pw)
                 except ServerUnavailable:                # gone since the start: the same offline rule
                     self.offline_note.setVisible(True)
-                    self.user = server.offline_sign_in(ctx.local, name, pw)
+                    self.user = users.offline_sign_in(ctx.local, name, pw)
                 else:
                     if ctx.link.has_server:
-                        server.remember_sign_in(ctx.local, self.user, pw)
+                        users.remember_sign_in(ctx.local, self.user, pw)
         except MadoguchiError as e:
             self.message.setText(e.ja)
             self.password.selectAll()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import add_user_arg, signed_in
+from ..cli_support import add_user_arg, signed_in
 from ..users import require_role
 
 SPEAKER_JA = {"staff": "職員", "citizen": "相談者", "unknown": "不明"}
@@ -19,7 +19,7 @@ def _line(seg) -> str:
 
 
 def cmd_transcribe(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from ..audio import FileSource
     from .speakers import speaker_fn_for
     from .transcribe import Final, Partial, as_dict, make_transcriber, stream
@@ -48,7 +48,7 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from ..audio import MicSource, mic_from_config
     from .session import ConsultationSession
     ctx = context(args)
@@ -80,7 +80,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_sessions(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from . import session as sm
     ctx = context(args)
     user = signed_in(args, ctx)

@@ -5,7 +5,7 @@ import sys
 from dataclasses import asdict
 
 
-from ..cli import add_user_arg, signed_in
+from ..cli_support import add_user_arg, signed_in
 
 def _embedder(ctx):
     from ..models import load_embedder
@@ -13,7 +13,7 @@ def _embedder(ctx):
 
 
 def cmd_add(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from . import index
     ctx = context(args)
     last = {"phase": None}
@@ -54,7 +54,7 @@ class _LazyEmbedder:
 
 
 def cmd_status(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from . import index
     st = index.status(context(args).local)
     if args.json:
@@ -73,7 +73,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from .search import search
     ctx = context(args)
     emb = _embedder(ctx) if args.mode in ("hybrid", "vector") and _has_vectors(ctx.local) else None
@@ -95,7 +95,7 @@ def _has_vectors(store) -> bool:
 
 
 def cmd_answer(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from .answer import answer
     ctx = context(args)
     emb = _embedder(ctx) if _has_vectors(ctx.local) else None

@@ -5,11 +5,11 @@ import sys
 from pathlib import Path
 
 from ..errors import MadoguchiError
-from ..cli import add_user_arg, signed_in
+from ..cli_support import add_user_arg, signed_in
 
 
 def cmd_diagnose(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from .diagnose import diagnose
     from .grading import load_table, table_path
     from .intake import PhotoError
@@ -55,7 +55,7 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ..cli import context, print_json
+    from ..cli_support import context, print_json
     from .ledger import import_folder
     ctx = context(args)
     last = None
@@ -74,7 +74,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..cli import context
+    from ..cli_support import context
     from .ledger import export_csv, export_xlsx
     ctx = context(args)
     if not args.xlsx and not args.csv:
@@ -90,7 +90,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_confirm(args) -> int:
-    from ..cli import context
+    from ..cli_support import context
     from .ledger import confirm
     ctx = context(args)
     confirm(ctx, args.inspection, args.grade, user=signed_in(args, ctx), reason=args.reason or "")
@@ -99,7 +99,7 @@ def cmd_confirm(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..cli import context
+    from ..cli_support import context
     try:
         from . import train
     except ImportError as e:   # torch is a development dependency

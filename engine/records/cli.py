@@ -1,6 +1,6 @@
 """CLI: ``madoguchi draft``, ``madoguchi records …``, ``madoguchi users …``, ``madoguchi audit verify``.
 
-Sign-in for commands that act for a person: ``--user NAME`` (see :func:`engine.cli.signed_in`).
+Sign-in for commands that act for a person: ``--user NAME`` (see :func:`engine.cli_support.signed_in`).
 """
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CliInputError, add_user_arg, read_password, signed_in
+from ..cli_support import CliInputError, add_user_arg, read_password, signed_in
 
 
 # ----------------------------------------------------------------------------- draft
 
 def cmd_draft(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from . import draft as draft_mod
     from . import template as template_mod
     ctx = context(args)
@@ -46,7 +46,7 @@ def cmd_draft(args) -> int:
 # ----------------------------------------------------------------------------- records
 
 def cmd_records(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from . import workflow
     ctx = context(args)
     user = signed_in(args, ctx)
@@ -101,7 +101,7 @@ def cmd_records(args) -> int:
 # ----------------------------------------------------------------------------- users
 
 def cmd_users(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from .. import users
     ctx = context(args)
     c = args.users_cmd
@@ -136,7 +136,7 @@ def cmd_users(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from engine.cli import context, print_json
+    from engine.cli_support import context, print_json
     from .. import audit
     ctx = context(args)
     ok, bad = audit.verify(ctx.store)

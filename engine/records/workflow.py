@@ -20,11 +20,11 @@ from typing import Any
 from .. import audit
 from ..errors import MadoguchiError
 from ..store import Store
-from ..users import PermissionDenied, User, require_role
+from ..users import RECORDERS, PermissionDenied, User, require_role
 from .model import Draft
 
 STATE_JA = {"draft": "下書き", "submitted": "提出済", "approved": "承認済", "returned": "差戻し"}
-WRITERS = ("staff", "supervisor")
+WRITERS = RECORDERS
 # a consultation record (and the transcript inside it) is 要配慮個人情報: only the welfare roles
 # read it — not IT administrators, not road inspectors
 READERS = ("staff", "supervisor")

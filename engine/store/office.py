@@ -94,7 +94,7 @@ JOURNAL_DDL = ("CREATE TABLE IF NOT EXISTS offline_journal (seq INTEGER PRIMARY 
 _JOURNALED = re.compile(r"\s*(?:INSERT\s+INTO\s+segments\b|UPDATE\s+(?:sessions|segments)\b)", re.I)
 """Writes of a recording in progress that may outlive the server: a transcript segment, the
 session's heartbeat and its stop. (A new session cannot start on an unreachable server: it starts
-in the :class:`OfflineStore` and is sent by uid, see :func:`engine.server.sync_offline`.)"""
+in the :class:`OfflineStore` and is sent by uid, see :func:`engine.office.link.sync_offline`.)"""
 
 
 class _Journaled:

@@ -12,7 +12,7 @@ from .sqlite import DB_NAME, Store, is_plain_sqlite
 
 
 Sync = Callable[[Store, ServerStore], object]
-"""Sends what this PC recorded offline to the server (``engine.server.sync_offline``): passed in by
+"""Sends what this PC recorded offline to the server (``engine.office.link.sync_offline``): passed in by
 the caller, so that the store package never imports the modules built on it."""
 
 

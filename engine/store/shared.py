@@ -2,7 +2,7 @@
 
 On a PC with an office server the data is on the server, or — while it cannot be reached — in
 this PC's file (:class:`~engine.store.offline.OfflineStore`). The office link
-(:class:`engine.server.Link`) decides which, and swaps the backend behind this object; nothing
+(:class:`engine.office.link.Link`) decides which, and swaps the backend behind this object; nothing
 rebinds ``ctx.store``. Each statement goes to the backend in use when it runs; a transaction
 stays on the backend it began on, to its end. What must stay on one backend for longer (a
 recording, whose segments go on to the server store and are journaled while it is away) takes
