@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from . import __version__
+from . import __version__, admin
 from .cli_support import CliInputError, add_user_arg, context, print_json, signed_in
 from .errors import MadoguchiError
 
@@ -70,7 +70,7 @@ def cmd_config(args) -> int:
         return 0
     if args.config_cmd == "set":
         ctx = context(args)
-        changed = cm.change(ctx, signed_in(args, ctx), args.key, cm.parse_cli_value(args.key, args.value))
+        changed = admin.change_setting(ctx, signed_in(args, ctx), args.key, cm.parse_cli_value(args.key, args.value))
         print(f"{args.key} written to {cm.user_config_path()}" if changed else f"{args.key} unchanged")
         return 0
     if args.config_cmd == "keys":
@@ -96,7 +96,7 @@ def cmd_retention(args) -> int:
 def cmd_security(args) -> int:
     import base64
     from pathlib import Path
-    from . import audit, keystore
+    from . import keystore
     from .config import load
     cfg = load({"data_dir": args.data_dir} if args.data_dir else None)
     data = cfg.data_dir
@@ -131,18 +131,8 @@ def cmd_security(args) -> int:
         print("data key imported")
         return 0
     if args.security_cmd == "rotate-key":
-        import secrets
         ctx = context(args)
-        user = signed_in(args, ctx)
-        from .users import require_role
-        require_role(user, "admin")
-        if ctx.key is None:
-            raise keystore.KeyError_("encryption is off (security.encrypt = false): no key to rotate")
-        new = secrets.token_bytes(32)
-        ctx.store.rekey(new)
-        keystore.store_key(data, new)
-        ctx.key = new
-        audit.append(ctx.store, user.username, "security.rotate_key", "database", "", {})
+        admin.rotate_key(ctx, signed_in(args, ctx))
         print("database re-encrypted with a new key")
         return 0
     return 2

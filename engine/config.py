@@ -264,28 +264,6 @@ PERSONAL_KEYS = frozenset({"asr.device", "asr.channels"})
 MODEL_KEYS = frozenset({"asr.model", "asr.final_model", "llm.model", "asr.engine"})
 
 
-def change(ctx, user, name: str, value: Any, path: Path | None = None) -> bool:
-    """Change one setting for ``user`` (signed in): the role is checked here, the value validated,
-    written to the per-user config file and applied to ``ctx.config``, and the change appended to
-    the audit log (``model.change`` for model choices, ``settings.change`` otherwise, with the
-    old and new value). Returns False when the value was already set (nothing written or logged)."""
-    from . import audit
-    from .users import require_role
-    if name not in KEYS:
-        raise ConfigError(f"unknown config key '{name}'")
-    require_role(user, *(() if name in PERSONAL_KEYS else ("admin",)))
-    value = validate(name, value)
-    old = ctx.config.get(name)
-    if old == value:
-        return False
-    set_user_value(name, value, path)
-    ctx.config.values[name] = value
-    ctx.config.sources[name] = "user config"
-    audit.append(ctx.store, user.username, "model.change" if name in MODEL_KEYS else "settings.change",
-                 "setting", name, {"old": old, "new": value})
-    return True
-
-
 def parse_cli_value(name: str, text: str) -> Any:
     """Turn a command-line string into the key's type."""
     if name not in KEYS:

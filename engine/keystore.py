@@ -7,7 +7,7 @@
 
 The key never sits in the data folder, so a stolen backup of the data folder is ciphertext.
 The same key encrypts the database (SQLCipher) and the audio files (AES-256-GCM, engine.crypto).
-Rotation: :func:`rotate` (``madoguchi security rotate-key``). IT recovery: ``export``/``import``
+Rotation: :func:`engine.admin.rotate_key` (``madoguchi security rotate-key``). IT recovery: ``export``/``import``
 of the key to a file kept offline (docs/security.md).
 """
 from __future__ import annotations

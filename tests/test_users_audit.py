@@ -170,20 +170,21 @@ def test_cli_passwd_deactivate_activate(data_dir, monkeypatch, capsys):
 
 def test_settings_changes_check_the_role_and_are_audited(ctx, people, tmp_path, monkeypatch, capsys):
     from engine import config as cm
+    from engine.admin import change_setting
     admin, staff, sup = people
     path = tmp_path / "user-config.toml"
-    assert cm.change(ctx, staff, "asr.device", "USB Mic", path)          # a counter's own microphone
+    assert change_setting(ctx, staff, "asr.device", "USB Mic", path)          # a counter's own microphone
     for who in (staff, sup):                                              # models and folders: admin only
         with pytest.raises(users.PermissionDenied):
-            cm.change(ctx, who, "llm.model", "llm-small", path)
+            change_setting(ctx, who, "llm.model", "llm-small", path)
         with pytest.raises(users.PermissionDenied):
-            cm.change(ctx, who, "retention.audio_days", 1, path)
+            change_setting(ctx, who, "retention.audio_days", 1, path)
     assert ctx.config["llm.model"] != "llm-small" and "llm.model" not in path.read_text(encoding="utf-8")
-    assert cm.change(ctx, admin, "llm.model", "llm-small", path)
-    assert not cm.change(ctx, admin, "llm.model", "llm-small", path)     # unchanged: nothing logged
+    assert change_setting(ctx, admin, "llm.model", "llm-small", path)
+    assert not change_setting(ctx, admin, "llm.model", "llm-small", path)     # unchanged: nothing logged
     assert ctx.config["llm.model"] == "llm-small" and 'model = "llm-small"' in path.read_text(encoding="utf-8")
     with pytest.raises(cm.ConfigError, match="retention.audio_days"):
-        cm.change(ctx, admin, "retention.audio_days", -1, path)
+        change_setting(ctx, admin, "retention.audio_days", -1, path)
     log = [(e.actor, e.action, e.object_id, e.detail) for e in audit.entries(ctx.store, object_type="setting")]
     assert log == [("tanaka", "settings.change", "asr.device", {"old": "", "new": "USB Mic"}),
                    ("admin", "model.change", "llm.model", {"old": "llm-default", "new": "llm-small"})]

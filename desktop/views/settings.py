@@ -6,8 +6,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QScrollArea)
 
-from engine import config as cm
-from engine import doctor, models, users
+from engine import admin, doctor, models, users
 from engine.errors import MadoguchiError
 
 from .. import strings as S
@@ -111,12 +110,12 @@ class SettingsView(QWidget):
 
     def save(self) -> None:
         wanted = [("asr.device", self.mic.currentData() or "")]
-        if self.user.role == "admin":       # the engine checks it too (config.change)
+        if self.user.role == "admin":       # the engine checks it too (admin.change_setting)
             wanted += [("asr.model", self.whisper.currentData()), ("llm.model", self.llm.currentData()),
                        ("manuals_dir", self.manuals_dir.text().strip())]
         try:
             for key, value in wanted:
-                cm.change(self.ctx, self.user, key, value)
+                admin.change_setting(self.ctx, self.user, key, value)
         except MadoguchiError as e:
             show_error(self, e)   # what was chosen stays on screen
             return
