@@ -84,6 +84,18 @@ def verify(store: Store) -> tuple[bool, int | None]:
     return True, None
 
 
+def count(store: Store) -> int:
+    """How many entries the log holds."""
+    return store.query_one("SELECT COUNT(*) AS n FROM audit_log")["n"]
+
+
+def has_offline_sign_in(store: Store, username: str, at: float) -> bool:
+    """Whether the offline sign-in of ``username`` at ``at`` is in the log already
+    (``signin.offline``, see :func:`engine.office.link.sync_offline`)."""
+    return store.query_one("SELECT 1 AS x FROM audit_log WHERE action = 'signin.offline' AND actor = ? "
+                           "AND detail LIKE ?", (username, f'%"at":{at!r}%')) is not None
+
+
 def entries(store: Store, object_type: str | None = None, object_id: str | int | None = None,
             limit: int = 1000) -> list[AuditEntry]:
     sql = "SELECT * FROM audit_log"

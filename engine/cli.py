@@ -15,8 +15,8 @@ from . import __version__, admin
 from .cli_support import CliInputError, add_user_arg, context, print_json, signed_in
 from .errors import MadoguchiError
 
-DOMAIN_CLIS = ["engine.asr.cli", "engine.records.cli", "engine.manuals.cli", "engine.mirrors.cli",
-               "engine.selftest", "engine.office.cli"]
+DOMAIN_CLIS = ["engine.asr.cli", "engine.records.cli", "engine.users_cli", "engine.audit_cli", "engine.manuals.cli",
+               "engine.mirrors.cli", "engine.selftest", "engine.office.cli"]
 
 
 # ------------------------------------------------------------------ core commands

@@ -188,7 +188,7 @@ def check(server: str, ca: str = "") -> dict[str, Any]:
         if out["schema_version"]:
             ok, bad = audit.verify(st)
             out["audit_ok"], out["audit_first_bad"] = ok, bad
-            out["audit_entries"] = st.query_one("SELECT COUNT(*) AS n FROM audit_log")["n"]
+            out["audit_entries"] = audit.count(st)
     finally:
         st.close()
     out["password_from"] = _password_source(server, params)

@@ -139,9 +139,7 @@ def _send_offline_sign_ins(local: Store, dst: ServerStore) -> int:
     n = 0
     for e in pending:
         with dst.transaction():
-            seen = dst.query_one("SELECT 1 AS x FROM audit_log WHERE action = 'signin.offline' AND actor = ? "
-                                 "AND detail LIKE ?", (e["username"], f'%"at":{e["at"]!r}%'))
-            if not seen:
+            if not audit.has_offline_sign_in(dst, e["username"], e["at"]):
                 audit.append(dst, e["username"], "signin.offline", "user", e["username"], {"at": e["at"]})
                 n += 1
         local.set_setting(OFFLINE_SIGNINS_KEY, pending[pending.index(e) + 1:])

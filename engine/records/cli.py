@@ -1,14 +1,13 @@
-"""CLI: ``madoguchi draft``, ``madoguchi records …``, ``madoguchi users …``, ``madoguchi audit verify``.
+"""CLI: ``madoguchi draft``, ``madoguchi records …``.
 
 Sign-in for commands that act for a person: ``--user NAME`` (see :func:`engine.cli_support.signed_in`).
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-from ..cli_support import CliInputError, add_user_arg, read_password, signed_in
+from ..cli_support import CliInputError, add_user_arg, signed_in
 
 
 # ----------------------------------------------------------------------------- draft
@@ -98,56 +97,6 @@ def cmd_records(args) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- users
-
-def cmd_users(args) -> int:
-    from engine.cli_support import context, print_json
-    from .. import users
-    ctx = context(args)
-    c = args.users_cmd
-    if c == "add":
-        actor = None if users.count(ctx.store) == 0 else signed_in(args, ctx)
-        pw = read_password(f"password for {args.username}: ", env="MADOGUCHI_NEW_PASSWORD")
-        u = users.add_user(ctx.store, actor, args.username, args.name or args.username, args.role, pw)
-        print(f"user {u.username} added ({u.role})")
-        return 0
-    actor = signed_in(args, ctx)
-    if c == "list":
-        us = users.list_users(ctx.store, actor)
-        if args.json:
-            print_json([{"username": u.username, "display_name": u.display_name, "role": u.role,
-                         "active": u.active} for u in us])
-        else:
-            for u in us:
-                print(f"{u.username:<16} {u.role:<11} {'active' if u.active else 'inactive':<9} {u.display_name}")
-        return 0
-    if c == "passwd":
-        target = args.username or actor.username
-        old = os.environ.get("MADOGUCHI_PASSWORD") if target == actor.username else None
-        users.set_password(ctx.store, actor, target, read_password("new password: ", env="MADOGUCHI_NEW_PASSWORD"),
-                           old_password=old)
-        print(f"password of {target} changed")
-        return 0
-    if c in ("deactivate", "activate"):
-        users.set_active(ctx.store, actor, args.username, c == "activate")
-        print(f"user {args.username} {c}d")
-        return 0
-    return 2
-
-
-def cmd_audit(args) -> int:
-    from engine.cli_support import context, print_json
-    from .. import audit
-    ctx = context(args)
-    ok, bad = audit.verify(ctx.store)
-    n = ctx.store.query_one("SELECT COUNT(*) AS n FROM audit_log")["n"]
-    if args.json:
-        print_json({"ok": ok, "first_bad_id": bad, "entries": n})
-    else:
-        print(f"audit log ok ({n} entries)" if ok else f"audit log TAMPERED: first bad entry {bad}")
-    return 0 if ok else 1
-
-
 # ----------------------------------------------------------------------------- registration
 
 def register(sub) -> None:
@@ -193,28 +142,3 @@ def register(sub) -> None:
     p.add_argument("--draft", action="store_true", help="export the current version even if not approved")
     add_user_arg(p)
     r.set_defaults(func=cmd_records)
-
-    u = sub.add_parser("users", help="add, list users, change passwords")
-    us = u.add_subparsers(dest="users_cmd", required=True)
-    p = us.add_parser("add", help="add a user (password: MADOGUCHI_NEW_PASSWORD or prompt)")
-    p.add_argument("username")
-    p.add_argument("--role", required=True, choices=("staff", "supervisor", "admin", "inspector"))
-    p.add_argument("--name", default="", help="display name")
-    add_user_arg(p)
-    p = us.add_parser("list")
-    p.add_argument("--json", action="store_true")
-    add_user_arg(p)
-    p = us.add_parser("passwd")
-    p.add_argument("username", nargs="?")
-    add_user_arg(p)
-    for name in ("deactivate", "activate"):
-        p = us.add_parser(name)
-        p.add_argument("username")
-        add_user_arg(p)
-    u.set_defaults(func=cmd_users)
-
-    a = sub.add_parser("audit", help="verify the hash-chained audit log")
-    asub = a.add_subparsers(dest="audit_cmd", required=True)
-    p = asub.add_parser("verify")
-    p.add_argument("--json", action="store_true")
-    a.set_defaults(func=cmd_audit)
