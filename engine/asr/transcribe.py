@@ -26,13 +26,14 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import MadoguchiError
+from .events import Final, Partial
 from .metrics import normalize
 from .vad import MIN_SILENCE, RATE, VAD_THRESHOLD, SpeechEnd, SpeechStart, StreamingVad
 
@@ -45,29 +46,6 @@ SENTENCE_END = "。？！?!"
 # CER 11.2 % → 11.7 % with a 3 s margin, 11.0 % with 10 s; mean call 1.46 s → 0.90 s / 1.15 s.
 CONTEXT_MARGIN = 3.0
 _JOINERS = "、。，．,.？！?! 　"
-
-
-@dataclass
-class Partial:
-    """Hypothesis of the utterance in progress (grey in the UI, may still change)."""
-    start: float
-    end: float
-    text: str
-    speaker: str = "unknown"
-    stable: int = 0                 # leading characters already committed (will not change)
-    final: bool = False
-
-
-@dataclass
-class Final:
-    """Committed segment: text that will not change any more (until the final pass)."""
-    start: float
-    end: float
-    text: str
-    speaker: str = "unknown"
-    final: bool = True
-    emitted_at: float = field(default=0.0, repr=False)   # time.monotonic() when produced
-    id: int | None = None           # segments.id once a session has stored it
 
 
 def as_dict(seg) -> dict:

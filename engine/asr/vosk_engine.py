@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import ModelError, models_dir
-from .transcribe import Final, Partial
+from .events import Final, Partial
 
 RATE = 16000
 
