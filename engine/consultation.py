@@ -6,7 +6,7 @@
     cw.refine()                               # final pass → transcript + evidence, a new version
 
 While the session runs, an :class:`~engine.records.draft.IncrementalDrafter` in a low-priority
-child process (``engine.jobs.records_incremental``) follows the stored Final segments and drafts
+child process (``engine.records.draft.incremental_job``) follows the stored Final segments and drafts
 them as they come, so the draft is ready moments after 停止. In its own process the LLM can
 neither starve live transcription nor stall the caller's UI thread, and a crash of the native
 model code cannot take the counter application down. The final pass runs after the draft is
@@ -28,7 +28,7 @@ from .records import checks, workflow
 from .records import template as rtemplate
 from .jobs import run_in_child
 from .records.draft import draft as draft_segments
-from .records.draft import segments_from_session
+from .records.draft import incremental_job, segments_from_session
 from .records.model import Draft, Segment
 from .users import User, require_role
 
@@ -86,7 +86,7 @@ class CounterConsultation:
         def run():
             try:
                 self._draft_out["draft"] = run_in_child(
-                    "engine.jobs:records_incremental", self.ctx,
+                    incremental_job, self.ctx,
                     {"session_id": sid, "template": self.template.path or self.template.name, "use_llm": self.use_llm},
                     progress=self._child_progress, cancel=self._finish)
             except BaseException as e:  # reported by stop(), which falls back to drafting here
@@ -143,7 +143,7 @@ class CounterConsultation:
         """The final pass for this consultation's saved record (see :func:`refine`), run in a
         child process like the drafting: the caller is usually the counter's UI process, and
         the decodes hold the GIL long enough to stall its event loop."""
-        return run_in_child("engine.jobs:records_refine", self.ctx,
+        return run_in_child(refine_job, self.ctx,
                             {"session_id": self.session.id, "user": dataclasses.asdict(self.user)},
                             progress=progress)
 
@@ -274,3 +274,11 @@ def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm
     else:
         store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ? AND state = 'stopped'", (session_id,))
     return rec
+
+
+def refine_job(ctx, progress, cancel, session_id: int, user: dict):
+    """Child-process entry point of :func:`refine` (:func:`engine.jobs.run_in_child`): five Whisper
+    decodes hold the GIL for long stretches, which would stall a counter's UI thread. ``user``: the
+    signed-in writer's fields (checked by the caller; an offline sign-in has no row in the store
+    this child may open)."""
+    return refine(ctx, User(**user), session_id, progress=progress)

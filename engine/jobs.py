@@ -2,7 +2,7 @@
 
 Heavy CPU work that spends long stretches inside C extensions holding the GIL (tokenising a
 2,000-page manual folder, decoding hundreds of photos) would stall a caller's UI thread even
-from a worker thread. :func:`run_in_child` runs ``module:function`` in a spawned process with
+from a worker thread. :func:`run_in_child` runs a module-level function in a spawned process with
 its own :class:`~engine.context.Context`, opened with the caller's configuration as it stands
 (data folder, office server, models folder, …: not re-read from the config files, which an
 administrator may have changed since the caller opened its own), forwards its progress
@@ -10,7 +10,9 @@ reports, passes cancellation in, and returns its result or re-raises its error. 
 native parser in the child (a hostile PDF, say) becomes a clear error instead of taking the
 caller down. SQLite WAL lets both processes use the database at once.
 
-The target is called as ``function(ctx, progress=callable, cancel=threading.Event, **kwargs)``.
+The target is called as ``function(ctx, progress=callable, cancel=threading.Event, **kwargs)``;
+each job's entry point lives beside its domain function (``consultation.refine_job``,
+``records.draft.incremental_job``, ``manuals.index.index_job``, ``mirrors.ledger.import_job``).
 """
 from __future__ import annotations
 
@@ -63,11 +65,13 @@ def _child(target: str, config: dict, kwargs: dict, q, cancel_flag) -> None:
         cancel_flag.set()
 
 
-def run_in_child(target: str, where, kwargs: dict | None = None,
+def run_in_child(target: Callable[..., Any], where, kwargs: dict | None = None,
                  progress: Callable[[Any], None] | None = None, cancel: threading.Event | None = None,
                  poll: float = 0.1) -> Any:
     """``where``: the caller's :class:`~engine.context.Context` (the child gets its configuration),
-    or a data folder (the child loads the configuration the usual way, for that folder)."""
+    or a data folder (the child loads the configuration the usual way, for that folder).
+    ``target``: a module-level function, imported again in the child by its module and name."""
+    target = f"{target.__module__}:{target.__qualname__}"
     config = {"data_dir": str(where)} if isinstance(where, (str, os.PathLike)) else dict(where.config.values)
     mpc = mp.get_context("spawn")
     q = mpc.Queue()
@@ -99,54 +103,3 @@ def run_in_child(target: str, where, kwargs: dict | None = None,
         proc.join(timeout=10)
         if proc.is_alive():
             proc.kill()
-
-
-# ------------------------------------------------------------------ job entry points (child side)
-
-def manuals_index(ctx, progress, cancel, paths: list[str], username: str):
-    """``username``: the signed-in user; the account is read again from the user store here."""
-    from .manuals.index import update
-    from .users import get_user
-    return update(ctx, get_user(ctx.store, username), paths, progress=progress, cancel=cancel, prune=True)
-
-
-def mirrors_import(ctx, progress, cancel, folder: str, username: str):
-    """``username``: the signed-in inspector; the role is read again from the user store here."""
-    from .mirrors.ledger import import_folder
-    from .users import get_user
-    summary: dict = {}
-    for ev in import_folder(ctx, folder, user=get_user(ctx.store, username), cancel=cancel):
-        progress(ev)
-        summary = ev.summary
-    summary = dict(summary)
-    summary["cancelled"] = cancel.is_set()
-    return summary
-
-
-def records_refine(ctx, progress, cancel, session_id: int, user: dict):
-    """The final pass of a stopped consultation (:func:`engine.consultation.refine`), off the
-    caller's process: five Whisper decodes hold the GIL for long stretches, which would stall a
-    counter's UI thread. ``user``: the signed-in writer's fields (checked by the caller; an
-    offline sign-in has no row in the store this child may open)."""
-    from .consultation import refine
-    from .users import User
-    return refine(ctx, User(**user), session_id, progress=progress)
-
-
-def records_incremental(ctx, progress, cancel, session_id: int, template: str | None = None,
-                        use_llm: bool = True, poll: float = 1.0):
-    """Follow a recording session and draft its record as segments become final. ``cancel`` here
-    means "the session has stopped: take the last segments and finish". Reports
-    ``("snapshot", n)`` once it has read the final list of live segments (the caller may then
-    replace them with the final pass), and returns the checked :class:`~engine.records.model.Draft`."""
-    from .records.draft import IncrementalDrafter
-    from .records import template as rtemplate
-    tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
-    inc = IncrementalDrafter.for_session(ctx, session_id, template=tpl, use_llm=use_llm)
-    while not cancel.wait(poll):
-        if inc.poll_store():
-            progress(("segments", len(inc.segments)))
-    inc.poll_store()
-    live = list(inc.segments)
-    progress(("snapshot", len(live)))
-    return inc.finish(live)

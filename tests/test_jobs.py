@@ -6,6 +6,7 @@ import pytest
 
 from engine.errors import MadoguchiError
 from engine.jobs import JobCrashed, run_in_child
+from engine.manuals.index import index_job
 
 
 def test_manuals_index_in_child_with_progress(data_dir, tmp_path):
@@ -17,7 +18,7 @@ def test_manuals_index_in_child_with_progress(data_dir, tmp_path):
     users.add_user(c.store, None, "kanri", "管理", "admin", "password-123")
     c.close()
     seen = []
-    rep = run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [str(tmp_path / "m")], "username": "kanri"},
+    rep = run_in_child(index_job, data_dir, {"paths": [str(tmp_path / "m")], "username": "kanri"},
                        progress=seen.append)
     assert seen and rep is not None
     from engine.store import open_store
@@ -28,18 +29,18 @@ def test_manuals_index_in_child_with_progress(data_dir, tmp_path):
 
 def test_error_keeps_japanese_message(data_dir):
     with pytest.raises(MadoguchiError) as e:
-        run_in_child("tests.test_jobs:_fail", data_dir, {})
+        run_in_child(_fail, data_dir, {})
     assert str(e.value) == "disk is full" and e.value.ja == "ディスクがいっぱいです。"
     with pytest.raises(TypeError):
-        run_in_child("engine.jobs:manuals_index", data_dir, {"paths": [], "username": "x", "bogus": 1})
+        run_in_child(index_job, data_dir, {"paths": [], "username": "x", "bogus": 1})
 
 
 def test_cancel_and_crash(data_dir):
     cancel = threading.Event()
     cancel.set()
-    run_in_child("tests.test_jobs:_slow", data_dir, {}, cancel=cancel)  # returns once it sees the cancel
+    run_in_child(_slow, data_dir, {}, cancel=cancel)  # returns once it sees the cancel
     with pytest.raises(JobCrashed):
-        run_in_child("tests.test_jobs:_crash", data_dir, {})
+        run_in_child(_crash, data_dir, {})
 
 
 def test_child_works_with_the_callers_configuration(data_dir, tmp_path):
@@ -50,12 +51,12 @@ def test_child_works_with_the_callers_configuration(data_dir, tmp_path):
     other_models = tmp_path / "other-models"
     c = open_context(data_dir, overrides={"office_name": "小倉北区役所 保護課", "models_dir": str(other_models)})
     try:
-        seen = run_in_child("tests.test_jobs:_config_of", c, {"keys": ["office_name", "models_dir", "data_dir"]})
+        seen = run_in_child(_config_of, c, {"keys": ["office_name", "models_dir", "data_dir"]})
     finally:
         c.close()
     assert seen == {"office_name": "小倉北区役所 保護課", "models_dir": str(other_models), "data_dir": str(data_dir)}
     # a bare data folder still works: the child loads the usual configuration for it
-    assert run_in_child("tests.test_jobs:_config_of", data_dir, {"keys": ["data_dir"]}) == {"data_dir": str(data_dir)}
+    assert run_in_child(_config_of, data_dir, {"keys": ["data_dir"]}) == {"data_dir": str(data_dir)}
 
 
 def _config_of(ctx, progress, cancel, keys):

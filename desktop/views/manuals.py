@@ -140,7 +140,7 @@ class ManualsView(QWidget):
         def op(task):
             def prog(p):
                 task.progress(p.done, p.total, p.path if p.phase == "read" else S.PREPARING_SEMANTIC)
-            return run_in_child("engine.jobs:manuals_index", self.ctx, {"paths": paths, "username": self.user.username},
+            return run_in_child(mindex.index_job, self.ctx, {"paths": paths, "username": self.user.username},
                                 progress=prog, cancel=task.cancel_event)
 
         self._index_op = run_op(self, op, success=self._indexed, failure=self._index_failed,

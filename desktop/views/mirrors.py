@@ -254,7 +254,7 @@ class MirrorsView(QWidget):
         self.progress.setValue(0)
 
         def op(task):
-            return run_in_child("engine.jobs:mirrors_import", self.ctx,
+            return run_in_child(ledger.import_job, self.ctx,
                                 {"folder": folder, "username": self.user.username},
                                 progress=lambda ev: task.progress(ev.done, ev.total, ev.path.name),
                                 cancel=task.cancel_event)

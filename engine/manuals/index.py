@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..users import get_user
 from . import ingest
 from .tokenize import index_text
 
@@ -462,3 +463,9 @@ class IndexJob:
                                    (state, msg, time.time(), self.job_id))
             except Exception:
                 log.exception("could not record the indexing job state")
+
+
+def index_job(ctx, progress, cancel, paths: list[str], username: str):
+    """Child-process entry point of :func:`update` (:func:`engine.jobs.run_in_child`). ``username``:
+    the signed-in user; the account is read again from the user store here."""
+    return update(ctx, get_user(ctx.store, username), paths, progress=progress, cancel=cancel, prune=True)

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from .. import audit
 from ..errors import MadoguchiError
-from ..users import User, require_role
+from ..users import User, get_user, require_role
 from .defects import GRADES, GRADES_JA, label_ja
 from .intake import PHOTO_SUFFIXES, PhotoError, file_sha256
 
@@ -396,3 +396,15 @@ def export_xlsx(ctx, path: Path | str, latest_only: bool = False, *, user: User)
     tmp.replace(path)
     _exporting(ctx, user, path, "xlsx", len(rows))
     return len(rows)
+
+
+def import_job(ctx, progress, cancel, folder: str, username: str):
+    """Child-process entry point of :func:`import_folder` (:func:`engine.jobs.run_in_child`).
+    ``username``: the signed-in inspector; the role is read again from the user store here."""
+    summary: dict = {}
+    for ev in import_folder(ctx, folder, user=get_user(ctx.store, username), cancel=cancel):
+        progress(ev)
+        summary = ev.summary
+    summary = dict(summary)
+    summary["cancelled"] = cancel.is_set()
+    return summary

@@ -29,6 +29,7 @@ from ..errors import MadoguchiError
 from ..models import ModelError
 from . import checks
 from .model import Draft, Flag, Section, Segment, Statement
+from . import template as rtemplate
 from .template import SectionSpec, Template
 
 log = logging.getLogger(__name__)
@@ -575,3 +576,21 @@ class IncrementalDrafter:
         if self._error is not None:
             d.flags.insert(0, Flag("llm_failed", detail=type(self._error).__name__))
         return d
+
+
+def incremental_job(ctx, progress, cancel, session_id: int, template: str | None = None,
+                    use_llm: bool = True, poll: float = 1.0):
+    """Child-process entry point (:func:`engine.jobs.run_in_child`): follow a recording session and
+    draft its record as segments become final. ``cancel`` here means "the session has stopped: take
+    the last segments and finish". Reports ``("snapshot", n)`` once it has read the final list of
+    live segments (the caller may then replace them with the final pass), and returns the checked
+    :class:`~engine.records.model.Draft`."""
+    tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
+    inc = IncrementalDrafter.for_session(ctx, session_id, template=tpl, use_llm=use_llm)
+    while not cancel.wait(poll):
+        if inc.poll_store():
+            progress(("segments", len(inc.segments)))
+    inc.poll_store()
+    live = list(inc.segments)
+    progress(("snapshot", len(live)))
+    return inc.finish(live)
