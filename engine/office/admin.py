@@ -23,7 +23,9 @@ class ServerSetupError(MadoguchiError):
     ja_default = "事務所サーバーの設定に失敗しました。システム管理者に連絡してください。"
 
 
-def _conninfo(server: str, ca: str = "") -> str:
+def office_conninfo(server: str, ca: str = "") -> str:
+    """The connection string for the configured office server (``--server``/``office_server`` and the
+    office CA); no server configured is a :class:`ServerSetupError`. Also lets netguard allow it."""
     if not server:
         raise ServerSetupError("no office server configured: set office_server (MSI property OFFICESERVER) "
                                "or pass --server", ja="事務所サーバーが設定されていません。")
@@ -35,7 +37,7 @@ def init(server: str, ca: str = "") -> dict[str, Any]:
     """Create the database if it is missing (needs CREATEDB), then apply every migration."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
-    ci = _conninfo(server, ca)
+    ci = office_conninfo(server, ca)
     created = False
     try:
         connect_server(ci).close()
@@ -62,7 +64,7 @@ def init(server: str, ca: str = "") -> dict[str, Any]:
 
 def migrate(server: str, from_sqlite: Path | None = None, key: bytes | None = None,
             ca: str = "") -> dict[str, Any]:
-    st = ServerStore(_conninfo(server, ca), migrate=False)
+    st = ServerStore(office_conninfo(server, ca), migrate=False)
     try:
         out: dict[str, Any] = {"applied": st.migrate(), "schema_version": st.schema_version()}
         if from_sqlite is not None:
@@ -143,7 +145,7 @@ def check(server: str, ca: str = "") -> dict[str, Any]:
     certificate was verified; ``warnings`` lists what IT should fix (unencrypted, unverified,
     password not in the keyring)."""
     from psycopg.conninfo import conninfo_to_dict
-    ci = _conninfo(server, ca)
+    ci = office_conninfo(server, ca)
     params = conninfo_to_dict(ci)
     warnings: list[str] = []
     out: dict[str, Any] = {"server": netguard.server_host(server), "reachable": False}

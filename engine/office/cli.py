@@ -11,7 +11,7 @@ from .. import config
 from ..cli_support import print_json
 from ..keystore import load_key
 from ..store import DB_NAME, KEYRING_SERVICE, ServerStore, Store
-from .admin import ServerSetupError, _conninfo, check, init, migrate, set_password
+from .admin import ServerSetupError, check, init, migrate, office_conninfo, set_password
 from .link import sync_offline
 
 
@@ -47,7 +47,7 @@ def cmd_server(args) -> int:
     elif c == "sync":
         cfg = _config(args)
         local = Store(cfg.data_dir / DB_NAME, key=_data_key(cfg))
-        st = ServerStore(_conninfo(server, ca), local=local)
+        st = ServerStore(office_conninfo(server, ca), local=local)
         try:
             out = sync_offline(local, st)
         finally:
