@@ -1,7 +1,7 @@
 """A real PostgreSQL (Debian's package) on loopback for the office-server tests.
 
 Started once per test process on first use (``initdb`` + ``pg_ctl`` as the postgres user when
-running as root, port 55432 or the next free one, fsync off, niced) and stopped at exit. Each
+running as root, on a port the system picks, fsync off, niced) and stopped at exit. Each
 test gets a fresh database cloned from a migrated template (``CREATE DATABASE … TEMPLATE``).
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-PORT = 55432
 _server: "PgServer | None" = None
 _counter = itertools.count(1)
 
@@ -31,13 +30,12 @@ def _bindir() -> Path | None:
     return Path(w).parent if w else None
 
 
-def _free(port: int) -> bool:
+def _ephemeral_port() -> int:
+    """A port the system has just found free (not a fixed one: two suites, in two worktrees, run
+    side by side, and a server paused by one test must find its port still free on resume)."""
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _openssl(*args: str) -> None:
@@ -85,7 +83,7 @@ class PgServer:
                 if self.as_postgres:
                     shutil.chown(self.data / f, "postgres")
             extra = " -c ssl=on"
-        for port in (p for p in range(PORT, PORT + 50) if _free(p)):
+        for port in (_ephemeral_port() for _ in range(50)):
             self.port = port      # another server may take a free port between the check and the start
             self.opts = (f"-p {port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
                          "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200" + extra)
@@ -98,7 +96,7 @@ class PgServer:
                     raise
                 (self.root / "log").unlink()
         else:
-            raise RuntimeError(f"no free port for PostgreSQL in {PORT}–{PORT + 49}")
+            raise RuntimeError("no free port for PostgreSQL after 50 tries")
         self.running = True
         self.admin("CREATE DATABASE madoguchi_template")
         from engine.store import ServerStore
