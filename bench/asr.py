@@ -1,6 +1,6 @@
 """Benchmark of live transcription (issue 3) → docs/benchmarks.md section "asr".
 
-Runs on the synthesized counter dialogues (resources/dialogues, tests/audiogen.py):
+Runs on the synthesized counter dialogues (resources/dialogues, devkit/audiogen.py):
 - final-pass CER with and without the glossary as hotwords (whisper-base, beam 5, VAD);
 - live CER, Final latency (end of utterance → Final), first-Partial latency, RTF, CPU share and
   peak RAM through the real ConsultationSession with a real-time paced FileSource;
@@ -39,8 +39,8 @@ from engine.asr.vad import MIN_SILENCE  # noqa: E402
 from engine.audio import FileSource, Level, SAMPLE_RATE  # noqa: E402
 from engine.context import open_context  # noqa: E402
 from engine.models import load_whisper  # noqa: E402
-from tests.audiogen import conversation, dialogue_ids, room_noise  # noqa: E402
-from tests.crashkit import SESSION_CHILD  # noqa: E402
+from devkit.audiogen import conversation, dialogue_ids, room_noise  # noqa: E402
+from devkit.crashkit import SESSION_CHILD  # noqa: E402
 
 
 def pct(xs, q):

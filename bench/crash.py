@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._report import write_section  # noqa: E402
-from tests import crashkit  # noqa: E402
+from devkit import crashkit  # noqa: E402
 
 
 def main() -> int:

@@ -18,16 +18,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench._report import write_section  # noqa: E402
-from tests import fuzz_targets as ft  # noqa: E402
+from devkit import fuzz_targets as ft  # noqa: E402
 
 
 def atheris_rows(seconds: float) -> tuple[list[str], int]:
-    """Run each target under atheris (``python -m tests.fuzz_targets NAME``) for ``seconds``;
+    """Run each target under atheris (``python -m devkit.fuzz_targets NAME``) for ``seconds``;
     read the inputs tried and the coverage from libFuzzer's last lines."""
     rows, bad = [], 0
     art = Path(tempfile.mkdtemp(prefix="madoguchi-atheris-"))
     for name, (label, _t, _s) in ft.by_short_name().items():
-        r = subprocess.run([sys.executable, "-m", "tests.fuzz_targets", name, f"-max_total_time={seconds:.0f}",
+        r = subprocess.run([sys.executable, "-m", "devkit.fuzz_targets", name, f"-max_total_time={seconds:.0f}",
                             "-timeout=10", "-rss_limit_mb=3072", "-max_len=65536", f"-artifact_prefix={art}/{name}-"],
                            cwd=ROOT, capture_output=True, text=True, timeout=seconds + 900)
         runs = re.findall(r"Done (\d+) runs in", r.stderr)

@@ -37,7 +37,7 @@ def _pct(xs: list[float], p: float) -> float:
 
 
 def _draft():
-    from tests.test_records_workflow import make_draft
+    from devkit.records import make_draft
     return make_draft()
 
 
@@ -292,7 +292,7 @@ def main() -> int:
     srv = None
     url = a.server
     if url is None:
-        from tests import server_pg
+        from devkit import pg as server_pg
         srv = server_pg.server()
         name = srv.fresh_database()
         url = srv.url(name)

@@ -58,7 +58,7 @@ def demo_session(ctx, staff) -> int | None:
     """A consultation transcribed by the real streaming transcriber from synthesized speech."""
     from engine.asr.session import ConsultationSession
     from engine.audio import FileSource, write_wav
-    from tests import audiogen
+    from devkit import audiogen
     conv = audiogen.conversation("welfare", seed=1)
     wav = write_wav(DATA / "welfare.wav", conv.audio)
     sess = ConsultationSession(ctx, title="生活保護の相談", staff_user=staff.username, consent=True)

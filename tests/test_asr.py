@@ -10,7 +10,7 @@ from engine.asr.metrics import cer, normalize
 from engine.asr.transcribe import Final, Partial, StreamingTranscriber, hotwords, load_glossary, stream
 from engine.audio import FileSource, SAMPLE_RATE
 from engine.models import load_whisper
-from tests.audiogen import Turn, conversation, load_dialogue, render_dialogue, room_noise
+from devkit.audiogen import Turn, conversation, load_dialogue, render_dialogue, room_noise
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ def test_no_text_on_silence_or_room_noise(model, kind, tmp_path):
 @pytest.mark.slow
 def test_long_utterance_is_cut_and_buffer_bounded(model):
     # ~17 s of speech without a pause long enough to end the utterance
-    from tests.audiogen import speech
+    from devkit.audiogen import speech
     parts = [speech(t, "staff") for t in (
         "生活保護の申請には、収入や預貯金の状況がわかる書類が必要です。",
         "通帳のコピー、給与明細、年金の振込通知書などをお持ちください。",

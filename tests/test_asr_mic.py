@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.asr.metrics import cer
-from tests.audiogen import Turn, render_dialogue
-from tests.crashkit import user_env
+from devkit.audiogen import Turn, render_dialogue
+from devkit.crashkit import user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,8 @@ from engine.asr.transcribe import Final, Partial
 from engine.audio import FileSource, Level, read_audio
 from engine import users
 from engine.users import PermissionDenied
-from tests.audiogen import Turn, render_dialogue
-from tests.crashkit import ROOT, SESSION_CHILD, user_env
+from devkit.audiogen import Turn, render_dialogue
+from devkit.crashkit import ROOT, SESSION_CHILD, user_env
 
 pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from engine.asr.speakers import ChannelSpeakers, OnlineTwoSpeakers, features, pitch_track, split_two
-from tests.audiogen import conversation
+from devkit.audiogen import conversation
 
 RATE = 16000
 

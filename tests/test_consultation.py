@@ -10,7 +10,7 @@ from engine.records import workflow
 from engine.records.workflow import ConflictError
 from engine.asr.transcribe import Final
 from engine.records.model import Draft, Section, Segment, Statement
-from tests import audiogen
+from devkit import audiogen
 
 
 def _short(name: str, seed: int, turns: int):

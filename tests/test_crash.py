@@ -5,7 +5,7 @@ import pytest
 
 from engine.manuals import samples
 from engine.mirrors import synth
-from tests import crashkit
+from devkit import crashkit
 
 pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
 

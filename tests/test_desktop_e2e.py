@@ -14,7 +14,7 @@ from engine import users
 from engine.audio import write_wav
 from engine.consultation import REFINED
 from engine.records import workflow
-from tests.audiogen import load_dialogue, render_dialogue
+from devkit.audiogen import load_dialogue, render_dialogue
 from tests.qt_util import StallProbe, StallWatch
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("pulseaudio") is None or shutil.which("paplay") is None,

@@ -237,7 +237,7 @@ def test_manuals_mirrors_settings_keyboard(qtbot, qapp, ctx, people):
 def session(ctx, tmp_path):
     from engine.asr import session as asession
     from engine.audio import FileSource
-    from tests.audiogen import Turn, render_dialogue
+    from devkit.audiogen import Turn, render_dialogue
     conv = render_dialogue([Turn("staff", "こんにちは。今日はどのようなご相談でしょうか。"),
                             Turn("citizen", "先月仕事を辞めてしまって、家賃が払えないんです。"),
                             Turn("staff", "わかりました。まず、今お一人で暮らしていらっしゃいますか。")],

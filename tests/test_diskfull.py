@@ -13,7 +13,7 @@ from engine.asr import session as sm
 from engine.asr.transcribe import Final
 from engine.audio import DiskFullError, FileSource, read_audio
 from engine.context import open_context
-from tests import crashkit
+from devkit import crashkit
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
     """The short counter conversation (about 20 s, 640 KB of PCM16)."""
-    from tests.audiogen import Turn, render_dialogue
+    from devkit.audiogen import Turn, render_dialogue
     conv = render_dialogue([Turn(s, t) for s, t in crashkit.COUNTER_TURNS], seed=11)
     return conv, conv.write(tmp_path_factory.mktemp("speech") / "c.wav")
 

@@ -109,7 +109,7 @@ def test_encrypted_recording_session(tmp_path, monkeypatch):
     from engine.asr import session as asession
     from engine.audio import FileSource, read_wav_range, repair_wav, write_wav
     from engine.context import open_context
-    from tests.audiogen import Turn, render_dialogue
+    from devkit.audiogen import Turn, render_dialogue
     monkeypatch.setenv("MADOGUCHI_KEY_FILE", str(tmp_path / "k.key"))
     # one final-pass decode: that the final pass reads sealed audio is what is tested, not the vote
     # (five decodes of these two short turns took 110 s: the chunked ones loop on the padding)

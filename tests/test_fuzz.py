@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import fuzz_targets as ft
+from devkit import fuzz_targets as ft
 
 pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`
 
@@ -48,7 +48,7 @@ def test_atheris_runs_clean(name, tmp_path):
     # the harness process carries the whole engine (Sudachi dictionary, numpy, …: ~1–4 GB RSS once
     # instrumented), so libFuzzer's default 2 GB limit reports the process, not the input; any
     # crash artefact goes to the test's folder, never into the repository
-    r = subprocess.run([sys.executable, "-m", "tests.fuzz_targets", name, "-runs=300", "-timeout=10", "-seed=1",
+    r = subprocess.run([sys.executable, "-m", "devkit.fuzz_targets", name, "-runs=300", "-timeout=10", "-seed=1",
                         "-rss_limit_mb=8192", f"-artifact_prefix={tmp_path}/"],
                        cwd=ft.ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]

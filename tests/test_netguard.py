@@ -133,8 +133,8 @@ def test_every_feature_end_to_end_attempts_no_connection(tmp_path):
             cli("users", "add", name, "--role", role, "--user", "kanri")
 
         # transcribe a synthesized consultation, draft a record with the LLM, save and export it
-        from tests.audiogen import Turn, render_dialogue
-        from tests import crashkit
+        from devkit.audiogen import Turn, render_dialogue
+        from devkit import crashkit
         wav = render_dialogue([Turn(s, t) for s, t in crashkit.COUNTER_TURNS], seed=3).write({str(tmp_path / 'c.wav')!r})
         transcript = {str(tmp_path / 't.json')!r}
         open(transcript, "w", encoding="utf-8").write(cli("transcribe", str(wav), "--json"))

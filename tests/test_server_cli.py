@@ -6,7 +6,7 @@ from engine.cli import main
 from engine.context import open_context
 from engine.records import workflow
 from tests.server_pg import pg_url, server  # noqa: F401  (fixture)
-from tests.test_records_workflow import make_draft
+from devkit.records import make_draft
 
 
 def test_check_init_and_unreachable(pg_url, capsys):

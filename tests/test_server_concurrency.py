@@ -10,7 +10,7 @@ from engine import audit, users
 from engine.records import workflow
 from engine.store import ServerStore, ServerUnavailable
 from tests.server_pg import pg_url, server  # noqa: F401  (fixture)
-from tests.test_records_workflow import make_draft
+from devkit.records import make_draft
 
 
 @pytest.fixture(autouse=True, params=["office", "row"])

@@ -10,7 +10,7 @@ from desktop import strings as S
 from engine import users
 from engine.audio import FileSource
 from engine.context import open_context
-from tests.audiogen import conversation, load_dialogue, render_dialogue
+from devkit.audiogen import conversation, load_dialogue, render_dialogue
 from tests.server_pg import PgServer
 
 pytestmark = pytest.mark.slow   # whole pipelines / real-time audio / subprocess runs: `make test`, not `make check`

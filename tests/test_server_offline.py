@@ -12,7 +12,7 @@ from engine.context import open_context
 from engine.records import workflow
 from engine.store import ServerStore, ServerUnavailable, Store, offline_pending
 from tests.server_pg import PgServer
-from tests.test_records_workflow import make_draft
+from devkit.records import make_draft
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 two speakers told apart by pitch, speed and channel colour, mixed into a counter conversation with
 pauses and room noise. Used by the tests and by bench/asr.py.
 
-    from tests.audiogen import load_dialogue, render_dialogue
+    from devkit.audiogen import load_dialogue, render_dialogue
     conv = render_dialogue(load_dialogue("welfare"), seed=0)
     conv.audio  # float32 16 kHz mono;  conv.turns: [Turn(speaker, text, start, end)]
 """

@@ -146,7 +146,7 @@ def crash_migration(tmp: Path, runs: int, seed: int = 0) -> CrashResult:
 # ------------------------------------------------------------------ kill -9 during drafting
 
 PASSWORD = "crash-test-pw-1"
-DRIVER = [sys.executable, "-m", "tests.crashkit"]
+DRIVER = [sys.executable, "-m", "devkit.crashkit"]
 
 
 COUNTER_TURNS = [("staff", "今日はどのようなご相談でしょうか。"),
@@ -158,7 +158,7 @@ COUNTER_TURNS = [("staff", "今日はどのようなご相談でしょうか。"
 def counter_wav(path: Path) -> Path:
     """A short synthesized counter conversation (about 15 s) with something to draft."""
     from engine.audio import write_wav
-    from tests.audiogen import Turn, render_dialogue
+    from devkit.audiogen import Turn, render_dialogue
     return write_wav(path, render_dialogue([Turn(s, t) for s, t in COUNTER_TURNS], seed=11).audio)
 
 

@@ -204,7 +204,7 @@ PARSER_MODULES = ["engine.audio", "engine.manuals.ingest", "engine.mirrors.intak
 
 
 def atheris_main(argv: list[str]) -> None:
-    """``python -m tests.fuzz_targets NAME [libFuzzer flags]``: fuzz one parser with atheris
+    """``python -m devkit.fuzz_targets NAME [libFuzzer flags]``: fuzz one parser with atheris
     (coverage-guided libFuzzer) starting from its valid seed file. Any exception other than a
     MadoguchiError (the targets swallow those) is a finding: libFuzzer stops and saves the input.
     libFuzzer prints ``Done N runs in S second(s)`` at the end: the inputs tried."""
