@@ -21,7 +21,11 @@ class Check:
 
 def check_models(config, deep: bool = True, load: bool = True) -> list[Check]:
     out = []
-    for name, spec in models.load_manifest().items():
+    try:
+        manifest = models.load_manifest()
+    except models.ModelError as e:   # e.g. a kind this version does not know: one failed check, said plainly
+        return [Check("model", "manifest", False, str(e))]
+    for name, spec in manifest.items():
         st = models.verify(name, config, deep=deep)
         detail = st.detail if not st.ok else ("checksum ok" if deep else "present")
         if st.ok and load:

@@ -20,7 +20,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import MadoguchiError
 
@@ -63,7 +63,7 @@ class ModelFile:
 @dataclass
 class ModelSpec:
     name: str
-    kind: str          # whisper-ct2 | gguf | embedding | dictionary
+    kind: str          # a key of KINDS (whisper-ct2 | gguf | embedding | dictionary)
     description: str
     dir: str = ""      # folder inside the models dir (assembled kinds)
     package: str = ""  # python package that carries the model (package kinds)
@@ -80,6 +80,10 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     specs: dict[str, ModelSpec] = {}
     for name, m in raw.get("models", {}).items():
+        if m.get("kind") not in KINDS:
+            raise ModelError(f"model {name!r} in {path} has kind {m.get('kind')!r}, which Madoguchi does not know "
+                             f"(known kinds: {', '.join(KINDS)}); a new kind is added to engine.models.KINDS",
+                             ja=f"モデル「{name}」の種類が不明です。システム管理者に連絡してください。")
         files = [ModelFile(f["name"], f.get("sha256", ""), int(f.get("size", 0)),
                            [Part(**p) for p in f.get("parts", [])]) for f in m.get("files", [])]
         specs[name] = ModelSpec(name=name, kind=m["kind"], description=m.get("description", ""),
@@ -131,12 +135,12 @@ def model_path(name: str, config=None, spec: ModelSpec | None = None) -> Path:
         return d / spec.files[0].name if spec.files else d
     if spec is not None:
         p = base / spec.dir
-        if spec.kind == "gguf":
+        if KINDS[spec.kind].single_file:
             p = p / spec.files[0].name
         if not p.exists():
             raise ModelError(f"model '{name}' is missing ({p}); {FIX_HINT}")
         for f in spec.files:
-            fp = (p.parent if spec.kind == "gguf" else p) / f.name
+            fp = (p.parent if KINDS[spec.kind].single_file else p) / f.name
             if not fp.is_file():
                 raise ModelError(f"model '{name}' is incomplete: {fp.name} is missing; {FIX_HINT}")
             if f.size and fp.stat().st_size != f.size:
@@ -177,7 +181,7 @@ def verify(name: str, config=None, deep: bool = True) -> ModelStatus:
     except ModelError as e:
         return ModelStatus(name, spec.kind, False, str(e))
     if deep:
-        folder = _package_dir(spec.package) if spec.package else (p.parent if spec.kind == "gguf" else p)
+        folder = _package_dir(spec.package) if spec.package else (p.parent if KINDS[spec.kind].single_file else p)
         for f in spec.files:
             if not f.sha256:
                 continue
@@ -325,20 +329,45 @@ def load_embedder(name: str = "embed-ja", config=None):
     return _cached(("embed", str(path)), make)
 
 
+def _load_whisper_check(name: str, config) -> str:
+    load_whisper(name, config)
+    return "loads"
+
+
+def _load_llm_check(name: str, config) -> str:
+    return f"loads (n_vocab {load_llm(name, config, n_ctx=512).n_vocab()})"
+
+
+def _load_embedding_check(name: str, config) -> str:
+    return f"loads (dim {len(load_embedder(name, config).query('生活保護の申請'))})"
+
+
+def _load_dictionary_check(name: str, config) -> str:
+    from sudachipy import Dictionary
+    Dictionary(dict="core").tokenizer()
+    return "loads"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How Madoguchi treats one kind of model — the one place a new kind is added: ``doctor``,
+    ``models list``/``verify`` and the self-test ask the kind, and a manifest entry of a kind not
+    here is refused with a clear error (not a KeyError deep in ``doctor``). The installer bundles
+    every assembled model of the manifest; a package kind travels with its Python package."""
+    name: str
+    single_file: bool                           # the model is one file in its folder (GGUF), not the folder
+    load_check: Callable[[str, Any], str]       # actually load it; a short detail such as "loads (dim 384)"
+    drafts: bool = False                        # a drafting LLM (the self-test falls back to one of these)
+
+
+KINDS: dict[str, ModelKind] = {k.name: k for k in (
+    ModelKind("whisper-ct2", False, _load_whisper_check),
+    ModelKind("gguf", True, _load_llm_check, drafts=True),
+    ModelKind("embedding", False, _load_embedding_check),
+    ModelKind("dictionary", False, _load_dictionary_check),
+)}
+
+
 def load_check(name: str, config=None) -> str:
-    """Actually load a model (used by ``doctor``). Returns a short detail string."""
-    spec = load_manifest()[name]
-    if spec.kind == "whisper-ct2":
-        load_whisper(name, config)
-        return "loads"
-    if spec.kind == "gguf":
-        llm = load_llm(name, config, n_ctx=512)
-        return f"loads (n_vocab {llm.n_vocab()})"
-    if spec.kind == "embedding":
-        v = load_embedder(name, config).query("生活保護の申請")
-        return f"loads (dim {len(v)})"
-    if spec.kind == "dictionary":
-        from sudachipy import Dictionary
-        Dictionary(dict="core").tokenizer()
-        return "loads"
-    return "unknown kind"
+    """Actually load a model (used by ``doctor`` and the self-test). Returns a short detail string."""
+    return KINDS[manifest_entry(name).kind].load_check(name, config)

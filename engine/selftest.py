@@ -110,7 +110,7 @@ def pick_llm(config) -> str:
     if spec is None or not spec.optional or models.verify(want, config, deep=False).ok:
         return want
     for name, s in manifest.items():
-        if s.kind == "gguf" and models.verify(name, config, deep=False).ok:
+        if models.KINDS[s.kind].drafts and models.verify(name, config, deep=False).ok:
             return name
     return want
 
@@ -227,6 +227,11 @@ def check_install(ctx) -> Iterator[Result]:
         yield Result(c.area, c.name, status, 0.0, c.detail)
 
 
+def _bundle_imports() -> str:
+    from . import bundle
+    return bundle.import_all()
+
+
 def _open(opened: list, data_dir: Path, overrides: dict) -> str:
     from .context import open_context
     ctx = open_context(data_dir, overrides=overrides)
@@ -272,6 +277,7 @@ def run(config=None, checksums: bool = False, progress: Callable[[Result], None]
                 emit(r)
             for r in check_install(ctx):
                 emit(r)
+            emit(_timed("install", "native packages", _bundle_imports))
             emit(_timed("asr", "transcription", lambda: transcribe_sample(ctx)))
             emit(_timed("records", "draft", lambda: draft_record(ctx)))
             emit(_timed("manuals", "search", lambda: search_manuals(ctx)))

@@ -118,6 +118,24 @@ def test_manifest_models_present_and_verified():
         assert models.verify(name, deep=False).ok, name
 
 
+def test_a_model_kind_doctor_does_not_know_is_one_plain_failed_check(tmp_path, monkeypatch):
+    """A manifest entry of a kind not in models.KINDS (a newer manifest, a typo) is refused with a
+    message naming the kind and the known ones — doctor shows it as one failed check instead of a
+    KeyError (the 'image-backbone' entry of an earlier branch made doctor crash that way)."""
+    shipped = models.manifest_path().read_text(encoding="utf-8")
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text(shipped + '\n[models.mirror-backbone]\nkind = "image-backbone"\ndescription = "x"\n'
+                        'dir = "mirror-backbone"\n', encoding="utf-8")
+    monkeypatch.setattr(models, "manifest_path", lambda: manifest)
+    with pytest.raises(models.ModelError, match="image-backbone.*known kinds: whisper-ct2, gguf"):
+        models.load_manifest()
+    checks = doctor.check_models(cm.load(), deep=False, load=False)
+    assert [(c.name, c.ok) for c in checks] == [("manifest", False)] and "engine.models.KINDS" in checks[0].detail
+    monkeypatch.setattr(models, "manifest_path", lambda: tmp_path / "shipped.toml")
+    (tmp_path / "shipped.toml").write_text(shipped, encoding="utf-8")
+    assert {s.kind for s in models.load_manifest().values()} <= set(models.KINDS)
+
+
 @pytest.mark.slow
 def test_doctor_all_models_ok(ctx):
     checks = doctor.check_models(ctx.config, deep=True, load=True)

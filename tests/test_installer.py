@@ -154,3 +154,47 @@ def test_light_package_bundle_selftest_msi_and_wine_smoke():
     log = (INSTALLER / "build-light" / "selftest.log").read_text(encoding="utf-8")
     assert "self-test PASSED" in log and "FAIL " not in log
     assert "MSI CHECK PASSED" in out and "SMOKE PASSED" in out
+
+
+def _native_dependencies() -> dict[str, set[str]]:
+    """Every installed runtime dependency of madoguchi (transitively, no extras) that ships native
+    files, with the top-level import names it installs."""
+    import re
+    from importlib import metadata
+    from packaging.requirements import Requirement
+    native = (".so", ".pyd", ".dll", ".dylib")
+    seen, todo, out = set(), ["madoguchi"], {}
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for r in dist.requires or []:
+            req = Requirement(r)
+            if not req.marker or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+        files = [str(f) for f in dist.files or [] if not str(f).startswith("..")]
+        if name != "madoguchi" and any(f.endswith(native) or ".so." in f for f in files):
+            out[dist.metadata["Name"]] = {f.split("/")[0].split(".")[0] for f in files
+                                          if not f.split("/")[0].endswith((".dist-info", ".data", ".libs"))}
+    return out
+
+
+def test_every_native_dependency_is_named_in_the_bundle_registry():
+    """A new dependency with native parts must be named in engine/bundle.py (collected whole by the
+    installer spec and imported by the frozen self-test, or left to PyInstaller's hooks on
+    purpose) — the last round's frozen self-test failed on new dependencies nobody added."""
+    from engine import bundle
+    named = set(bundle.COLLECT_WHOLE) | set(bundle.HOOKED)
+    deps = _native_dependencies()
+    assert {"ctranslate2", "llama_cpp_python", "numpy"} <= set(deps), sorted(deps)
+    missing = {d: sorted(tops) for d, tops in deps.items() if not tops & named}
+    assert not missing, f"native dependencies not in engine/bundle.py: {missing}"
+    assert "engine.bundle" in (INSTALLER / "madoguchi.spec").read_text(encoding="utf-8")
+    assert bundle.import_all().startswith(str(len(bundle.COLLECT_WHOLE)))
+
