@@ -21,10 +21,9 @@ APT_PACKAGES := libportaudio2 fonts-ipafont-gothic xvfb xauth libxcb-icccm4 libx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # Two workers: the suite waits on real-time audio, subprocesses and Wine much of the time, so a
-# second worker fills the other core. `loadgroup` keeps each xdist_group (e.g. the installer
-# build and the frozen-app test that needs its bundle) on one worker, in order.
+# second worker fills the other core (tests/conftest.py starts the longest ones first).
 PYTEST_WORKERS ?= 2
-PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
+PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist load,)
 
 .PHONY: run test check setup sysdeps venv deps models bench screenshots installer clean-models doctor
 

@@ -11,8 +11,7 @@ sys.path.insert(0, str(ROOT))
 def pytest_collection_modifyitems(config, items):
     """Longest first: the installer build (minutes of packaging and Wine) and the other slow
     tests start at once, beside the short ones, instead of leaving the last worker alone with
-    them at the end. Stable, so each file keeps its own order (the frozen-app test runs after the
-    installer test that builds its bundle, both in one xdist group)."""
+    them at the end. Stable, so each file keeps its own order."""
     rank = lambda item: 0 if item.get_closest_marker("installer") else 1 if item.get_closest_marker("slow") else 2  # noqa: E731
     items.sort(key=rank)
 

@@ -27,7 +27,7 @@ def test_index_search_and_open_page(qtbot, qapp, ctx, manuals_dir):
     v.reindex([str(manuals_dir)])
     qtbot.waitUntil(lambda: v.index_btn.isEnabled(), timeout=600_000)
     watch.stop()
-    assert watch.worst_ms < 100, f"indexing stalled the UI {watch.worst_ms:.0f} ms"
+    assert watch.worst_ms < 100, f"indexing stalled the UI {watch.worst_ms:.0f} ms (wall clock {watch.worst_raw_ms:.0f} ms)"
     assert "マニュアル" in v.status.text() and "0件" not in v.status.text().split("・")[0]
     v.query.setText("家賃が払えない")
     qtbot.waitUntil(lambda: len(v.hits) > 0, timeout=60_000)

@@ -29,7 +29,7 @@ def test_import_override_export(qtbot, qapp, ctx, photos, tmp_path):
     v.import_folder(str(photos))
     qtbot.waitUntil(lambda: v.import_btn.isEnabled(), timeout=300_000)
     watch.stop()
-    assert watch.worst_ms < 100, f"photo import stalled the UI {watch.worst_ms:.0f} ms"
+    assert watch.worst_ms < 100, f"photo import stalled the UI {watch.worst_ms:.0f} ms (wall clock {watch.worst_raw_ms:.0f} ms)"
     assert v.table.rowCount() == 5 and "新規 4件" in v.status.text() and "読めない写真 1件" in v.status.text()
     codes = {v.table.item(i, 0).text() for i in range(v.table.rowCount())}
     assert {"KM-1001", "KM-1099"} <= codes

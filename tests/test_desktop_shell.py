@@ -72,7 +72,7 @@ def test_doctor_runs_off_the_gui_thread(qtbot, ctx, app):
     v.run_doctor()
     qtbot.waitUntil(lambda: v.doctor_table.rowCount() > 0, timeout=240_000)
     watch.stop()
-    assert watch.worst_ms < 100, f"event loop stalled {watch.worst_ms:.0f} ms"
+    assert watch.worst_ms < 100, f"event loop stalled {watch.worst_ms:.0f} ms (wall clock {watch.worst_raw_ms:.0f} ms)"
     rows = {v.doctor_table.item(i, 1).text(): v.doctor_table.item(i, 2).text() for i in range(v.doctor_table.rowCount())}
     assert rows["whisper-base"] == "OK" and rows["llm-default"] == "OK"
     assert "利用できます" in v.verdict.text()

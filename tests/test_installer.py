@@ -6,7 +6,8 @@
 * ``test_light_package_*`` (marked ``installer``; CI budget ≤ 8 minutes on 2 cores, most of it PyInstaller,
   two wixl compressions of ~1.1 GB and two Wine installs): ``make -C installer LIGHT=1 smoke`` — the light
   bundle (no llm-default), its frozen ``madoguchi --self-test``, the MSI, the msiinfo checks and the same
-  Wine smoke on the real package. Make's stamps skip whatever is already built and unchanged.
+  Wine smoke on the real package, then the frozen app against a TLS office server (PostgreSQL on
+  loopback). Make's stamps skip whatever is already built and unchanged.
 """
 from __future__ import annotations
 
@@ -139,11 +140,10 @@ def test_self_test_mirror_check_fails_when_the_mirror_is_not_where_drawn(monkeyp
 
 
 @pytest.mark.installer
-@pytest.mark.xdist_group("installer")
 @needs_msitools
 @needs_wine
 @pytest.mark.timeout(1800)
-def test_light_package_bundle_selftest_msi_and_wine_smoke():
+def test_light_package_bundle_selftest_msi_and_wine_smoke(tmp_path):
     """``make -C installer LIGHT=1 smoke``: the real light package end to end (CI budget ≤ 8 min)."""
     if not (REPO / "models" / "llm-small").is_dir():
         pytest.skip("models not assembled (make models)")
@@ -154,6 +154,35 @@ def test_light_package_bundle_selftest_msi_and_wine_smoke():
     log = (INSTALLER / "build-light" / "selftest.log").read_text(encoding="utf-8")
     assert "self-test PASSED" in log and "FAIL " not in log
     assert "MSI CHECK PASSED" in out and "SMOKE PASSED" in out
+    # the bundle just built reaches the office server (in this test, not a second one that needs the
+    # bundle: with two xdist workers that one ran first, found no bundle and skipped)
+    _frozen_app_checks_the_office_server_over_verified_tls(INSTALLER / "dist-light" / "madoguchi" / "madoguchi",
+                                                          tmp_path)
+
+
+def _frozen_app_checks_the_office_server_over_verified_tls(exe: Path, tmp_path: Path) -> None:
+    """The frozen app reaches the office server: psycopg's C implementation and psycopg_binary's
+    libpq/libssl are in the bundle, and TLS is verified against an office CA."""
+    import json
+    from tests.server_pg import PgServer
+    assert exe.is_file(), exe
+    srv = PgServer(tls=True)
+    try:
+        srv.admin("CREATE ROLE madoguchi LOGIN")
+        srv.admin("CREATE DATABASE madoguchi OWNER madoguchi")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MADOGUCHI_USER_CONFIG": str(tmp_path / "u.toml"),
+               "MADOGUCHI_MACHINE_CONFIG": str(tmp_path / "m.toml"), "MADOGUCHI_DATA_DIR": str(tmp_path / "data")}
+        r = subprocess.run([str(exe), "server", "init", "--json", "--server", f"localhost:{srv.port}",
+                            "--sslrootcert", str(srv.ca_cert)], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+        assert out["ok"] and out["tls"] and out["tls_verified"] and out["applied"][-1] == out["latest_version"]
+        assert "(binary, libpq" in out["client"]      # psycopg_binary and its own libpq, not a system one
+        r = subprocess.run([str(exe), "server", "check", "--server", f"localhost:{srv.port}"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0 and "NOT verified" in r.stdout, r.stdout + r.stderr
+    finally:
+        srv.stop()
 
 
 def _native_dependencies() -> dict[str, set[str]]:
