@@ -1,4 +1,4 @@
-"""The main window: one tab per job, chosen by the signed-in user's role."""
+"""The main window: one tab per job, shown if the signed-in user has its capability (engine.roles)."""
 from __future__ import annotations
 
 import importlib
@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from engine import __version__
+from engine.roles import can
 from engine.store import ServerUnavailable
 
 from . import strings as S
@@ -16,15 +17,20 @@ from .link import ServerLink
 
 log = logging.getLogger(__name__)
 
-# (tab title, module, class, roles that see it)
+# (tab title, module, class, the capability (engine.roles) a user needs to see it)
 TABS = [
-    (S.TAB_CONSULT, "desktop.views.consult", "ConsultView", ("staff", "supervisor")),
-    (S.TAB_RECORD, "desktop.views.record", "RecordView", ("staff", "supervisor")),
-    (S.TAB_APPROVAL, "desktop.views.approval", "ApprovalView", ("supervisor",)),
-    (S.TAB_MANUALS, "desktop.views.manuals", "ManualsView", ("staff", "supervisor", "admin", "inspector")),
-    (S.TAB_MIRRORS, "desktop.views.mirrors", "MirrorsView", ("inspector", "supervisor", "admin", "staff")),
-    (S.TAB_SETTINGS, "desktop.views.settings", "SettingsView", ("staff", "supervisor", "admin", "inspector")),
+    (S.TAB_CONSULT, "desktop.views.consult", "ConsultView", "record"),
+    (S.TAB_RECORD, "desktop.views.record", "RecordView", "record"),
+    (S.TAB_APPROVAL, "desktop.views.approval", "ApprovalView", "approve"),
+    (S.TAB_MANUALS, "desktop.views.manuals", "ManualsView", "read_manuals"),
+    (S.TAB_MIRRORS, "desktop.views.mirrors", "MirrorsView", "read_ledger"),
+    (S.TAB_SETTINGS, "desktop.views.settings", "SettingsView", "own_settings"),
 ]
+
+
+def tabs_for(user) -> list[str]:
+    """The titles of the tabs ``user`` sees: those whose capability the engine gives them."""
+    return [title for title, _m, _c, capability in TABS if can(user, capability)]
 
 
 class MainWindow(QMainWindow):
@@ -37,8 +43,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.views = {}
         self._waiting = {}        # title → view class, for screens that could not open offline
-        for title, modname, cls, roles in TABS:
-            if user.role not in roles:
+        for title, modname, cls, capability in TABS:
+            if not can(user, capability):
                 continue
             try:
                 mod = importlib.import_module(modname)

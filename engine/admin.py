@@ -11,7 +11,8 @@ from typing import Any
 from . import audit, keystore
 from .config import KEYS, MODEL_KEYS, PERSONAL_KEYS, ConfigError, set_user_value, validate
 from .context import Context
-from .users import User, require_role
+from .roles import require
+from .users import User
 
 
 def change_setting(ctx: Context, user: User, name: str, value: Any, path: Path | None = None) -> bool:
@@ -21,7 +22,7 @@ def change_setting(ctx: Context, user: User, name: str, value: Any, path: Path |
     old and new value). Returns False when the value was already set (nothing written or logged)."""
     if name not in KEYS:
         raise ConfigError(f"unknown config key '{name}'")
-    require_role(user, *(() if name in PERSONAL_KEYS else ("admin",)))
+    require(user, "own_settings" if name in PERSONAL_KEYS else "administer")
     value = validate(name, value)
     old = ctx.config.get(name)
     if old == value:
@@ -37,7 +38,7 @@ def change_setting(ctx: Context, user: User, name: str, value: Any, path: Path |
 def rotate_key(ctx: Context, user: User) -> None:
     """Re-encrypt this PC's database with a new data key (administrators; audited). The new key is
     kept where the old one was (OS keyring or key file) and becomes ``ctx.key``."""
-    require_role(user, "admin")
+    require(user, "administer")
     if ctx.key is None:
         raise keystore.KeyError_("encryption is off (security.encrypt = false): no key to rotate")
     new = secrets.token_bytes(32)

@@ -30,7 +30,8 @@ from .jobs import run_in_child
 from .records.draft import draft as draft_segments
 from .records.draft import incremental_job, segments_from_session
 from .records.model import Draft, Segment
-from .users import User, require_role
+from .roles import require
+from .users import User
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def remap_evidence(d: Draft, live: list[Segment], final: list[Segment]) -> Draft
 class CounterConsultation:
     def __init__(self, ctx, user: User, *, title: str = "", case_number: str = "", consent: bool = False,
                  template: str | None = None, use_llm: bool | None = None, transcriber=None):
-        require_role(user, *workflow.WRITERS)
+        require(user, "record")
         if not consent:
             raise ConsentRequired("the citizen's consent must be recorded before recording starts")
         self.ctx, self.user = ctx, user
@@ -156,7 +157,7 @@ def refine(ctx, user: User, session_id: int, progress: Callable | None = None) -
     is no longer in its evidence is flagged 要確認. If the record has left 下書き/差戻し in the
     meantime (submitted or approved), its transcript stays exactly as it was reviewed and ``None``
     is returned. A session that was already refined returns ``None`` too."""
-    require_role(user, *workflow.WRITERS)
+    require(user, "record")
     store = ctx.store
     s = store.query_one("SELECT state, audio_seconds, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
     row = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
@@ -248,7 +249,7 @@ def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm
     (:func:`~engine.asr.session.recover`), draft from the stored segments and save the 下書き if
     no record was saved yet, then (``final_pass``) :func:`refine` it. Idempotent: a session whose
     record was saved before the crash keeps that record, never gets a second one."""
-    require_role(user, *workflow.WRITERS)
+    require(user, "record")
     from .asr import session as asession
     store = ctx.store
     s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))

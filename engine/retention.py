@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import audit
-from .users import User, require_role
+from .roles import require
+from .users import User
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def audio_files(ctx, audio_path: str) -> list[Path]:
 
 
 def run(ctx, user: User, now: float | None = None, dry_run: bool = False) -> list[Deletion]:
-    require_role(user, "admin", "supervisor")
+    require(user, "retention")
     out = []
     for row in due(ctx, now):
         files = audio_files(ctx, row["audio_path"])

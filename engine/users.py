@@ -1,11 +1,10 @@
 """Users, roles and sign-in.
 
-Roles: ``staff`` (drafts and submits records), ``supervisor`` (査察指導員 / 係長: approves or
-returns them), ``admin`` (manages users), ``inspector`` (reads). Passwords are stored as
+Roles and who may do what: :mod:`engine.roles` (the one capability table). Passwords are stored as
 argon2id hashes (argon2-cffi). Failed sign-ins are rate-limited: after ``MAX_FAILURES`` in a
 row the account is locked for a time that doubles with every further failure (capped).
 Every engine operation that acts for a person takes a :class:`User` and calls
-:func:`require_role` first.
+:func:`engine.roles.require` with a capability first.
 """
 from __future__ import annotations
 
@@ -17,16 +16,13 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from . import audit
 from .errors import MadoguchiError
+from .roles import ROLE_JA, ROLES, PermissionDenied, can, require  # noqa: F401 (ROLE_JA, PermissionDenied: re-exported)
 from .store import Store
 
-ROLES = ("staff", "supervisor", "admin", "inspector")
-ROLE_JA = {"staff": "職員", "supervisor": "査察指導員", "admin": "管理者", "inspector": "点検員"}
 MAX_FAILURES = 5
 LOCK_SECONDS = 60.0
 LOCK_MAX_SECONDS = 15 * 60.0
 MIN_PASSWORD = 8
-RECORDERS = ("staff", "supervisor")
-"""The roles that record consultations and write their records (``records.workflow.WRITERS``)."""
 
 _hasher = PasswordHasher()
 
@@ -41,10 +37,6 @@ class SignInError(MadoguchiError):
 
 class SignInLocked(SignInError):
     ja_default = "サインインの失敗が続いたため、しばらくロックされています。時間をおいてもう一度お試しください。"
-
-
-class PermissionDenied(MadoguchiError):
-    ja_default = "この操作を行う権限がありません。権限のある職員に依頼してください。"
 
 
 @dataclass(frozen=True)
@@ -67,19 +59,6 @@ def _row_user(r: dict) -> User:
     return User(r["id"], r["username"], r["display_name"], r["role"], bool(r["active"]))
 
 
-def require_role(user: User | None, *roles: str) -> User:
-    """Raise :class:`PermissionDenied` unless ``user`` is active and has one of ``roles``."""
-    if user is None:
-        raise PermissionDenied("sign in first", ja="サインインしてください。")
-    if not user.active:
-        raise PermissionDenied(f"user '{user.username}' is deactivated",
-                               ja="このアカウントは無効です。管理者に連絡してください。")
-    if roles and user.role not in roles:
-        raise PermissionDenied(f"user '{user.username}' ({user.role}) may not do this; needs {' or '.join(roles)}",
-                               ja=f"この操作には{'・'.join(ROLE_JA.get(r, r) for r in roles)}の権限が必要です。")
-    return user
-
-
 def _check_password(password: str) -> None:
     if len(password or "") < MIN_PASSWORD:
         raise UserError(f"password must have at least {MIN_PASSWORD} characters",
@@ -100,7 +79,7 @@ def add_user(store: Store, actor: User | None, username: str, display_name: str,
             raise UserError("the first user must be an admin (role 'admin')",
                             ja="最初のユーザーは管理者にしてください。")
     else:
-        require_role(actor, "admin")
+        require(actor, "administer")
     username = (username or "").strip()
     if not username or any(c.isspace() for c in username):
         raise UserError("username must be non-empty without spaces", ja="ユーザー名を空白なしで入力してください。")
@@ -127,7 +106,7 @@ def get_user(store: Store, username: str) -> User:
 
 
 def list_users(store: Store, actor: User) -> list[User]:
-    require_role(actor, "admin", "supervisor")
+    require(actor, "list_users")
     return [_row_user(r) for r in store.query("SELECT * FROM users ORDER BY username")]
 
 
@@ -168,11 +147,11 @@ def sign_in(store: Store, username: str, password: str, now: float | None = None
 def set_password(store: Store, actor: User, username: str, new_password: str,
                  old_password: str | None = None) -> None:
     """Admins set anyone's password; a user changes their own with the old password."""
-    if actor.username == username and actor.role != "admin":
-        require_role(actor)
+    if actor.username == username and not can(actor, "administer"):
+        require(actor, "own_settings")
         sign_in(store, username, old_password or "")
     else:
-        require_role(actor, "admin")
+        require(actor, "administer")
     _check_password(new_password)
     target = get_user(store, username)
     with store.transaction():
@@ -182,7 +161,7 @@ def set_password(store: Store, actor: User, username: str, new_password: str,
 
 
 def set_active(store: Store, actor: User, username: str, active: bool) -> User:
-    require_role(actor, "admin")
+    require(actor, "administer")
     target = get_user(store, username)
     with store.transaction():
         store.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), target.id))
@@ -210,7 +189,7 @@ OFFLINE_SIGNINS_KEY = "offline.signins"
 def remember_sign_in(local: Store, user: User, password: str, now: float | None = None) -> None:
     """After a successful sign-in on the server: keep an offline verifier for this user on this PC."""
     vs = dict(local.get_setting(OFFLINE_VERIFIERS_KEY, {}))
-    if user.role not in RECORDERS:
+    if not can(user.role, "record"):
         vs.pop(user.username, None)
     else:
         vs[user.username] = {"id": user.id, "display_name": user.display_name, "role": user.role,

@@ -43,7 +43,7 @@ def test_sign_in_wrong_password_is_japanese_and_keeps_username(qtbot, ctx, app):
 
 
 def test_tabs_follow_role_and_title_shows_user(qtbot, ctx, app):
-    from desktop.mainwindow import MainWindow
+    from desktop.mainwindow import MainWindow, tabs_for
     admin = users.add_user(ctx.store, None, "kanri", "管理 太郎", "admin", "password-1")
     staff = users.add_user(ctx.store, admin, "tanaka", "田中 花子", "staff", "password-2")
     w = MainWindow(ctx, staff)
@@ -58,6 +58,7 @@ def test_tabs_follow_role_and_title_shows_user(qtbot, ctx, app):
         qtbot.addWidget(w2)
         titles = {w2.tabs.tabText(i) for i in range(w2.tabs.count())}
         assert shown <= titles and not (hidden & titles), titles
+        assert titles == set(tabs_for(user))   # the capability table (engine.roles) decides
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QWidget, QAbstractItemView)
 
 from engine.errors import MadoguchiError
+from engine.roles import can
 from engine.records import export as rexport
 from engine.records import workflow
 from engine.records.model import Draft
@@ -185,8 +186,8 @@ class ApprovalView(QWidget):
         rec = self.current
         pending = rec is not None and rec.state == "submitted"
         own = rec is not None and rec.owner == self.user.username
-        self.approve_btn.setEnabled(pending and not own and self.user.role == "supervisor")
-        self.return_btn.setEnabled(pending and not own and self.user.role == "supervisor")
+        self.approve_btn.setEnabled(pending and not own and can(self.user, "approve"))
+        self.return_btn.setEnabled(pending and not own and can(self.user, "approve"))
         self.ack.setEnabled(pending)
         approved = rec is not None and rec.approved_version is not None
         for b in (self.pdf_btn, self.docx_btn, self.print_btn):

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from engine import admin, doctor, models, users
 from engine.errors import MadoguchiError
+from engine.roles import can
 
 from .. import strings as S
 from ..errors import show_error
@@ -49,8 +50,8 @@ class SettingsView(QWidget):
         self.manuals_dir.setAccessibleName(S.MANUALS_DIR)
         form.addRow(S.MANUALS_DIR, self.manuals_dir)
         for w in (self.whisper, self.llm, self.manuals_dir):   # models and folders: administrators only
-            w.setEnabled(user.role == "admin")
-            if user.role != "admin":
+            w.setEnabled(can(user, "administer"))
+            if not can(user, "administer"):
                 w.setToolTip(S.ADMIN_ONLY)
         self.whisper.setAccessibleName(S.WHISPER_MODEL)
         self.llm.setAccessibleName(S.LLM_MODEL)
@@ -66,7 +67,7 @@ class SettingsView(QWidget):
         form.addRow("", self.saved)
         lay.addWidget(g)
 
-        if user.role == "admin":
+        if can(user, "administer"):
             lay.addWidget(self._users_box(inner))
 
         dg = QGroupBox(S.DOCTOR, inner)
@@ -87,7 +88,7 @@ class SettingsView(QWidget):
         lay.addWidget(dg)
         lay.addStretch(1)
         chain = [self.mic, self.whisper, self.llm, self.manuals_dir, self.save_btn]
-        if user.role == "admin":
+        if can(user, "administer"):
             chain += [self.users_table, self.new_user, self.new_name, self.new_role, self.new_pw, self.add_btn]
         tab_chain(*chain, self.doctor_btn, self.doctor_table)
 
@@ -110,7 +111,7 @@ class SettingsView(QWidget):
 
     def save(self) -> None:
         wanted = [("asr.device", self.mic.currentData() or "")]
-        if self.user.role == "admin":       # the engine checks it too (admin.change_setting)
+        if can(self.user, "administer"):       # the engine checks it too (admin.change_setting)
             wanted += [("asr.model", self.whisper.currentData()), ("llm.model", self.llm.currentData()),
                        ("manuals_dir", self.manuals_dir.text().strip())]
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..cli_support import add_user_arg, signed_in
-from ..users import require_role
+from ..roles import require
 
 SPEAKER_JA = {"staff": "職員", "citizen": "相談者", "unknown": "不明"}
 
@@ -56,8 +56,7 @@ def cmd_record(args) -> int:
         src = MicSource(device=args.device, channels=ctx.config.get("asr.channels", 1))
     else:
         src = mic_from_config(ctx.config)
-    from .session import TRANSCRIPT_WRITERS
-    user = require_role(signed_in(args, ctx), *TRANSCRIPT_WRITERS)
+    user = require(signed_in(args, ctx), "record")
     if not args.consent:
         from ..consultation import ConsentRequired
         raise ConsentRequired("record the citizen's consent first (--consent)")
@@ -104,7 +103,7 @@ def cmd_sessions(args) -> int:
                       f"{SPEAKER_JA.get(seg['speaker'], seg['speaker'])}: {seg['text']}")
         return 0
     if args.sessions_cmd == "recover":
-        require_role(user, *sm.RECOVERERS)
+        require(user, "recover")
         ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
         done = [sm.recover(ctx, i, final_pass=args.final_pass) for i in ids]
         if args.json:

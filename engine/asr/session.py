@@ -313,19 +313,16 @@ def session_summary(store, session_id: int) -> dict:
 # A transcript is 要配慮個人情報: only the welfare roles read it, only its own staff member (or a
 # supervisor) corrects it, and never once its record is under review or approved. Recovering a
 # crashed session (which shows no transcript) is also an administrator's job.
-TRANSCRIPT_READERS = ("staff", "supervisor")
-TRANSCRIPT_WRITERS = ("staff", "supervisor")
-RECOVERERS = ("staff", "supervisor", "admin")
 
 
 def may_edit(store, user, session_id: int) -> None:
     """Raise unless ``user`` may correct the transcript of ``session_id`` (see above)."""
-    from ..users import PermissionDenied, require_role
-    require_role(user, *TRANSCRIPT_WRITERS)
+    from ..roles import PermissionDenied, can, require
+    require(user, "record")
     s = store.query_one("SELECT staff_user FROM sessions WHERE id = ?", (session_id,))
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
-    if s["staff_user"] and s["staff_user"] != user.username and user.role != "supervisor":
+    if s["staff_user"] and s["staff_user"] != user.username and not can(user, "approve"):
         raise PermissionDenied(f"session {session_id} belongs to {s['staff_user']}",
                                ja="この文字起こしを修正できるのは担当の職員と査察指導員だけです。")
     rec = store.query_one("SELECT state FROM records WHERE session_id = ? AND state IN ('submitted', 'approved') "
@@ -336,8 +333,8 @@ def may_edit(store, user, session_id: int) -> None:
 
 
 def list_sessions(store, unfinished: bool = False, *, user) -> list[dict]:
-    from ..users import require_role
-    require_role(user, *(RECOVERERS if unfinished else TRANSCRIPT_READERS))
+    from ..roles import require
+    require(user, "recover" if unfinished else "read_records")
     rows = store.query("SELECT s.id, s.uid, s.title, s.case_number, s.state, s.audio_seconds, s.started_at, "
                        "s.stopped_at, s.pid, s.heartbeat_at, "
                        "(SELECT COUNT(*) FROM segments g WHERE g.session_id = s.id) AS segments "
@@ -386,8 +383,8 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
 
 
 def get_session(store, session_id: int, *, user) -> dict:
-    from ..users import require_role
-    require_role(user, *TRANSCRIPT_READERS)
+    from ..roles import require
+    require(user, "read_records")
     s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")

@@ -216,8 +216,8 @@ def update(ctx, user, paths, **kw) -> IndexReport:
     Keyword arguments as :func:`index_paths`; the store-level :func:`index_paths` stays the
     primitive the self-test and benchmarks use on their own stores."""
     from .. import audit
-    from ..users import require_role
-    require_role(user)
+    from ..roles import require
+    require(user, "read_manuals")
     rep = index_paths(ctx.local, paths, **kw)
     audit.append(ctx.store, user.username, "manuals.index", "manuals", "",
                  {"paths": [str(Path(p).expanduser().resolve()) for p in paths], "added": len(rep.added),

@@ -4,7 +4,7 @@ override reason), history per mirror, resumable batch import of a folder, confir
 CSV/XLSX export in a flat one-row-per-inspection layout a city ledger system can import.
 
 Every change to the ledger is made by a signed-in :class:`~engine.users.User` with the role
-点検員 (inspector) or 管理者 (admin) — :data:`EDITORS` — checked here, not only in the screens;
+点検員 (inspector) or 管理者 (admin) — ``engine.roles`` capability ``inspect_mirrors`` — checked here, not only in the screens;
 exports are open to supervisors too. Each change (import run, grade confirm/override, 管理番号
 assignment, export) is also an entry of the hash-chained audit log.
 """
@@ -22,7 +22,8 @@ from typing import Iterator
 
 from .. import audit
 from ..errors import MadoguchiError
-from ..users import User, get_user, require_role
+from ..roles import require
+from ..users import User, get_user
 from .defects import GRADES, GRADES_JA, label_ja
 from .intake import PHOTO_SUFFIXES, PhotoError, file_sha256
 
@@ -31,8 +32,6 @@ class LedgerError(MadoguchiError):
     ja_default = "台帳の操作ができませんでした。"
 
 
-EDITORS = ("inspector", "admin")
-READERS = ("inspector", "admin", "supervisor")
 
 
 _GRADE_ALIASES = {"1": "Ⅰ", "2": "Ⅱ", "3": "Ⅲ", "4": "Ⅳ", "I": "Ⅰ", "II": "Ⅱ", "III": "Ⅲ", "IV": "Ⅳ"}
@@ -173,7 +172,7 @@ def record_inspection(ctx, insp, *, code: str | None = None, inspector: str = ""
 
 def assign_mirror(ctx, inspection_id: int, code: str, *, user: User) -> None:
     """Attach an inspection (e.g. one whose file name had no 管理番号) to a mirror."""
-    require_role(user, *EDITORS)
+    require(user, "inspect_mirrors")
     with ctx.store.transaction():
         old = get_inspection(ctx, inspection_id)["mirror_id"]
         mid = upsert_mirror(ctx, code)
@@ -186,7 +185,7 @@ def confirm(ctx, inspection_id: int, grade: str, *, user: User, reason: str = ""
     """Confirm the AI grade or override it. An override (grade ≠ AI grade) needs a reason. The
     change is kept twice: in ``mirror_grade_changes`` (the ledger's history) and as a
     ``mirror.confirm`` / ``mirror.override`` entry of the hash-chained audit log."""
-    require_role(user, *EDITORS)
+    require(user, "inspect_mirrors")
     grade = normalise_grade(grade)
     with ctx.store.transaction():
         row = get_inspection(ctx, inspection_id)
@@ -245,7 +244,7 @@ def import_folder(ctx, folder: Path | str, *, user: User, recursive: bool = True
     so the ledger shows what must be re-shot; each photo is committed on its own. ``user`` is the
     inspector (recorded on every inspection); the run ends with one ``mirror.import`` audit entry.
     """
-    require_role(user, *EDITORS)     # checked at the call, before the first photo is asked for
+    require(user, "inspect_mirrors")     # checked at the call, before the first photo is asked for
     from .grading import load_table, table_path
     from .model import default_model_path, load_model
     files = photo_files(folder, recursive)
@@ -346,7 +345,7 @@ def _exporting(ctx, user: User, path: Path, fmt: str, n: int) -> None:
 
 def export_csv(ctx, path: Path | str, latest_only: bool = False, *, user: User) -> int:
     """UTF-8 with BOM (opens correctly in Excel), one header row, one row per inspection."""
-    require_role(user, *READERS)
+    require(user, "read_ledger")
     rows = _export_rows(ctx, latest_only)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -361,7 +360,7 @@ def export_csv(ctx, path: Path | str, latest_only: bool = False, *, user: User) 
 
 def export_xlsx(ctx, path: Path | str, latest_only: bool = False, *, user: User) -> int:
     """Sheet 点検台帳 (one row per inspection, same columns as the CSV) + sheet 施設台帳 (per mirror)."""
-    require_role(user, *READERS)
+    require(user, "read_ledger")
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     rows = _export_rows(ctx, latest_only)

@@ -20,14 +20,11 @@ from typing import Any
 from .. import audit
 from ..errors import MadoguchiError
 from ..store import Store
-from ..users import RECORDERS, PermissionDenied, User, require_role
+from ..roles import PermissionDenied, can, require
+from ..users import User
 from .model import Draft
 
 STATE_JA = {"draft": "下書き", "submitted": "提出済", "approved": "承認済", "returned": "差戻し"}
-WRITERS = RECORDERS
-# a consultation record (and the transcript inside it) is 要配慮個人情報: only the welfare roles
-# read it — not IT administrators, not road inspectors
-READERS = ("staff", "supervisor")
 
 
 class RecordError(MadoguchiError):
@@ -138,7 +135,7 @@ def _bump(store: Store, rec_id: int, **cols) -> None:
 def create(store: Store, user: User, content: Draft, *, session_id: int | None = None,
            case_number: str = "", title: str = "") -> RecordDraft:
     """Save a new draft (下書き, version 1) owned by ``user``."""
-    require_role(user, *WRITERS)
+    require(user, "record")
     now = time.time()
     with store.transaction():
         rid = store.insert("records", {"uid": uuid.uuid4().hex, "session_id": session_id,
@@ -154,13 +151,13 @@ def create(store: Store, user: User, content: Draft, *, session_id: int | None =
 
 
 def get(store: Store, user: User, record_id: int, version: int | None = None) -> RecordDraft:
-    require_role(user, *READERS)
+    require(user, "read_records")
     return _load(store, record_id, version)
 
 
 def list_records(store: Store, user: User, state: str | None = None, owner: str | None = None,
                  limit: int = 200) -> list[RecordDraft]:
-    require_role(user, *READERS)
+    require(user, "read_records")
     sql, params = "SELECT id FROM records", []
     cond = []
     if state:
@@ -177,7 +174,7 @@ def list_records(store: Store, user: User, state: str | None = None, owner: str 
 
 
 def versions(store: Store, user: User, record_id: int) -> list[dict[str, Any]]:
-    require_role(user, *READERS)
+    require(user, "read_records")
     return store.query("SELECT version, state, author, reason, comment, resubmitted, submitted_by, "
                        "submitted_at, approver, approved_at, created_at FROM record_versions "
                        "WHERE record_id = ? ORDER BY version", (record_id,))
@@ -187,14 +184,14 @@ def save(store: Store, user: User, record_id: int, content: Draft, expected_revi
          reason: str = "") -> RecordDraft:
     """Save edited content. In 下書き/差戻し this becomes a new version; on an approved record
     it is a correction (訂正), a new version in 下書き, and needs a ``reason``."""
-    require_role(user, *WRITERS)
+    require(user, "record")
     with store.transaction():
         rec = _load(store, record_id)
         _check_revision(rec, expected_revision)
         if rec.state == "submitted":
             raise StateError(f"record {record_id} is submitted; it must be returned before it can be edited",
                              ja="提出済の記録は編集できません。差戻しを受けてから編集してください。")
-        if rec.owner != user.username and user.role != "supervisor":
+        if rec.owner != user.username and not can(user, "approve"):
             raise PermissionDenied(f"record {record_id} belongs to {rec.owner}",
                                    ja="この記録を編集できるのは作成者と査察指導員だけです。")
         correction = rec.state == "approved"
@@ -215,7 +212,7 @@ def save(store: Store, user: User, record_id: int, content: Draft, expected_revi
 
 def submit(store: Store, user: User, record_id: int, expected_revision: int | None) -> RecordDraft:
     """下書き/差戻し → 提出済 (a submission after 差戻し is a 再提出)."""
-    require_role(user, *WRITERS)
+    require(user, "record")
     with store.transaction():
         rec = _load(store, record_id)
         _check_revision(rec, expected_revision)
@@ -240,7 +237,7 @@ def approve(store: Store, user: User, record_id: int, expected_revision: int | N
             acknowledge_flags: bool = False) -> RecordDraft:
     """提出済 → 承認済. Supervisor only, never on their own record. Flagged statements
     (要確認) block approval until the approver acknowledges them all."""
-    require_role(user, "supervisor")
+    require(user, "approve")
     with store.transaction():
         rec = _load(store, record_id)
         _check_revision(rec, expected_revision)
@@ -269,7 +266,7 @@ def approve(store: Store, user: User, record_id: int, expected_revision: int | N
 def return_record(store: Store, user: User, record_id: int, expected_revision: int | None,
                   comment: str) -> RecordDraft:
     """提出済 → 差戻し with the supervisor's comment."""
-    require_role(user, "supervisor")
+    require(user, "approve")
     if not (comment or "").strip():
         raise RecordError("returning a record needs a comment", ja="差戻しの理由（コメント）を入力してください。")
     with store.transaction():
@@ -290,7 +287,7 @@ def return_record(store: Store, user: User, record_id: int, expected_revision: i
 
 def approved(store: Store, user: User, record_id: int) -> RecordDraft:
     """The newest approved version (what export prints)."""
-    require_role(user, *READERS)
+    require(user, "read_records")
     r = store.query_one("SELECT approved_version FROM records WHERE id = ?", (record_id,))
     if r is None:
         raise RecordError(f"no record {record_id}", ja="その記録は見つかりません。")
