@@ -206,6 +206,15 @@ def carry_over_refined(ctx, user: User, record_id: int, edited: Draft, revision:
     return d, latest.revision
 
 
+def save_edit(ctx, user: User, record_id: int, edited: Draft, revision: int, reason: str) -> tuple[workflow.RecordDraft, bool]:
+    """Save staff's edits of a record (the 記録 screen's 保存): carried over onto the final
+    transcript if :func:`refine` saved it meanwhile (:func:`carry_over_refined`). Returns the saved
+    record and whether it was carried over (the screen then shows the new version)."""
+    draft, new_revision = carry_over_refined(ctx, user, record_id, edited, revision)
+    rec = workflow.save(ctx.store, user, record_id, draft, new_revision, reason=reason)
+    return rec, new_revision != revision
+
+
 def warm_up(ctx) -> None:
     """Load what a consultation needs (Whisper, the VAD, the Japanese tokenizer of the checks)
     before the first 録音, so that the first recording neither waits for nor stalls on a load.
@@ -275,6 +284,33 @@ def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm
     else:
         store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ? AND state = 'stopped'", (session_id,))
     return rec
+
+
+def pending_recovery(ctx, user: User) -> list[dict]:
+    """Sessions a crash cut off (while recording, drafting or in the final pass) that ``user``
+    is asked at start-up whether to recover: unfinished recordings and :func:`interrupted`
+    consultations, each once."""
+    require(user, "recover")
+    from .asr import session as asession
+    pending = {s["id"]: s for s in asession.unfinished_sessions(ctx.store) + interrupted(ctx.store)}
+    return list(pending.values())
+
+
+def recover(ctx, user: User, session_ids: list[int], progress: Callable | None = None) -> list[int]:
+    """Recover the sessions of :func:`pending_recovery`: one with transcript lines is drafted
+    (once) and refined (:func:`resume`); one where nothing was said yet keeps its audio
+    (:func:`~engine.asr.session.recover`). Returns the ids of the records made or refined."""
+    require(user, "recover")
+    from .asr import session as asession
+    made = []
+    for i, sid in enumerate(session_ids):
+        if progress is not None:
+            progress(i, len(session_ids), "")
+        if asession.has_segments(ctx.store, sid):
+            made.append(resume(ctx, user, sid).id)
+        else:
+            asession.recover(ctx, sid)
+    return made
 
 
 def refine_job(ctx, progress, cancel, session_id: int, user: dict):

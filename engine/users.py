@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from . import audit
 from .errors import MadoguchiError
 from .roles import ROLE_JA, ROLES, PermissionDenied, can, require  # noqa: F401 (ROLE_JA, PermissionDenied: re-exported)
-from .store import Store
+from .store import ServerUnavailable, Store
 
 MAX_FAILURES = 5
 LOCK_SECONDS = 60.0
@@ -224,3 +224,26 @@ def offline_sign_in(local: Store, username: str, password: str, now: float | Non
     log.append({"username": username, "at": now})
     local.set_setting(OFFLINE_SIGNINS_KEY, log)
     return User(v["id"], username, v["display_name"], v["role"], True)
+
+
+@dataclass(frozen=True)
+class CounterSignIn:
+    """Who signed in at the counter, and whether it was the offline rule that let them in."""
+    user: User
+    offline: bool
+
+
+def sign_in_at_counter(ctx, username: str, password: str) -> CounterSignIn:
+    """Sign in on this PC (the desktop's sign-in): on the office server when it answers — and then
+    an offline verifier is kept for next time (:func:`remember_sign_in`) — otherwise, or if the
+    server goes away during the attempt, by the offline rule (:func:`offline_sign_in`)."""
+    if ctx.online:
+        try:
+            user = sign_in(ctx.store, username, password)
+        except ServerUnavailable:                  # gone since the start: the same offline rule
+            pass
+        else:
+            if ctx.link.has_server:
+                remember_sign_in(ctx.local, user, password)
+            return CounterSignIn(user, offline=False)
+    return CounterSignIn(offline_sign_in(ctx.local, username, password), offline=True)

@@ -102,3 +102,14 @@ def test_no_import_circle_in_the_engine():
     report = "\n".join(f"{' <-> '.join(c)}:\n" + "\n".join(f"    {m} imports {', '.join(sorted(g[m] & set(c)))}"
                                                              for m in c) for c in found)
     assert not found, f"import circles inside engine/:\n{report}"
+
+
+def test_no_sql_in_the_desktop():
+    """The desktop presents the engine: every read and write of the store is an engine function
+    (no ``SELECT``/``INSERT``/``UPDATE``/``DELETE`` statement under ``desktop/``)."""
+    import re
+    sql = re.compile(r"\b(SELECT\s+\S|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")
+    found = [f"{p.relative_to(ENGINE.parent)}:{i}: {line.strip()}"
+             for p in sorted((ENGINE.parent / "desktop").rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)]
+    assert not found, "SQL in desktop/:\n" + "\n".join(found)

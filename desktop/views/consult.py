@@ -402,9 +402,8 @@ class ConsultView(QWidget):
     def offer_recovery(self) -> list[dict]:
         """At start-up: sessions cut off by a crash (while recording, drafting or in the final
         pass) → ask whether to recover them."""
-        from engine.consultation import interrupted
-        pending = {s["id"]: s for s in asession.unfinished_sessions(self.ctx.store) + interrupted(self.ctx.store)}
-        pending = list(pending.values())
+        from engine.consultation import pending_recovery
+        pending = pending_recovery(self.ctx, self.user)
         if not pending:
             return []
         box = QMessageBox(QMessageBox.Icon.Question, S.RECOVER_TITLE, S.RECOVER_TEXT.format(n=len(pending)),
@@ -420,15 +419,8 @@ class ConsultView(QWidget):
         self.status.setText(S.RECOVERING)
 
         def op(task):
-            from engine.consultation import resume
-            made = []
-            for i, s in enumerate(pending):
-                task.progress(i, len(pending), "")
-                if self.ctx.store.query_one("SELECT 1 AS x FROM segments WHERE session_id = ?", (s["id"],)):
-                    made.append(resume(self.ctx, self.user, s["id"]).id)   # record drafted (once) and refined
-                else:
-                    asession.recover(self.ctx, s["id"])                    # nothing said yet: keep the audio
-            return made, pending[-1]["id"]
+            from engine.consultation import recover
+            return recover(self.ctx, self.user, [s["id"] for s in pending], progress=task.progress), pending[-1]["id"]
 
         def done(res):
             made, last = res

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.consultation import save_edit
 from engine.errors import MadoguchiError
 from engine.records import workflow
 
@@ -166,14 +167,13 @@ class RecordView(QWidget):
         if rec is None or not self.dirty:
             return True
         try:
-            from engine.consultation import carry_over_refined
-            draft, revision = carry_over_refined(self.ctx, self.user, rec.id, self.panel.draft, rec.revision)
-            self.current = workflow.save(self.ctx.store, self.user, rec.id, draft, revision, reason=S.REASON_STAFF_EDIT)
+            self.current, carried = save_edit(self.ctx, self.user, rec.id, self.panel.draft, rec.revision,
+                                              reason=S.REASON_STAFF_EDIT)
         except MadoguchiError as e:
             show_error(self, e)  # the edits stay on screen: nothing typed is lost
             return False
         self.dirty = False
-        if revision != rec.revision:   # carried over onto the final transcript: show it
+        if carried:   # carried over onto the final transcript: show it
             self.open_record(rec.id)
         self.message.setText(S.SAVED)
         self._set_actions()

@@ -6,7 +6,6 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
 
 from engine import users
 from engine.errors import MadoguchiError
-from engine.store import ServerUnavailable
 
 from .. import strings as S
 from ..focus import tab_chain
@@ -58,23 +57,14 @@ class SignInDialog(QDialog):
     def try_sign_in(self) -> None:
         name, pw = self.username.text().strip(), self.password.text()
         try:
-            ctx = self.ctx
-            if not ctx.online:     # see engine.users.offline_sign_in: cached verifier, staff who record only
-                self.user = users.offline_sign_in(ctx.local, name, pw)
-            else:
-                try:
-                    self.user = users.sign_in(ctx.store, name, pw)
-                except ServerUnavailable:                # gone since the start: the same offline rule
-                    self.offline_note.setVisible(True)
-                    self.user = users.offline_sign_in(ctx.local, name, pw)
-                else:
-                    if ctx.link.has_server:
-                        users.remember_sign_in(ctx.local, self.user, pw)
+            got = users.sign_in_at_counter(self.ctx, name, pw)
         except MadoguchiError as e:
             self.message.setText(e.ja)
             self.password.selectAll()
             self.password.setFocus()
             return
+        self.user = got.user
+        self.offline_note.setVisible(got.offline)
         self.accept()
 
 

@@ -396,6 +396,11 @@ def segments(store, session_id: int) -> list[dict]:
                        "FROM segments WHERE session_id = ? ORDER BY seq", (session_id,))
 
 
+def has_segments(store, session_id: int) -> bool:
+    """True once anything said in ``session_id`` has been transcribed and kept."""
+    return store.query_one("SELECT 1 AS x FROM segments WHERE session_id = ? LIMIT 1", (session_id,)) is not None
+
+
 def edit_segment(store, segment_id: int, text: str | None = None, speaker: str | None = None, *, user) -> dict:
     """Staff correct a segment's text and/or speaker; the final pass keeps these edits."""
     row = store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
