@@ -85,3 +85,12 @@ class ServerLink(QObject):
             self.label.setStyleSheet(OFFLINE_STYLE)
             self.label.setToolTip(S.SERVER_OFFLINE_TIP + (f"\n{reason}" if reason else ""))
         self.label.setText(text)
+
+
+def server_screen(ctx) -> None:
+    """For a screen that shows what lives on the office server (records, the ledger): raise
+    :class:`~engine.store.ServerUnavailable` while this PC is offline, so the main window shows
+    it as waiting and builds it at reconnect."""
+    if not ctx.online:
+        from engine.store import ServerUnavailable
+        raise ServerUnavailable("offline: this screen comes back with the office server")

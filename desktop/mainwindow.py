@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -12,10 +11,10 @@ from engine import __version__
 from engine.roles import can
 from engine.store import ServerUnavailable
 
+from . import changes
 from . import strings as S
 from .link import ServerLink
 
-log = logging.getLogger(__name__)
 
 # (tab title, module, class, the capability (engine.roles) a user needs to see it)
 TABS = [
@@ -96,13 +95,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(i)
             self.views[title] = view
             del self._waiting[title]
-        for v in self.views.values():
-            refresh = getattr(v, "refresh", None)
-            if refresh is not None:
-                try:
-                    refresh()
-                except Exception as e:   # a view that cannot refresh now must not break the window
-                    log.warning("refresh after reconnect failed: %s", type(e).__name__)
+        changes.hub().announce(changes.LINK)    # every screen reloads what it shows
         consult = self.views.get(S.TAB_CONSULT)
         if consult is not None and (st["sent"] or st["replayed"]) and consult.cw is None:
             consult.offer_recovery()
@@ -145,7 +138,7 @@ class MainWindow(QMainWindow):
     def open_record(self, record_id: int) -> None:
         view = self.views[S.TAB_RECORD]
         self.tabs.setCurrentWidget(view)
-        view.refresh()
+        changes.hub().announce(changes.RECORDS, record_id)   # a new record: every list of records reloads
         view.open_record(record_id)
 
     def sign_out(self) -> None:

@@ -123,3 +123,39 @@ def run_op(parent, op, success=None, failure=None, progress=None, on_event=None)
 
 def wait_all(timeout_ms: int = 30000) -> bool:
     return QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
+class StoreOp(BackgroundOp):
+    """An engine call that reads or changes the store, off the GUI thread (Anki's CollectionOp).
+
+        StoreOp(view, lambda: workflow.approve(ctx.store, user, rid, rev, ...),
+                success=lambda rec: ..., change=(changes.RECORDS, rid)).run()
+
+    On the office server every store call is a network round trip; made here, the window keeps
+    answering while it runs. ``success``/``failure`` run on the GUI thread (an error without a
+    ``failure`` is shown to the user); after ``success``, ``change`` — ``(kind, id)``, or a
+    function of the result giving it — is announced on the change hub (:mod:`desktop.changes`),
+    so every screen showing that kind refreshes itself."""
+
+    def __init__(self, parent: QObject | None, call: Callable[[], Any],
+                 success: Callable[[Any], None] | None = None,
+                 failure: Callable[[BaseException], None] | None = None,
+                 change: tuple[str, Any] | Callable[[Any], tuple[str, Any]] | None = None):
+        super().__init__(parent, lambda task: call(), success=success, failure=failure)
+        self._change = change
+
+    def _done(self, result) -> None:
+        super()._done(result)
+        if self._change is not None:      # the change happened, even if the screen that asked is gone
+            from .changes import hub
+            hub().announce(*(self._change(result) if callable(self._change) else self._change))
+
+
+def store_op(parent, call, success=None, failure=None, change=None) -> StoreOp:
+    """Start a :class:`StoreOp`."""
+    return StoreOp(parent, call, success, failure, change).run()
+
+
+def idle() -> bool:
+    """No background or store operation is running (tests wait for this)."""
+    return not _live

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop.ops import idle
 from engine import users
 from engine.audio import write_wav
 from engine.consultation import REFINED
@@ -87,9 +88,11 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
     consult.toggle()  # 停止
     qtbot.waitUntil(lambda: consult.record_btn.isEnabled(), timeout=900_000)
     record_view = w.views[S.TAB_RECORD]
+    qtbot.waitUntil(lambda: record_view.current is not None)                          # opened off the GUI thread
     assert w.tabs.currentWidget() is record_view and record_view.current.version == 1   # live-transcript draft
     assert consult.refining == record_view.current.id                                 # final pass under way
     qtbot.waitUntil(lambda: consult.refining is None, timeout=900_000)
+    qtbot.waitUntil(lambda: record_view.current.version == 2 and idle())
     assert record_view.current.version == 2 and record_view.current.reason == REFINED, record_view.current.reason
     watch.stop()
     if probe:
@@ -105,17 +108,21 @@ def test_counter_flow_end_to_end(qtbot, qapp, ctx, vmic, tmp_path):
            if record_view.panel.transcript.item(i).background().color().name() == "#fff59d"]
     assert lit
     record_view.submit()
+    qtbot.waitUntil(lambda: record_view.current.state == "submitted" and idle())
     assert workflow.get(ctx.store, staff, rec.id).state == "submitted"
     w.close()
 
     w2 = MainWindow(ctx, sup)
     qtbot.addWidget(w2)
     approval = w2.views[S.TAB_APPROVAL]
-    approval.refresh()
+    qtbot.waitUntil(lambda: any(approval.queue.item(i, 0).text() == str(rec.id)
+                                for i in range(approval.queue.rowCount())))
     row = next(i for i in range(approval.queue.rowCount()) if approval.queue.item(i, 0).text() == str(rec.id))
     approval.queue.selectRow(row)
+    qtbot.waitUntil(lambda: approval.current is not None and approval.current.id == rec.id and idle())
     approval.ack.setChecked(True)
     approval.approve()
+    qtbot.waitUntil(lambda: approval.current.state == "approved" and idle())
     assert workflow.get(ctx.store, sup, rec.id).state == "approved"
     assert not approval.approve_btn.isEnabled()
     pdf = tmp_path / "record.pdf"

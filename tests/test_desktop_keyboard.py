@@ -18,6 +18,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox,
                                QLineEdit, QMessageBox, QTabBar, QTextEdit, QWidget)
 
+from desktop.ops import idle
 from engine import users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +182,7 @@ def test_record_and_approval_keyboard(qtbot, qapp, ctx, people, submitted):
     r = show(qtbot, RecordView(ctx, staff))
     assert_named(r)
     # the record list: one row per record, the whole title in a tooltip, opened with Enter
-    assert r.records.rowCount() == 1
+    qtbot.waitUntil(lambda: r.records.rowCount() == 1 and idle())     # loaded off the GUI thread
     title_item = r.records.item(0, 1)
     assert title_item.text() == submitted.title and submitted.title in title_item.toolTip()
     # a usual title is readable in full; number and state columns are never cut
@@ -191,12 +192,15 @@ def test_record_and_approval_keyboard(qtbot, qapp, ctx, people, submitted):
     r.records.setFocus()
     r.records.setCurrentCell(0, 1)
     QTest.keyClick(r.records, Qt.Key.Key_Return)
-    assert r.current is not None and r.current.id == submitted.id
+    qtbot.waitUntil(lambda: r.current is not None)
+    assert r.current.id == submitted.id
     assert_order(focus_walk(r, r.records), [r.records, r.panel.transcript, r.panel.tree, r.panel.flags])
 
     a = show(qtbot, ApprovalView(ctx, sup))
     assert_named(a)
+    qtbot.waitUntil(lambda: a.queue.rowCount() == 1)
     a.queue.selectRow(0)
+    qtbot.waitUntil(lambda: a.current is not None and idle())
     assert a.approve_btn.isEnabled()
     assert_order(focus_walk(a, a.show_all), [a.show_all, a.refresh_btn, a.queue, a.panel.transcript, a.panel.tree,
                                                a.panel.flags, a.ack, a.approve_btn, a.return_btn])
@@ -206,7 +210,7 @@ def test_record_and_approval_keyboard(qtbot, qapp, ctx, people, submitted):
     assert a.ack.isChecked()
     a.approve_btn.setFocus()
     QTest.keyClick(a.approve_btn, Qt.Key.Key_Space)
-    assert a.current.state == "approved"
+    qtbot.waitUntil(lambda: a.current.state == "approved")
 
 
 def test_manuals_mirrors_settings_keyboard(qtbot, qapp, ctx, people):

@@ -2,6 +2,7 @@
 ledger with grades, open a photo with its overlay, override a grade (reason required), export."""
 import pytest
 
+from desktop.ops import idle
 from engine.mirrors import ledger, synth
 from tests.qt_util import StallWatch
 
@@ -27,7 +28,7 @@ def test_import_override_export(qtbot, qapp, ctx, photos, tmp_path):
     qtbot.wait(300)
     watch = StallWatch().start()
     v.import_folder(str(photos))
-    qtbot.waitUntil(lambda: v.import_btn.isEnabled(), timeout=300_000)
+    qtbot.waitUntil(lambda: v.import_btn.isEnabled() and idle(), timeout=300_000)
     watch.stop()
     assert watch.worst_ms < 100, f"photo import stalled the UI {watch.worst_ms:.0f} ms (wall clock {watch.worst_raw_ms:.0f} ms)"
     assert v.table.rowCount() == 5 and "新規 4件" in v.status.text() and "読めない写真 1件" in v.status.text()
@@ -37,7 +38,7 @@ def test_import_override_export(qtbot, qapp, ctx, photos, tmp_path):
     assert v.table.item(broken, 5).text() == "写真が読めません"
     # a second import of the same folder skips every photo (duplicates by hash)
     v.import_folder(str(photos))
-    qtbot.waitUntil(lambda: v.import_btn.isEnabled(), timeout=300_000)
+    qtbot.waitUntil(lambda: v.import_btn.isEnabled() and idle(), timeout=300_000)
     assert "重複 5件" in v.status.text() and v.table.rowCount() == 5
     # open an inspection with an AI grade, override it: a reason is required
     row = next(i for i in range(v.table.rowCount()) if v.table.item(i, 0).text() == "KM-1001")
@@ -49,9 +50,11 @@ def test_import_override_export(qtbot, qapp, ctx, photos, tmp_path):
     v.grade.setCurrentIndex(["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"].index(other))
     v.reason.setText("")
     v.confirm()
+    qtbot.waitUntil(idle)
     assert ledger.get_inspection(ctx, r["id"])["confirmed_grade"] is None or r["ai_grade"] is None
     v.reason.setText("現地で支柱の傾きを再確認した")
     v.confirm()
+    qtbot.waitUntil(idle)
     got = ledger.get_inspection(ctx, r["id"])
     assert got["confirmed_grade"] == other and got["confirmed_by"] == "kensa"
     # filters and export

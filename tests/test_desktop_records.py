@@ -2,6 +2,8 @@
 supervisor approves (flags acknowledged) → read-only; own records cannot be approved."""
 import pytest
 
+from desktop import strings as S
+from desktop.ops import idle
 from engine import users
 from engine.records import draft as rdraft
 from engine.records import template as rtemplate
@@ -40,8 +42,10 @@ def test_record_view_links_edits_and_submits(qtbot, qapp, ctx, people, record):
     staff, _ = people
     v = RecordView(ctx, staff)
     qtbot.addWidget(v)
-    assert v.records.rowCount() == 1 and v.records.item(0, 1).text() == "家賃滞納の相談"
+    qtbot.waitUntil(lambda: v.records.rowCount() == 1)      # lists load off the GUI thread (StoreOp)
+    assert v.records.item(0, 1).text() == "家賃滞納の相談"
     v.open_record(record.id)
+    qtbot.waitUntil(lambda: v.current is not None)
     items = list(v.panel.statement_items())
     assert items, "the extractive draft has statements"
     st_item = next(it for it in items if it.data(0, 0x0100).evidence)
@@ -57,6 +61,7 @@ def test_record_view_links_edits_and_submits(qtbot, qapp, ctx, people, record):
     st_item.setText(0, "相談者は家賃6万円を払えず困っている。")
     assert v.dirty and v.save_btn.isEnabled()
     v.submit()
+    qtbot.waitUntil(lambda: v.message.text() == S.SUBMITTED and idle())
     rec = workflow.get(ctx.store, staff, record.id)
     assert rec.state == "submitted" and rec.version == 2
     assert any(s.text == "相談者は家賃6万円を払えず困っている。" for _, s in rec.content.statements())
@@ -68,11 +73,14 @@ def test_approval_queue_approve_read_only(qtbot, qapp, ctx, people, record):
     workflow.submit(ctx.store, staff, record.id, record.revision)
     v = ApprovalView(ctx, sup)
     qtbot.addWidget(v)
-    assert v.queue.rowCount() == 1 and "要確認" in v.queue.item(0, 5).text()
+    qtbot.waitUntil(lambda: v.queue.rowCount() == 1)
+    assert "要確認" in v.queue.item(0, 5).text()
     v.queue.selectRow(0)
+    qtbot.waitUntil(lambda: v.current is not None)
     assert v.current.id == record.id and v.approve_btn.isEnabled()
     v.ack.setChecked(True)
     v.approve()
+    qtbot.waitUntil(lambda: v.current.state == "approved" and idle())
     rec = workflow.get(ctx.store, sup, record.id)
     assert rec.state == "approved"
     assert not v.approve_btn.isEnabled() and v.pdf_btn.isEnabled()
@@ -87,8 +95,11 @@ def test_approval_return_with_comment_and_own_record_refused(qtbot, qapp, ctx, p
     workflow.submit(ctx.store, staff, record.id, record.revision)
     v = ApprovalView(ctx, sup)
     qtbot.addWidget(v)
+    qtbot.waitUntil(lambda: v.queue.rowCount() == 1)
     v.queue.selectRow(0)
+    qtbot.waitUntil(lambda: v.current is not None)
     v.return_record("扶養義務者の記載を追加してください。")
+    qtbot.waitUntil(lambda: v.current.state == "returned" and idle())
     rec = workflow.get(ctx.store, sup, record.id)
     assert rec.state == "returned" and "扶養義務者" in rec.comment
     # a supervisor's own record: the buttons are disabled and the engine refuses too
@@ -96,8 +107,10 @@ def test_approval_return_with_comment_and_own_record_refused(qtbot, qapp, ctx, p
     own = workflow.create(ctx.store, sup, d, title="自分の記録")
     own = workflow.submit(ctx.store, sup, own.id, own.revision)
     v.refresh()
+    qtbot.waitUntil(lambda: any(v.queue.item(i, 0).text() == str(own.id) for i in range(v.queue.rowCount())))
     row = next(i for i in range(v.queue.rowCount()) if v.queue.item(i, 0).text() == str(own.id))
     v.queue.selectRow(row)
+    qtbot.waitUntil(lambda: v.current.id == own.id and idle())
     assert not v.approve_btn.isEnabled()
     with pytest.raises(Exception):
         workflow.approve(ctx.store, sup, own.id, own.revision, acknowledge_flags=True)

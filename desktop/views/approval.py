@@ -12,16 +12,17 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout,
                                QWidget, QAbstractItemView)
 
-from engine.errors import MadoguchiError
 from engine.roles import can
 from engine.records import export as rexport
 from engine.records import workflow
 from engine.records.model import Draft
 
+from .. import changes
 from .. import strings as S
 from ..errors import show_error
 from ..focus import tab_chain
-from ..ops import run_op
+from ..link import server_screen
+from ..ops import run_op, store_op
 from .recordpanel import RecordPanel
 
 
@@ -45,6 +46,7 @@ def draft_lines(d: Draft) -> list[str]:
 
 class ApprovalView(QWidget):
     def __init__(self, ctx, user, parent=None):
+        server_screen(ctx)
         super().__init__(parent)
         self.ctx, self.user = ctx, user
         self.current: workflow.RecordDraft | None = None
@@ -117,7 +119,9 @@ class ApprovalView(QWidget):
         tab_chain(self.show_all, self.refresh_btn, self.queue, self.tabs, self.panel.transcript, self.panel.tree,
                   self.panel.flags, self.diff, self.ack, self.approve_btn, self.return_btn, self.pdf_btn,
                   self.docx_btn, self.print_btn)
+        self.records: list[workflow.RecordDraft] = []
         self._set_actions()
+        changes.listen(self, (changes.RECORDS, changes.LINK), lambda kind, rid: self.refresh())
         self.refresh()
 
     def showEvent(self, ev):
@@ -126,11 +130,11 @@ class ApprovalView(QWidget):
 
     # ------------------------------------------------------------------ queue
     def refresh(self) -> None:
-        try:
-            recs = workflow.list_records(self.ctx.store, self.user, state=None if self.show_all.isChecked() else "submitted")
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
+        """Reload the queue (off the GUI thread); the open record is reloaded with it."""
+        state = None if self.show_all.isChecked() else "submitted"
+        store_op(self, lambda: workflow.list_records(self.ctx.store, self.user, state=state), success=self._show_queue)
+
+    def _show_queue(self, recs: list[workflow.RecordDraft]) -> None:
         keep = self.current.id if self.current else None
         self.records = recs
         self.queue.blockSignals(True)
@@ -158,20 +162,22 @@ class ApprovalView(QWidget):
         self.open_record(rid)
 
     def open_record(self, rid: int) -> None:
-        rec = workflow.get(self.ctx.store, self.user, rid)
+        store_op(self, lambda: workflow.with_previous(self.ctx.store, self.user, rid), success=self._show_record)
+
+    def _show_record(self, got) -> None:
+        rec, prev = got
         self.current = rec
         self.header.setText(S.APPROVAL_HEADER.format(id=rec.id, version=rec.version, state=rec.state_ja,
                                                      title=rec.title, owner=rec.owner)
                             + (S.APPROVAL_RETURN_REASON.format(comment=rec.comment) if rec.comment else ""))
         self.panel.set_draft(rec.content)
-        self.diff.setHtml(self._diff_html(rec))
+        self.diff.setHtml(self._diff_html(rec, prev))
         self.ack.setChecked(False)
         self._set_actions()
 
-    def _diff_html(self, rec) -> str:
-        if rec.version <= 1:
+    def _diff_html(self, rec, prev) -> str:
+        if prev is None:
             return f"<p>{S.DIFF_FIRST_VERSION}</p>"
-        prev = workflow.get(self.ctx.store, self.user, rec.id, version=rec.version - 1)
         rows = []
         for line in difflib.ndiff(draft_lines(prev.content), draft_lines(rec.content)):
             tag, text = line[:2], line[2:]
@@ -197,16 +203,11 @@ class ApprovalView(QWidget):
 
     # ------------------------------------------------------------------ actions
     def approve(self) -> None:
-        rec = self.current
-        try:
-            self.current = workflow.approve(self.ctx.store, self.user, rec.id, rec.revision,
-                                            acknowledge_flags=self.ack.isChecked())
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
-        self.message.setText(S.APPROVED_MSG.format(id=rec.id))
-        self.refresh()
-        self.open_record(rec.id)
+        rec, ack = self.current, self.ack.isChecked()
+        self._busy()
+        store_op(self, lambda: workflow.approve(self.ctx.store, self.user, rec.id, rec.revision, acknowledge_flags=ack),
+                 success=lambda r: self._done(r, S.APPROVED_MSG), failure=self._failed,
+                 change=(changes.RECORDS, rec.id))
 
     def return_record(self, comment: str | None = None) -> None:
         rec = self.current
@@ -214,14 +215,26 @@ class ApprovalView(QWidget):
             comment, ok = QInputDialog.getMultiLineText(self, S.RETURN, S.RETURN_COMMENT)
             if not ok or not comment.strip():
                 return
-        try:
-            workflow.return_record(self.ctx.store, self.user, rec.id, rec.revision, comment.strip())
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
-        self.message.setText(S.RETURNED_MSG.format(id=rec.id))
-        self.refresh()
+        self._busy()
+        store_op(self, lambda: workflow.return_record(self.ctx.store, self.user, rec.id, rec.revision, comment.strip()),
+                 success=lambda r: self._done(r, S.RETURNED_MSG), failure=self._failed,
+                 change=(changes.RECORDS, rec.id))
+
+    def _busy(self) -> None:
+        """While a decision is on its way to the store: no second click."""
+        self.approve_btn.setEnabled(False)
+        self.return_btn.setEnabled(False)
+        self.message.setText(S.BUSY)
+
+    def _done(self, rec, msg: str) -> None:
+        self.current = rec     # the queue reloads on the change hub
+        self.message.setText(msg.format(id=rec.id))
         self.open_record(rec.id)
+
+    def _failed(self, exc) -> None:
+        self.message.setText("")
+        self._set_actions()
+        show_error(self, exc)
 
     def export(self, fmt: str, path: str | None = None) -> None:
         rec = self.current
@@ -237,8 +250,11 @@ class ApprovalView(QWidget):
                failure=lambda e: (self.message.setText(""), show_error(self, e)))
 
     def print_record(self) -> None:
+        rid = self.current.id
+        store_op(self, lambda: workflow.approved(self.ctx.store, self.user, rid), success=self._print)
+
+    def _print(self, rec) -> None:
         from PySide6.QtPrintSupport import QPrintDialog, QPrinter
-        rec = workflow.approved(self.ctx.store, self.user, self.current.id)
         doc = QTextDocument(self)
         doc.setPlainText(rexport.to_text(rec.content, rec=rec, office_name=self.ctx.config["office_name"]))
         printer = QPrinter()

@@ -10,14 +10,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
                                QLineEdit, QListWidget, QProgressBar, QPushButton, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engine.errors import MadoguchiError
 from engine.jobs import run_in_child
 from engine.mirrors import ledger
 
+from .. import changes
 from .. import strings as S
 from ..errors import show_error
 from ..focus import tab_chain
-from ..ops import run_op
+from ..link import server_screen
+from ..ops import run_op, store_op
 
 GRADES = ["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"]
 GRADE_JA = S.GRADE_JA
@@ -39,6 +40,7 @@ def overlay_image(row: dict, width: int = 760):
 
 class MirrorsView(QWidget):
     def __init__(self, ctx, user, parent=None):
+        server_screen(ctx)
         super().__init__(parent)
         self.ctx, self.user = ctx, user
         self.rows: list[dict] = []
@@ -78,9 +80,9 @@ class MirrorsView(QWidget):
         self.f_date.setMinimumWidth(self.f_date.fontMetrics().horizontalAdvance(S.DATE_PLACEHOLDER) + 24)
         for w, name in ((self.f_grade, S.FILTER_GRADE), (self.f_route, S.FILTER_ROUTE), (self.f_date, S.FILTER_DATE)):
             w.setAccessibleName(name)
-        self.f_grade.currentIndexChanged.connect(self.refresh)
-        self.f_route.textChanged.connect(self.refresh)
-        self.f_date.textChanged.connect(self.refresh)
+        self.f_grade.currentIndexChanged.connect(self._filter)    # filters: on the loaded ledger, no store call
+        self.f_route.textChanged.connect(self._filter)
+        self.f_date.textChanged.connect(self._filter)
         filt.addWidget(QLabel(S.FILTER_LABEL, self))
         filt.addWidget(self.f_grade)
         filt.addWidget(self.f_route, 1)
@@ -135,19 +137,30 @@ class MirrorsView(QWidget):
         self.confirm_btn.setEnabled(False)
         tab_chain(self.import_btn, self.cancel_btn, self.export_btn, self.f_grade, self.f_route, self.f_date,
                   self.table, self.findings, self.grade, self.reason, self.confirm_btn)
+        self.all_rows: list[dict] = []
+        self._after_load = ""
+        changes.listen(self, (changes.LEDGER, changes.LINK), lambda kind, iid: self.refresh())
         self.refresh()
 
     # ------------------------------------------------------------------ ledger
     def refresh(self) -> None:
-        rows = ledger.list_inspections(self.ctx, limit=5000)
+        """Reload the ledger (off the GUI thread), then show it through the filters."""
+        store_op(self, lambda: ledger.ledger_view(self.ctx, self.user, limit=5000), success=self._loaded)
+
+    def _loaded(self, rows: list[dict]) -> None:
+        self.all_rows = rows
+        self._filter()
+        if self._after_load:      # the import's summary, once the ledger it changed is shown
+            self.status.setText(self._after_load)
+            self._after_load = ""
+
+    def _filter(self) -> None:
+        rows = self.all_rows
         g = self.f_grade.currentData()
         route = self.f_route.text().strip()
         date = self.f_date.text().strip()
-        mirrors = {m["code"]: m for m in ledger.list_mirrors(self.ctx)}
         out = []
         for r in rows:
-            m = mirrors.get(r.get("mirror_code") or "", {})
-            r["route"] = m.get("route", "")
             grade = r.get("confirmed_grade") or r.get("ai_grade")
             if g == "review" and not (r.get("needs_review") and not r.get("confirmed_grade")):
                 continue
@@ -190,7 +203,10 @@ class MirrorsView(QWidget):
             self.open_inspection(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
 
     def open_inspection(self, iid: int) -> None:
-        r = ledger.get_inspection(self.ctx, iid)
+        store_op(self, lambda: ledger.get_inspection(self.ctx, iid), success=self._show_inspection)
+
+    def _show_inspection(self, r: dict) -> None:
+        iid = r["id"]
         self.current = r
         grade = r.get("ai_grade")
         self.title.setText(S.INSPECTION_TITLE.format(code=r.get("mirror_code") or S.NONE, id=iid,
@@ -233,14 +249,20 @@ class MirrorsView(QWidget):
         r = self.current
         if r is None:
             return
-        try:
-            self.current = ledger.confirm(self.ctx, r["id"], self.grade.currentData(), user=self.user,
-                                          reason=self.reason.text())
-        except MadoguchiError as e:
-            show_error(self, e)  # the chosen grade and reason stay in the form
-            return
-        self.status.setText(S.GRADE_CONFIRMED.format(id=r["id"]))
-        self.refresh()
+        grade, reason = self.grade.currentData(), self.reason.text()
+        self.confirm_btn.setEnabled(False)
+        store_op(self, lambda: ledger.confirm(self.ctx, r["id"], grade, user=self.user, reason=reason),
+                 success=lambda row: self._confirmed(row, r["id"]),
+                 failure=self._confirm_failed, change=(changes.LEDGER, r["id"]))
+
+    def _confirmed(self, row: dict, iid: int) -> None:
+        self.current = row
+        self.confirm_btn.setEnabled(True)
+        self.status.setText(S.GRADE_CONFIRMED.format(id=iid))
+
+    def _confirm_failed(self, exc) -> None:
+        self.confirm_btn.setEnabled(True)
+        show_error(self, exc)  # the chosen grade and reason stay in the form
 
     # ------------------------------------------------------------------ import / export
     def import_folder(self, folder: str | None = None) -> None:
@@ -271,11 +293,12 @@ class MirrorsView(QWidget):
         self.import_btn.setEnabled(True)
         self.cancel_btn.setVisible(False)
         self.progress.setVisible(False)
-        self.refresh()
         s = summary or {}
-        self.status.setText(S.IMPORTED.format(new=s.get("imported", 0), duplicate=s.get("duplicate", 0),
+        self._after_load = (S.IMPORTED.format(new=s.get("imported", 0), duplicate=s.get("duplicate", 0),
                                               failed=s.get("failed", 0))
                             + (S.IMPORT_CANCELLED if s.get("cancelled") else ""))
+        self.status.setText(self._after_load)
+        changes.hub().announce(changes.LEDGER, None)
 
     def _import_failed(self, exc) -> None:
         self.import_btn.setEnabled(True)

@@ -2,22 +2,27 @@
 edit, 保存, 提出. Progress while a draft is still being written."""
 from __future__ import annotations
 
+import copy
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.consultation import save_edit
-from engine.errors import MadoguchiError
 from engine.records import workflow
 
+from .. import changes
 from .. import strings as S
 from ..errors import show_error
 from ..focus import tab_chain
+from ..link import server_screen
+from ..ops import store_op
 from .recordpanel import RecordPanel
 
 
 class RecordView(QWidget):
     def __init__(self, ctx, user, parent=None):
+        server_screen(ctx)
         super().__init__(parent)
         self.ctx, self.user = ctx, user
         self.current: workflow.RecordDraft | None = None
@@ -78,6 +83,7 @@ class RecordView(QWidget):
         tab_chain(self.records, self.panel.transcript, self.panel.tree, self.panel.flags, self.save_btn,
                   self.submit_btn)
         self._set_actions()
+        changes.listen(self, (changes.RECORDS, changes.LINK), lambda kind, rid: self.refresh())
         self.refresh()
 
     def showEvent(self, ev):
@@ -85,10 +91,11 @@ class RecordView(QWidget):
         super().showEvent(ev)
 
     def refresh(self) -> None:
-        try:
-            recs = workflow.list_records(self.ctx.store, self.user, owner=self.user.username)
-        except MadoguchiError:
-            recs = []
+        """Reload this user's records (off the GUI thread); a list that cannot load stays as it was."""
+        store_op(self, lambda: workflow.list_records(self.ctx.store, self.user, owner=self.user.username),
+                 success=self._show_list, failure=lambda e: None)
+
+    def _show_list(self, recs: list[workflow.RecordDraft]) -> None:
         keep = self.current.id if self.current is not None else None
         self.records.blockSignals(True)
         self.records.setRowCount(len(recs))
@@ -125,11 +132,9 @@ class RecordView(QWidget):
         self.progress.setVisible(False)
 
     def open_record(self, rid: int) -> None:
-        try:
-            rec = workflow.get(self.ctx.store, self.user, rid)
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
+        store_op(self, lambda: workflow.get(self.ctx.store, self.user, rid), success=self._show_record)
+
+    def _show_record(self, rec: workflow.RecordDraft) -> None:
         self.current = rec
         self.dirty = False
         self._select_row(rec.id)
@@ -162,32 +167,51 @@ class RecordView(QWidget):
         self.save_btn.setEnabled(editable and self.dirty)
         self.submit_btn.setEnabled(editable)
 
-    def save(self) -> bool:
+    def save(self, then=None) -> None:
+        """保存 (off the GUI thread); ``then()`` runs once it is saved (or when there was nothing to
+        save). On failure the edits stay on screen: nothing typed is lost."""
         rec = self.current
         if rec is None or not self.dirty:
-            return True
-        try:
-            self.current, carried = save_edit(self.ctx, self.user, rec.id, self.panel.draft, rec.revision,
-                                              reason=S.REASON_STAFF_EDIT)
-        except MadoguchiError as e:
-            show_error(self, e)  # the edits stay on screen: nothing typed is lost
-            return False
+            if then is not None:
+                then()
+            return
+        draft = copy.deepcopy(self.panel.draft)   # a snapshot: typing goes on while it is saved
+        self._busy()
+        store_op(self, lambda: save_edit(self.ctx, self.user, rec.id, draft, rec.revision, reason=S.REASON_STAFF_EDIT),
+                 success=lambda got: self._saved(got, then), failure=self._failed,
+                 change=(changes.RECORDS, rec.id))
+
+    def _saved(self, got, then) -> None:
+        self.current, carried = got
         self.dirty = False
         if carried:   # carried over onto the final transcript: show it
-            self.open_record(rec.id)
+            self.open_record(self.current.id)
         self.message.setText(S.SAVED)
         self._set_actions()
-        return True
+        if then is not None:
+            then()
 
     def submit(self) -> None:
-        if not self.save():
-            return
+        self.save(then=self._submit)
+
+    def _submit(self) -> None:
         rec = self.current
-        try:
-            self.current = workflow.submit(self.ctx.store, self.user, rec.id, rec.revision)
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
+        self._busy()
+        store_op(self, lambda: workflow.submit(self.ctx.store, self.user, rec.id, rec.revision),
+                 success=self._submitted, failure=self._failed, change=(changes.RECORDS, rec.id))
+
+    def _submitted(self, rec) -> None:
+        self.current = rec
         self.message.setText(S.SUBMITTED)
-        self.open_record(rec.id)
-        self.refresh()
+        self._show_record(rec)
+
+    def _busy(self) -> None:
+        """While the record is on its way to the store: no second click."""
+        self.save_btn.setEnabled(False)
+        self.submit_btn.setEnabled(False)
+        self.message.setText(S.BUSY)
+
+    def _failed(self, exc) -> None:
+        self.message.setText(S.UNSAVED if self.dirty else "")
+        self._set_actions()
+        show_error(self, exc)

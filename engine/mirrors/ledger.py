@@ -139,6 +139,17 @@ def list_inspections(ctx, *, needs_review: bool | None = None, unconfirmed: bool
     return [_decode(r) for r in ctx.store.query(sql, (*params, limit, offset))]
 
 
+def ledger_view(ctx, user: User, limit: int = 5000) -> list[dict]:
+    """The ledger as a reader sees it (the カーブミラー screen): the latest ``limit`` inspections,
+    newest first, each with its mirror's route (``route``, "" without a mirror)."""
+    require(user, "read_ledger")
+    routes = {m["code"]: m.get("route") or "" for m in list_mirrors(ctx)}
+    rows = list_inspections(ctx, limit=limit)
+    for r in rows:
+        r["route"] = routes.get(r.get("mirror_code") or "", "")
+    return rows
+
+
 # ------------------------------------------------------------------ inspections
 
 def _taken_at(insp_taken: str | None, path: Path) -> str:

@@ -155,6 +155,13 @@ def get(store: Store, user: User, record_id: int, version: int | None = None) ->
     return _load(store, record_id, version)
 
 
+def with_previous(store: Store, user: User, record_id: int) -> tuple[RecordDraft, RecordDraft | None]:
+    """A record and the version before it (None for a first version): what a reviewer compares."""
+    require(user, "read_records")
+    rec = _load(store, record_id)
+    return rec, (_load(store, record_id, rec.version - 1) if rec.version > 1 else None)
+
+
 def list_records(store: Store, user: User, state: str | None = None, owner: str | None = None,
                  limit: int = 200) -> list[RecordDraft]:
     require(user, "read_records")

@@ -1,0 +1,48 @@
+"""The one change hub (Anki's ``operation_did_execute``): a :class:`~desktop.ops.StoreOp` that
+changed something announces ``changed(kind, id)`` here, and every screen that shows that kind
+refreshes itself — no screen calls another screen's refresh.
+
+Kinds: ``records`` (id: the record), ``ledger`` (id: the inspection), ``sessions`` (id: the
+session), ``link`` (the office server is back: everything shown may be stale; id None).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+RECORDS, LEDGER, SESSIONS, LINK = "records", "ledger", "sessions", "link"
+
+
+class ChangeHub(QObject):
+    changed = Signal(str, object)
+
+    def announce(self, kind: str, id_=None) -> None:
+        self.changed.emit(kind, id_)
+
+
+_hub: ChangeHub | None = None
+
+
+def hub() -> ChangeHub:
+    """The application's hub (made on first use, on the GUI thread)."""
+    global _hub
+    if _hub is None:
+        _hub = ChangeHub()
+    return _hub
+
+
+def listen(widget, kinds: tuple[str, ...], slot) -> None:
+    """Call ``slot(kind, id)`` for each announced change of one of ``kinds`` while ``widget`` lives
+    (the connection goes with the widget)."""
+    def on_change(kind, id_):
+        if kind in kinds:
+            slot(kind, id_)
+    widget._change_slot = on_change          # kept alive with the widget
+    hub().changed.connect(on_change)
+    widget.destroyed.connect(lambda *_: _disconnect(on_change))
+
+
+def _disconnect(slot) -> None:
+    try:
+        hub().changed.disconnect(slot)
+    except (RuntimeError, TypeError):
+        pass
