@@ -34,3 +34,16 @@ def show_error(parent: QWidget | None, exc: BaseException, title: str = S.ERROR_
     box.setDetailedText(f"{type(exc).__name__}: {exc}")
     box.open()  # non-blocking: the event loop keeps running
     return box
+
+
+def unless_offline(parent: QWidget | None):
+    """A failure handler for a screen reloading what it shows: the office server gone meanwhile is
+    said by the status bar (desktop.link), not by a dialog; any other error is shown."""
+    from engine.store import ServerUnavailable
+
+    def failed(exc: BaseException) -> None:
+        if isinstance(exc, ServerUnavailable):
+            log.info("not reloaded: the office server is away")
+        else:
+            show_error(parent, exc)
+    return failed

@@ -35,6 +35,12 @@ def change_setting(ctx: Context, user: User, name: str, value: Any, path: Path |
     return True
 
 
+def change_settings(ctx: Context, user: User, changes: list[tuple[str, Any]], path: Path | None = None) -> list[str]:
+    """:func:`change_setting` for each ``(name, value)`` in turn (the settings screen's 保存);
+    returns the names that changed. Stops at the first refused one (those before it stay changed)."""
+    return [name for name, value in changes if change_setting(ctx, user, name, value, path)]
+
+
 def rotate_key(ctx: Context, user: User) -> None:
     """Re-encrypt this PC's database with a new data key (administrators; audited). The new key is
     kept where the old one was (OS keyring or key file) and becomes ``ctx.key``."""

@@ -247,3 +247,9 @@ def sign_in_at_counter(ctx, username: str, password: str) -> CounterSignIn:
                 remember_sign_in(ctx.local, user, password)
             return CounterSignIn(user, offline=False)
     return CounterSignIn(offline_sign_in(ctx.local, username, password), offline=True)
+
+
+def register_first_admin(store: Store, username: str, display_name: str, password: str) -> User:
+    """First run (no user yet): register the first administrator and sign them in."""
+    add_user(store, None, username, display_name, "admin", password)
+    return sign_in(store, username, password)

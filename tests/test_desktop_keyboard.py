@@ -169,7 +169,8 @@ def test_sign_in_dialogs_keyboard(qtbot, qapp, ctx):
     assert QApplication.focusWidget() is d.password
     QTest.keyClicks(d.password, "password-1")
     QTest.keyClick(d.password, Qt.Key.Key_Return)
-    assert d.user is not None and d.user.username == "kanri"
+    qtbot.waitUntil(lambda: d.user is not None)
+    assert d.user.username == "kanri"
     f = show(qtbot, FirstRunDialog(ctx.store), (480, 260))
     assert_named(f)
     assert focus_walk(f, f.username)[:6] == [f.username, f.display, f.password, f.password2, f.ok_btn, f.cancel_btn]
@@ -273,7 +274,7 @@ def test_consult_keyboard_and_play_from_line(qtbot, qapp, ctx, people, session):
     assert not v.recording and "同意" in v.status.text()
 
     v.show_session(sid)
-    assert v.transcript.count() == len(segs)
+    qtbot.waitUntil(lambda: v.transcript.count() == len(segs) and idle())    # loaded off the GUI thread
     second = v.transcript.item(1)
     rect = v.transcript.visualItemRect(second)
     # a single click only selects the line
@@ -317,12 +318,14 @@ def test_consult_keyboard_and_play_from_line(qtbot, qapp, ctx, people, session):
     # the delegate commits (queued) and closes the editor
     qtbot.waitUntil(lambda: not [e for e in v.transcript.viewport().findChildren(QLineEdit) if e.isVisible()],
                     timeout=5_000)
+    qtbot.waitUntil(idle)                                   # written off the GUI thread (StoreOp)
     assert asession.segments(ctx.store, sid)[1]["text"] == "先月仕事を辞めて、家賃が払えません。"
     # and the speaker swap of one line
     before = asession.segments(ctx.store, sid)[1]["speaker"]
     v.transcript.setCurrentRow(1)
     v.swap_btn.setFocus()
     QTest.keyClick(v.swap_btn, Qt.Key.Key_Space)
+    qtbot.waitUntil(idle)
     after = asession.segments(ctx.store, sid)[1]["speaker"]
     assert after != before and after in ("staff", "citizen")
 

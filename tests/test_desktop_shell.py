@@ -24,7 +24,8 @@ def test_first_run_registers_admin_and_signs_in(qtbot, ctx, app):
     assert "一致しません" in dlg.message.text() and users.count(ctx.store) == 0
     dlg.password2.setText("password-1")
     dlg.register()
-    assert dlg.user is not None and dlg.user.role == "admin"
+    qtbot.waitUntil(lambda: dlg.user is not None)          # registered off the GUI thread
+    assert dlg.user.role == "admin"
 
 
 def test_sign_in_wrong_password_is_japanese_and_keeps_username(qtbot, ctx, app):
@@ -35,10 +36,11 @@ def test_sign_in_wrong_password_is_japanese_and_keeps_username(qtbot, ctx, app):
     dlg.username.setText("kanri")
     dlg.password.setText("wrong-password")
     dlg.try_sign_in()
-    assert dlg.user is None and "パスワード" in dlg.message.text()
-    assert dlg.username.text() == "kanri"
+    qtbot.waitUntil(lambda: "パスワード" in dlg.message.text())   # checked off the GUI thread
+    assert dlg.user is None and dlg.username.text() == "kanri"
     dlg.password.setText("password-1")
     dlg.try_sign_in()
+    qtbot.waitUntil(lambda: dlg.user is not None)
     assert dlg.user.username == "kanri"
 
 

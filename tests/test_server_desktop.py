@@ -44,6 +44,7 @@ def _sign_in(qtbot, ctx, password="staff-pass-1"):
     dlg.username.setText("tanaka")
     dlg.password.setText(password)
     dlg.try_sign_in()
+    qtbot.waitUntil(lambda: dlg.ok_btn.isEnabled() or dlg.user is not None, timeout=60_000)   # off the GUI thread
     return dlg
 
 

@@ -19,7 +19,7 @@ from engine.records.model import Draft
 
 from .. import changes
 from .. import strings as S
-from ..errors import show_error
+from ..errors import show_error, unless_offline
 from ..focus import tab_chain
 from ..link import server_screen
 from ..ops import run_op, store_op
@@ -132,7 +132,8 @@ class ApprovalView(QWidget):
     def refresh(self) -> None:
         """Reload the queue (off the GUI thread); the open record is reloaded with it."""
         state = None if self.show_all.isChecked() else "submitted"
-        store_op(self, lambda: workflow.list_records(self.ctx.store, self.user, state=state), success=self._show_queue)
+        store_op(self, lambda: workflow.list_records(self.ctx.store, self.user, state=state), success=self._show_queue,
+                 failure=unless_offline(self))
 
     def _show_queue(self, recs: list[workflow.RecordDraft]) -> None:
         keep = self.current.id if self.current else None

@@ -16,10 +16,11 @@ from engine.asr.transcribe import Final, Partial
 from engine.audio import Level, list_input_devices
 from engine.errors import MadoguchiError
 
+from .. import changes
 from .. import strings as S
-from ..errors import show_error
+from ..errors import show_error, unless_offline
 from ..focus import tab_chain
-from ..ops import run_op
+from ..ops import run_op, store_op
 from .recordpanel import SPEAKER_FG, fmt_time
 
 ROLE_SEG = Qt.ItemDataRole.UserRole          # segment row id
@@ -329,19 +330,23 @@ class ConsultView(QWidget):
         if session_id is None:
             return
         self.session_id = session_id
+        store_op(self, lambda: asession.segments(self.ctx.store, session_id),
+                 success=lambda rows: self._show_lines(session_id, rows))
+
+    def _show_lines(self, session_id: int, rows: list[dict]) -> None:
+        if self.session_id != session_id:
+            return             # another consultation was opened meanwhile
         self.transcript.clear()
         self.partial_item = None
-        for g in asession.segments(self.ctx.store, session_id):
+        for g in rows:
             self._add_line(g["id"], g["start"], g["speaker"], g["text"])
 
     def _edited(self, item: QListWidgetItem) -> None:
         if self._loading or item.data(ROLE_SEG) is None:
             return
-        text = item.text().split("：", 1)[-1].strip()
-        try:
-            asession.edit_segment(self.ctx.store, item.data(ROLE_SEG), text=text, user=self.user)
-        except MadoguchiError as e:
-            show_error(self, e)
+        text, seg = item.text().split("：", 1)[-1].strip(), item.data(ROLE_SEG)
+        store_op(self, lambda: asession.edit_segment(self.ctx.store, seg, text=text, user=self.user),
+                 change=(changes.SESSIONS, self.session_id))
 
     def _selected(self) -> QListWidgetItem | None:
         it = self.transcript.currentItem()
@@ -351,12 +356,13 @@ class ConsultView(QWidget):
         it = self._selected()
         if it is None:
             return
-        new = "citizen" if it.data(ROLE_SPEAKER) == "staff" else "staff"
-        try:
-            asession.edit_segment(self.ctx.store, it.data(ROLE_SEG), speaker=new, user=self.user)
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
+        new, seg = ("citizen" if it.data(ROLE_SPEAKER) == "staff" else "staff"), it.data(ROLE_SEG)
+        store_op(self, lambda: asession.edit_segment(self.ctx.store, seg, speaker=new, user=self.user),
+                 success=lambda _row: self._speaker_swapped(it, new), change=(changes.SESSIONS, self.session_id))
+
+    def _speaker_swapped(self, it: QListWidgetItem, new: str) -> None:
+        if it.listWidget() is None:
+            return             # the list was reloaded meanwhile
         self._loading = True
         it.setData(ROLE_SPEAKER, new)
         it.setText(f"{fmt_time(it.data(ROLE_START))} {S.SPEAKER[new]}：{it.text().split('：', 1)[-1]}")
@@ -366,8 +372,9 @@ class ConsultView(QWidget):
     def swap_all(self) -> None:
         if self.session_id is None or self.recording:
             return
-        asession.swap_speakers(self.ctx.store, self.session_id, user=self.user)
-        self.show_session(self.session_id)
+        sid = self.session_id
+        store_op(self, lambda: asession.swap_speakers(self.ctx.store, sid, user=self.user),
+                 success=lambda _r: self.show_session(sid), change=(changes.SESSIONS, sid))
 
     def play_selected(self) -> None:
         self.play_line(self._selected())
@@ -399,13 +406,16 @@ class ConsultView(QWidget):
                       failure=lambda e: show_error(self, e))
 
     # ------------------------------------------------------------------ crash recovery
-    def offer_recovery(self) -> list[dict]:
+    def offer_recovery(self) -> None:
         """At start-up: sessions cut off by a crash (while recording, drafting or in the final
-        pass) → ask whether to recover them."""
+        pass) → ask whether to recover them (looked up off the GUI thread)."""
         from engine.consultation import pending_recovery
-        pending = pending_recovery(self.ctx, self.user)
+        store_op(self, lambda: pending_recovery(self.ctx, self.user), success=self._ask_recovery,
+                 failure=unless_offline(self))
+
+    def _ask_recovery(self, pending: list[dict]) -> None:
         if not pending:
-            return []
+            return
         box = QMessageBox(QMessageBox.Icon.Question, S.RECOVER_TITLE, S.RECOVER_TEXT.format(n=len(pending)),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.button(QMessageBox.StandardButton.Yes).setText(S.RECOVER_YES)
@@ -413,7 +423,6 @@ class ConsultView(QWidget):
         box.accepted.connect(lambda: self.recover(pending))
         box.open()
         self.recovery_box = box
-        return pending
 
     def recover(self, pending: list[dict]) -> None:
         self.status.setText(S.RECOVERING)

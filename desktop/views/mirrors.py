@@ -15,7 +15,7 @@ from engine.mirrors import ledger
 
 from .. import changes
 from .. import strings as S
-from ..errors import show_error
+from ..errors import show_error, unless_offline
 from ..focus import tab_chain
 from ..link import server_screen
 from ..ops import run_op, store_op
@@ -145,7 +145,8 @@ class MirrorsView(QWidget):
     # ------------------------------------------------------------------ ledger
     def refresh(self) -> None:
         """Reload the ledger (off the GUI thread), then show it through the filters."""
-        store_op(self, lambda: ledger.ledger_view(self.ctx, self.user, limit=5000), success=self._loaded)
+        store_op(self, lambda: ledger.ledger_view(self.ctx, self.user, limit=5000), success=self._loaded,
+                 failure=unless_offline(self))
 
     def _loaded(self, rows: list[dict]) -> None:
         self.all_rows = rows

@@ -15,14 +15,12 @@ from .. import changes
 from .. import strings as S
 from ..errors import show_error
 from ..focus import tab_chain
-from ..link import server_screen
 from ..ops import store_op
 from .recordpanel import RecordPanel
 
 
 class RecordView(QWidget):
     def __init__(self, ctx, user, parent=None):
-        server_screen(ctx)
         super().__init__(parent)
         self.ctx, self.user = ctx, user
         self.current: workflow.RecordDraft | None = None

@@ -7,13 +7,12 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QScrollArea)
 
 from engine import admin, doctor, models, users
-from engine.errors import MadoguchiError
 from engine.roles import can
 
 from .. import strings as S
-from ..errors import show_error
+from ..errors import show_error, unless_offline
 from ..focus import tab_chain
-from ..ops import run_op
+from ..ops import run_op, store_op
 
 
 class SettingsView(QWidget):
@@ -114,13 +113,17 @@ class SettingsView(QWidget):
         if can(self.user, "administer"):       # the engine checks it too (admin.change_setting)
             wanted += [("asr.model", self.whisper.currentData()), ("llm.model", self.llm.currentData()),
                        ("manuals_dir", self.manuals_dir.text().strip())]
-        try:
-            for key, value in wanted:
-                admin.change_setting(self.ctx, self.user, key, value)
-        except MadoguchiError as e:
-            show_error(self, e)   # what was chosen stays on screen
-            return
+        self.save_btn.setEnabled(False)
+        store_op(self, lambda: admin.change_settings(self.ctx, self.user, wanted), success=self._saved,
+                 failure=self._save_failed)
+
+    def _saved(self, _changed) -> None:
+        self.save_btn.setEnabled(True)
         self.saved.setText(S.SETTINGS_SAVED)
+
+    def _save_failed(self, exc) -> None:
+        self.save_btn.setEnabled(True)
+        show_error(self, exc)   # what was chosen stays on screen
 
     # ------------------------------------------------------------------ users
     def _users_box(self, parent) -> QGroupBox:
@@ -158,7 +161,10 @@ class SettingsView(QWidget):
         return g
 
     def refresh_users(self) -> None:
-        rows = users.list_users(self.ctx.store, self.user)
+        store_op(self, lambda: users.list_users(self.ctx.store, self.user), success=self._show_users,
+                 failure=unless_offline(self))
+
+    def _show_users(self, rows: list[users.User]) -> None:
         self.users_table.setRowCount(len(rows))
         for i, u in enumerate(rows):
             for j, v in enumerate((u.username, u.display_name, u.role_ja)):
@@ -170,12 +176,12 @@ class SettingsView(QWidget):
                          + 2 * t.frameWidth() + 2)
 
     def add_user(self) -> None:
-        try:
-            users.add_user(self.ctx.store, self.user, self.new_user.text().strip(), self.new_name.text().strip(),
-                           self.new_role.currentData(), self.new_pw.text())
-        except MadoguchiError as e:
-            show_error(self, e)
-            return
+        name, display, role, pw = (self.new_user.text().strip(), self.new_name.text().strip(),
+                                   self.new_role.currentData(), self.new_pw.text())
+        store_op(self, lambda: users.add_user(self.ctx.store, self.user, name, display, role, pw),
+                 success=self._user_added)
+
+    def _user_added(self, _user) -> None:
         self.new_user.clear(), self.new_name.clear(), self.new_pw.clear()
         self.refresh_users()
 

@@ -5,10 +5,11 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
                                QVBoxLayout)
 
 from engine import users
-from engine.errors import MadoguchiError
 
 from .. import strings as S
+from ..errors import japanese_message
 from ..focus import tab_chain
+from ..ops import store_op
 
 
 def buttons(dlg: QDialog, ok_text: str, on_ok) -> QDialogButtonBox:
@@ -55,17 +56,23 @@ class SignInDialog(QDialog):
         self.username.setFocus()
 
     def try_sign_in(self) -> None:
+        """Sign in off the GUI thread (a password check and, with an office server, round trips)."""
         name, pw = self.username.text().strip(), self.password.text()
-        try:
-            got = users.sign_in_at_counter(self.ctx, name, pw)
-        except MadoguchiError as e:
-            self.message.setText(e.ja)
-            self.password.selectAll()
-            self.password.setFocus()
-            return
+        self.ok_btn.setEnabled(False)
+        self.message.setText("")
+        store_op(self, lambda: users.sign_in_at_counter(self.ctx, name, pw), success=self._signed_in,
+                 failure=self._refused)
+
+    def _signed_in(self, got: users.CounterSignIn) -> None:
         self.user = got.user
         self.offline_note.setVisible(got.offline)
         self.accept()
+
+    def _refused(self, exc) -> None:
+        self.ok_btn.setEnabled(True)
+        self.message.setText(japanese_message(exc))
+        self.password.selectAll()
+        self.password.setFocus()
 
 
 class FirstRunDialog(QDialog):
@@ -104,11 +111,15 @@ class FirstRunDialog(QDialog):
         if self.password.text() != self.password2.text():
             self.message.setText(S.PASSWORDS_DIFFER)
             return
-        try:
-            users.add_user(self.store, None, self.username.text().strip(), self.display.text().strip(), "admin",
-                           self.password.text())
-            self.user = users.sign_in(self.store, self.username.text().strip(), self.password.text())
-        except MadoguchiError as e:
-            self.message.setText(e.ja)
-            return
+        name, display, pw = self.username.text().strip(), self.display.text().strip(), self.password.text()
+        self.ok_btn.setEnabled(False)
+        store_op(self, lambda: users.register_first_admin(self.store, name, display, pw),
+                 success=self._registered, failure=self._refused)
+
+    def _registered(self, user: users.User) -> None:
+        self.user = user
         self.accept()
+
+    def _refused(self, exc) -> None:
+        self.ok_btn.setEnabled(True)
+        self.message.setText(japanese_message(exc))
