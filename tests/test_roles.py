@@ -11,7 +11,7 @@ from engine.records import workflow
 PROBES = {
     "record": lambda ctx, u, tmp: workflow.submit(ctx.store, u, 999_999, None),
     "approve": lambda ctx, u, tmp: workflow.approve(ctx.store, u, 999_999, None),
-    "read_ledger": lambda ctx, u, tmp: ledger.export_csv(ctx, tmp / f"{u.username}.csv", user=u),
+    "read_ledger": lambda ctx, u, tmp: (ledger.ledger_view(ctx, u), ledger.export_csv(ctx, tmp / f"{u.username}.csv", user=u)),
     "read_manuals": lambda ctx, u, tmp: mindex.update(ctx, u, []),
     "own_settings": lambda ctx, u, tmp: admin.change_setting(ctx, u, "asr.device", "x", path=tmp / "u.toml"),
 }
