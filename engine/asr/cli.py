@@ -103,9 +103,7 @@ def cmd_sessions(args) -> int:
                       f"{SPEAKER_JA.get(seg['speaker'], seg['speaker'])}: {seg['text']}")
         return 0
     if args.sessions_cmd == "recover":
-        require(user, "recover")
-        ids = [args.id] if args.id else [r["id"] for r in sm.unfinished_sessions(ctx.store)]
-        done = [sm.recover(ctx, i, final_pass=args.final_pass) for i in ids]
+        done = sm.recover_sessions(ctx, user, [args.id] if args.id else None, final_pass=args.final_pass)
         if args.json:
             print_json(done)
         else:

@@ -382,6 +382,15 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
     return session_summary(store, session_id)
 
 
+def recover_sessions(ctx, user, session_ids: list[int] | None = None, final_pass: bool = False) -> list[dict]:
+    """``madoguchi sessions recover``: :func:`recover` the given sessions, or every unfinished
+    one (:func:`unfinished_sessions`), for a user who may recover; their summaries."""
+    from ..roles import require
+    require(user, "recover")
+    ids = session_ids if session_ids else [r["id"] for r in unfinished_sessions(ctx.store)]
+    return [recover(ctx, i, final_pass=final_pass) for i in ids]
+
+
 def get_session(store, session_id: int, *, user) -> dict:
     from ..roles import require
     require(user, "read_records")
