@@ -32,9 +32,10 @@ def hub() -> ChangeHub:
 
 def listen(widget, kinds: tuple[str, ...], slot) -> None:
     """Call ``slot(kind, id)`` for each announced change of one of ``kinds`` while ``widget`` lives
-    (the connection goes with the widget)."""
+    (the connection goes with the widget) and its window is open — a screen in a closed window
+    (signed out) reloads nothing; one in a hidden tab does, so it is current when chosen."""
     def on_change(kind, id_):
-        if kind in kinds:
+        if kind in kinds and widget.window().isVisible():
             slot(kind, id_)
     widget._change_slot = on_change          # kept alive with the widget
     hub().changed.connect(on_change)

@@ -139,6 +139,7 @@ class ApprovalView(QWidget):
         keep = self.current.id if self.current else None
         self.records = recs
         self.queue.blockSignals(True)
+        self.queue.clearSelection()        # a row's record may differ after the reload
         self.queue.setRowCount(len(recs))
         for i, r in enumerate(recs):
             flagged = len(r.content.flagged()) + len(r.content.flags)

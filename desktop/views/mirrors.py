@@ -175,6 +175,7 @@ class MirrorsView(QWidget):
         self.rows = out
         keep = self.current["id"] if self.current else None
         self.table.blockSignals(True)
+        self.table.clearSelection()        # a row's inspection may differ after the reload
         self.table.setRowCount(len(out))
         for i, r in enumerate(out):
             state = S.INSPECTION_STATUS.get(r["status"], "")
@@ -193,10 +194,12 @@ class MirrorsView(QWidget):
         self.table.blockSignals(False)
         n_review = sum(1 for r in rows if r.get("needs_review") and not r.get("confirmed_grade"))
         self.status.setText(S.LEDGER_STATUS.format(total=len(rows), shown=len(out), review=n_review))
-        if keep is not None:
+        if keep is not None:       # the open inspection stays open: selected again, not reloaded
+            self.table.blockSignals(True)
             for i, r in enumerate(out):
                 if r["id"] == keep:
                     self.table.selectRow(i)
+            self.table.blockSignals(False)
 
     def _selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
