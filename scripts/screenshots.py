@@ -104,6 +104,7 @@ def main() -> int:
     from desktop.app import make_app
     from desktop.mainwindow import MainWindow
     from desktop import strings as S
+    from desktop.ops import idle      # screens load off the GUI thread (StoreOp): wait for them
     from engine.context import open_context
     app = make_app()
     ctx = open_context(DATA / "data")
@@ -114,6 +115,7 @@ def main() -> int:
         w.resize(1500, 940)
         w.show()
         wait(app, 0.5)
+        wait(app, 30, until=idle)
         return w
 
     def tab(w, title):
@@ -121,6 +123,7 @@ def main() -> int:
             if w.tabs.tabText(i) == title:
                 w.tabs.setCurrentIndex(i)
                 wait(app, 0.4)
+                wait(app, 30, until=idle)
                 return w.views[title]
         return None
 
@@ -129,10 +132,12 @@ def main() -> int:
         v = w.views[S.TAB_CONSULT]
         getattr(v, "show_session", lambda *_: None)(ctx.store.query_one("SELECT MAX(id) AS id FROM sessions")["id"])
         wait(app, 0.5)
+        wait(app, 30, until=idle)
         shoot(w, "01-consultation")
     v = tab(w, S.TAB_RECORD)
     if v is not None and v.records.rowCount():
         v.open_record(v.records.item(0, 0).data(0x0100))
+        wait(app, 30, until=lambda: v.current is not None and idle())
         items = list(v.panel.statement_items())
         if items:
             v.panel.tree.setCurrentItem(items[0])
@@ -151,6 +156,7 @@ def main() -> int:
     if v.queue.rowCount():
         v.queue.selectRow(0)
         wait(app, 0.4)
+        wait(app, 30, until=idle)
     shoot(w, "03-approval")
     w.close()
 
