@@ -114,3 +114,27 @@ def test_approval_return_with_comment_and_own_record_refused(qtbot, qapp, ctx, p
     assert not v.approve_btn.isEnabled()
     with pytest.raises(Exception):
         workflow.approve(ctx.store, sup, own.id, own.revision, acknowledge_flags=True)
+
+
+def test_typing_while_a_save_is_on_its_way_stays_unsaved(qtbot, qapp, ctx, people, record):
+    """保存 runs off the GUI thread: an edit made meanwhile is not lost and not marked saved, and
+    there is no second save while the first is on its way."""
+    from desktop.views.record import RecordView
+    staff, _ = people
+    v = RecordView(ctx, staff)
+    qtbot.addWidget(v)
+    v.open_record(record.id)
+    qtbot.waitUntil(lambda: v.current is not None and idle())
+    first, second = [it for it in v.panel.statement_items()][:2]
+    first.setText(0, "一つ目の修正。")
+    v.save()
+    assert not v.save_btn.isEnabled() and not v.submit_btn.isEnabled()     # on its way: no second click
+    second.setText(0, "保存中の修正。")                                         # typed before the save came back
+    assert not v.save_btn.isEnabled()
+    qtbot.waitUntil(lambda: not v.saving and idle())
+    assert v.dirty and v.save_btn.isEnabled() and v.message.text() == S.UNSAVED
+    assert workflow.get(ctx.store, staff, record.id).version == 2
+    v.save()
+    qtbot.waitUntil(lambda: v.message.text() == S.SAVED and idle())
+    texts = [s.text for _, s in workflow.get(ctx.store, staff, record.id).content.statements()]
+    assert "一つ目の修正。" in texts and "保存中の修正。" in texts

@@ -25,6 +25,8 @@ class RecordView(QWidget):
         self.ctx, self.user = ctx, user
         self.current: workflow.RecordDraft | None = None
         self.dirty = False
+        self.edits = 0          # edits so far: one typed while a save is on its way stays unsaved
+        self.saving = False     # a save or submit is on its way: no second one meanwhile
         lay = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal, self)
         lay.addWidget(split, 1)
@@ -156,12 +158,15 @@ class RecordView(QWidget):
 
     def _changed(self) -> None:
         self.dirty = True
-        self.message.setText(S.UNSAVED)
+        self.edits += 1
+        if not self.saving:
+            self.message.setText(S.UNSAVED)
         self._set_actions()
 
     def _set_actions(self) -> None:
         rec = self.current
-        editable = rec is not None and rec.state in ("draft", "returned") and rec.owner == self.user.username
+        editable = (rec is not None and rec.state in ("draft", "returned") and rec.owner == self.user.username
+                    and not self.saving)
         self.save_btn.setEnabled(editable and self.dirty)
         self.submit_btn.setEnabled(editable)
 
@@ -174,19 +179,21 @@ class RecordView(QWidget):
                 then()
             return
         draft = copy.deepcopy(self.panel.draft)   # a snapshot: typing goes on while it is saved
+        edits = self.edits
         self._busy()
         store_op(self, lambda: save_edit(self.ctx, self.user, rec.id, draft, rec.revision, reason=S.REASON_STAFF_EDIT),
-                 success=lambda got: self._saved(got, then), failure=self._failed,
+                 success=lambda got: self._saved(got, then, edits), failure=self._failed,
                  change=(changes.RECORDS, rec.id))
 
-    def _saved(self, got, then) -> None:
+    def _saved(self, got, then, edits: int) -> None:
+        self.saving = False
         self.current, carried = got
-        self.dirty = False
+        self.dirty = self.edits != edits
         if carried:   # carried over onto the final transcript: show it
             self.open_record(self.current.id)
-        self.message.setText(S.SAVED)
+        self.message.setText(S.UNSAVED if self.dirty else S.SAVED)
         self._set_actions()
-        if then is not None:
+        if then is not None and not self.dirty:
             then()
 
     def submit(self) -> None:
@@ -199,17 +206,19 @@ class RecordView(QWidget):
                  success=self._submitted, failure=self._failed, change=(changes.RECORDS, rec.id))
 
     def _submitted(self, rec) -> None:
+        self.saving = False
         self.current = rec
         self.message.setText(S.SUBMITTED)
         self._show_record(rec)
 
     def _busy(self) -> None:
         """While the record is on its way to the store: no second click."""
-        self.save_btn.setEnabled(False)
-        self.submit_btn.setEnabled(False)
+        self.saving = True
+        self._set_actions()
         self.message.setText(S.BUSY)
 
     def _failed(self, exc) -> None:
+        self.saving = False
         self.message.setText(S.UNSAVED if self.dirty else "")
         self._set_actions()
         show_error(self, exc)
