@@ -20,7 +20,7 @@ from engine.context import open_context
 from engine.records import workflow
 from tests.qt_util import StallWatch
 from tests.server_pg import server
-from tests.test_records_workflow import make_draft
+from devkit.records import make_draft
 
 DELAY = 0.200
 

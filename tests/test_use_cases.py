@@ -7,7 +7,7 @@ import pytest
 from engine import consultation, users
 from engine.records import workflow
 from engine.roles import PermissionDenied
-from tests.test_records_workflow import make_draft
+from devkit.records import make_draft
 
 
 @pytest.fixture
