@@ -221,13 +221,11 @@ def warm_up(ctx) -> None:
     Native loaders keep the GIL while they read; done once at start-up this costs nothing later."""
     from .asr.vad import silero
     from .records.checks import proper_nouns
-    from .models import load_whisper
+    from .asr.transcribe import live_model
     cfg = ctx.config
     if cfg.get("asr.engine", "faster-whisper") == "faster-whisper":
-        name = cfg.get("asr.model", "whisper-base")
-        load_whisper(name, cfg, threads=cfg.get("asr.threads", 2))
-        load_whisper(name, cfg, threads=1)   # the live partials' own instance (make_transcriber): loaded at
-        #                                      録音 it held the GIL 240 ms on a loaded PC, a visible stall
+        live_model(cfg)
+        live_model(cfg, for_partials=True)   # loaded at 録音 it held the GIL 240 ms on a loaded PC
     silero()
     proper_nouns("北九州市小倉北区の窓口")
 

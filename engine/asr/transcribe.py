@@ -471,6 +471,16 @@ class StreamingTranscriber:
 
 # --------------------------------------------------------------------------- factories
 
+def live_model(config=None, for_partials: bool = False):
+    """The Whisper instance the live transcriber decodes with (cached by :mod:`engine.models`):
+    Finals on ``asr.threads`` threads, partials on their own 1-thread instance so that they never
+    wait behind a Final decode. :func:`engine.consultation.warm_up` loads both before the first 録音."""
+    from ..models import load_whisper
+    name = config.get("asr.model", "whisper-base") if config is not None else "whisper-base"
+    threads = 1 if for_partials else (config.get("asr.threads", 2) if config is not None else 2)
+    return load_whisper(name, config, threads=threads)
+
+
 def make_transcriber(config=None, speaker_fn: SpeakerFn | None = None, partials: bool = True, **kw):
     """The streaming transcriber the config asks for (faster-whisper by default, or vosk)."""
     engine = config.get("asr.engine", "faster-whisper") if config is not None else "faster-whisper"
@@ -478,14 +488,10 @@ def make_transcriber(config=None, speaker_fn: SpeakerFn | None = None, partials:
         from .vosk_engine import VoskTranscriber, load_vosk
         return VoskTranscriber(load_vosk(config.get("asr.vosk_model", ""), config), speaker_fn=speaker_fn,
                                partials=partials)
-    from ..models import load_whisper
-    name = config.get("asr.model", "whisper-base") if config is not None else "whisper-base"
-    threads = config.get("asr.threads", 2) if config is not None else 2
     language = config.get("asr.language", "ja") if config is not None else "ja"
-    model = load_whisper(name, config, threads=threads)
+    model = live_model(config)
     if partials and "partial_model" not in kw:
-        # partials on their own 1-thread instance: they never wait behind a Final decode
-        kw["partial_model"] = load_whisper(name, config, threads=1)
+        kw["partial_model"] = live_model(config, for_partials=True)
     if config is not None and "context_seconds" not in kw:
         kw["context_seconds"] = float(config.get("asr.live_context", 10.0))
     return StreamingTranscriber(model, language=language, hotwords=hotwords(config),
