@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._report import write_section  # noqa: E402
 from engine.asr import session as sm  # noqa: E402
+from engine.asr import sessions  # noqa: E402
 from engine.asr.finalpass import label_speakers, transcribe_whole  # noqa: E402
 from engine.asr.metrics import cer  # noqa: E402
 from engine.asr.transcribe import CONTEXT_MARGIN, Final, Partial, StreamingTranscriber, hotwords  # noqa: E402
@@ -181,7 +182,7 @@ def kill_figures(conv, runs, tmp):
         try:
             found = [u["id"] for u in sm.unfinished_sessions(ctx.store)]
             info = sm.recover(ctx, sid)
-            rows = {r["id"]: r["text"] for r in sm.segments(ctx.store, sid)}
+            rows = {r["id"]: r["text"] for r in sessions.segments(ctx.store, sid)}
         finally:
             ctx.close()
         lost_final = sum(1 for k, v in finals.items() if rows.get(k) != v)

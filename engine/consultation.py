@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable
 
+from .asr import sessions
 from .asr.session import ConsultationSession
 from .errors import MadoguchiError
 from .records import checks, workflow
@@ -137,7 +138,7 @@ class CounterConsultation:
         self.record_id = rec.id
         log.info("consultation %s → record %s in %.1f s after stop", self.session.id, rec.id, time.perf_counter() - t0)
         if not final_pass:
-            store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (self.session.id,))
+            sessions.mark_finalized(store, self.session.id)
         return rec
 
     def refine(self, progress: Callable | None = None) -> workflow.RecordDraft | None:
@@ -159,9 +160,9 @@ def refine(ctx, user: User, session_id: int, progress: Callable | None = None) -
     is returned. A session that was already refined returns ``None`` too."""
     require(user, "record")
     store = ctx.store
-    s = store.query_one("SELECT state, audio_seconds, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
-    row = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
-    if s is None or row is None or s["state"] != "stopped" or not s["audio_seconds"] or s["audio_deleted_at"]:
+    s = sessions.get(store, session_id)
+    record_id = workflow.record_id_for_session(store, session_id)
+    if s is None or record_id is None or s["state"] != "stopped" or not s["audio_seconds"] or s["audio_deleted_at"]:
         return None
     from .asr.finalpass import run_final_pass
     out: dict = {}
@@ -170,20 +171,20 @@ def refine(ctx, user: User, session_id: int, progress: Callable | None = None) -
         pass
 
     def on_replace(live_rows, final_rows) -> None:
-        rec = workflow.get(store, user, row["id"])
+        rec = workflow.get(store, user, record_id)
         if rec.state not in ("draft", "returned"):
             raise _Reviewed
         as_seg = lambda r: Segment(r["seq"], r["start"], r["end"], r["speaker"], r["text"])  # noqa: E731
         d = remap_evidence(rec.content, [as_seg(r) for r in live_rows], [as_seg(r) for r in final_rows])
         tpl = rtemplate.load(d.template or ctx.config["records.template"], ctx.data_dir)
         checks.check(d, tpl)
-        out["rec"] = workflow.save(store, user, row["id"], d, expected_revision=rec.revision,
+        out["rec"] = workflow.save(store, user, record_id, d, expected_revision=rec.revision,
                                    reason=REFINED)
 
     try:
         run_final_pass(ctx, session_id, progress=progress, on_replace=on_replace)
     except _Reviewed:
-        store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (session_id,))
+        sessions.mark_finalized(store, session_id)
         log.info("session %s: record already under review; live transcript kept", session_id)
         return None
     return out.get("rec")
@@ -241,9 +242,7 @@ def interrupted(store) -> list[dict]:
     from .asr.session import HEARTBEAT_STALE, _pid_alive
     now = time.time()
     out = []
-    for r in store.query("SELECT * FROM sessions s WHERE s.consent = 1 AND s.staff_user != '' "
-                         "AND EXISTS (SELECT 1 FROM segments g WHERE g.session_id = s.id) "
-                         "AND s.state IN ('recording', 'interrupted', 'stopped') ORDER BY s.started_at"):
+    for r in sessions.in_states(store, ("recording", "interrupted", "stopped"), attributed_with_segments=True):
         if r["pid"] and _pid_alive(r["pid"]) and (r["state"] != "recording" or (r["heartbeat_at"] or 0) > now - HEARTBEAT_STALE):
             continue   # its process is still recording or finishing it
         out.append(r)
@@ -259,13 +258,13 @@ def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm
     require(user, "record")
     from .asr import session as asession
     store = ctx.store
-    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    s = sessions.get(store, session_id)
     if s is None:
         raise asession.SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
     if s["state"] in ("recording", "interrupted"):
         asession.recover(ctx, session_id)
-    row = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
-    if row is None:
+    record_id = workflow.record_id_for_session(store, session_id)
+    if record_id is None:
         segs = segments_from_session(store, session_id)
         if not segs:
             raise MadoguchiError(f"session {session_id} has no transcript to draft from",
@@ -276,11 +275,11 @@ def resume(ctx, user: User, session_id: int, *, final_pass: bool = True, use_llm
                               title=s["title"] or d.title)
         log.info("consultation %s resumed after a crash → record %s", session_id, rec.id)
     else:
-        rec = workflow.get(store, user, row["id"])
+        rec = workflow.get(store, user, record_id)
     if final_pass:
         rec = refine(ctx, user, session_id) or rec
     else:
-        store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ? AND state = 'stopped'", (session_id,))
+        sessions.mark_finalized(store, session_id, only_if_stopped=True)
     return rec
 
 
@@ -304,7 +303,7 @@ def recover(ctx, user: User, session_ids: list[int], progress: Callable | None =
     for i, sid in enumerate(session_ids):
         if progress is not None:
             progress(i, len(session_ids), "")
-        if asession.has_segments(ctx.store, sid):
+        if sessions.has_segments(ctx.store, sid):
             made.append(resume(ctx, user, sid).id)
         else:
             asession.recover(ctx, sid)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import audit
+from .asr import sessions
+from .records import workflow
 from .roles import require
 from .users import User
 
@@ -27,12 +29,10 @@ def due(ctx, now: float | None = None) -> list[dict]:
     """Sessions whose audio is due for deletion."""
     days = ctx.config["retention.audio_days"]
     cutoff = (now or time.time()) - days * 86400
-    return ctx.store.query(
-        "SELECT s.id AS session_id, s.audio_path, MAX(v.approved_at) AS approved_at "
-        "FROM sessions s JOIN records r ON r.session_id = s.id "
-        "JOIN record_versions v ON v.record_id = r.id AND v.approved_at IS NOT NULL "
-        "WHERE s.audio_deleted_at IS NULL AND s.audio_path != '' "
-        "GROUP BY s.id HAVING MAX(v.approved_at) <= ?", (cutoff,))
+    approved = workflow.last_approved_at(ctx.store)
+    return [{"session_id": r["id"], "audio_path": r["audio_path"], "approved_at": approved[r["id"]]}
+            for r in sorted(sessions.with_audio(ctx.store), key=lambda r: r["id"])
+            if r["id"] in approved and approved[r["id"]] <= cutoff]
 
 
 def audio_files(ctx, audio_path: str) -> list[Path]:
@@ -54,7 +54,7 @@ def run(ctx, user: User, now: float | None = None, dry_run: bool = False) -> lis
         for f in files:
             f.unlink(missing_ok=True)
         with ctx.store.transaction():
-            ctx.store.execute("UPDATE sessions SET audio_deleted_at = ? WHERE id = ?", (time.time(), row["session_id"]))
+            sessions.mark_audio_deleted(ctx.store, row["session_id"])
             audit.append(ctx.store, user.username, "audio.delete", "session", row["session_id"],
                          {"files": len(files), "reason": f"retention {ctx.config['retention.audio_days']} days"})
         log.info("retention: deleted audio of session %s (%d files)", row["session_id"], len(files))

@@ -113,3 +113,76 @@ def test_no_sql_in_the_desktop():
              for p in sorted((ENGINE.parent / "desktop").rglob("*.py"))
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)]
     assert not found, "SQL in desktop/:\n" + "\n".join(found)
+
+
+# --------------------------------------------------------------------------- one owner per table
+
+# Which engine modules may write SQL naming each table (docs/architecture.md, "Who owns which
+# table"). Everyone else asks the owner's functions. The exceptions are named with their reason.
+TABLE_OWNERS = {
+    "sessions": {"engine/asr/sessions.py",
+                 "engine/store/offline.py"},      # the offline store's list of sessions not yet sent
+    "segments": {"engine/asr/sessions.py"},
+    "records": {"engine/records/workflow.py"},
+    "record_versions": {"engine/records/workflow.py"},
+    "users": {"engine/users.py"},
+    "audit_log": {"engine/audit.py"},
+    "jobs": {"engine/manuals/index.py"},
+    "manual_docs": {"engine/manuals/index.py", "engine/manuals/search.py"},   # the index: written / read
+    "manual_chunks": {"engine/manuals/index.py", "engine/manuals/search.py"},
+    "manual_fts": {"engine/manuals/index.py", "engine/manuals/search.py"},
+    "manual_tri": {"engine/manuals/index.py", "engine/manuals/search.py"},
+    "mirrors": {"engine/mirrors/ledger.py"},
+    "mirror_inspections": {"engine/mirrors/ledger.py"},
+    "mirror_grade_changes": {"engine/mirrors/ledger.py"},
+    "settings": {"engine/store/sqlite.py",
+                 "engine/office/admin.py"},       # moving a whole database to the office server
+}
+
+
+def _tables() -> set[str]:
+    import re
+    out = set()
+    for sql in (ENGINE / "migrations").glob("*.sql"):
+        out |= set(re.findall(r"CREATE (?:VIRTUAL )?TABLE (?:IF NOT EXISTS )?(\w+)", sql.read_text(encoding="utf-8")))
+    return out
+
+
+def sql_writers() -> dict[str, set[str]]:
+    """{table: engine files whose string literals hold SQL naming it (FROM/INTO/UPDATE/JOIN …) or
+    that call ``insert("table", …)``}."""
+    import re
+    tables = _tables()
+    pat = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(\w+)", re.I)
+    out: dict[str, set[str]] = {t: set() for t in tables}
+    for p in ENGINE.rglob("*.py"):
+        rel = str(p.relative_to(ENGINE.parent))
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [m for m in pat.findall(node.value) if m in tables]
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "insert"
+                  and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in tables):
+                names = [node.args[0].value]
+            for t in names:
+                out[t].add(rel)
+    return out
+
+
+def test_every_table_has_an_owner():
+    assert _tables() - set(TABLE_OWNERS) == set(), "a new table needs an owner in TABLE_OWNERS"
+
+
+def test_only_a_tables_owner_writes_sql_against_it():
+    strangers = {t: sorted(files - TABLE_OWNERS.get(t, set())) for t, files in sql_writers().items()}
+    strangers = {t: f for t, f in strangers.items() if f}
+    assert strangers == {}, f"SQL against a table outside its owner module: {strangers}"
+
+
+def test_the_ownership_check_sees_sql():
+    # the scan itself works: the owners are found writing SQL against their tables
+    found = sql_writers()
+    assert "engine/asr/sessions.py" in found["segments"]
+    assert "engine/records/workflow.py" in found["record_versions"]
+    assert "engine/mirrors/ledger.py" in found["mirror_inspections"]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from engine.asr import session as sm
+from engine.asr import sessions
 from engine.asr.finalpass import merge, run_final_pass
 from engine.asr.metrics import cer
 from engine.asr.transcribe import Final, Partial
@@ -41,7 +42,7 @@ def test_session_live_then_final_pass_keeps_edits(ctx, conv, tmp_path):
     finals = [e for e in events if isinstance(e, Final)]
     assert any(isinstance(e, Level) for e in events) and any(isinstance(e, Partial) for e in events)
     assert finals and all(f.id for f in finals)
-    rows = sm.segments(ctx.store, sid)
+    rows = sessions.segments(ctx.store, sid)
     assert [r["id"] for r in rows] == [f.id for f in finals]
     assert [r["text"] for r in rows] == [f.text for f in finals]
     assert cer(conv.reference, "".join(r["text"] for r in rows)) < 0.35
@@ -66,14 +67,14 @@ def test_session_live_then_final_pass_keeps_edits(ctx, conv, tmp_path):
     for who in (admin, other, None):        # IT, another counter, nobody signed in: refused in the engine
         with pytest.raises(PermissionDenied):
             sm.edit_segment(ctx.store, first["id"], text="書き換え", user=who)
-    assert sm.segments(ctx.store, sid)[0]["text"] == first["text"]
+    assert sessions.segments(ctx.store, sid)[0]["text"] == first["text"]
     fixed = "【修正】" + first["text"]      # whatever the first live segment holds, corrected by staff
     sm.edit_segment(ctx.store, first["id"], text=fixed, user=staff)
     sm.edit_segment(ctx.store, second["id"], speaker="unknown", user=staff)
     with pytest.raises(sm.SessionError):
         sm.edit_segment(ctx.store, second["id"], speaker="boss", user=staff)
     n = run_final_pass(ctx, sid)
-    after = sm.segments(ctx.store, sid)
+    after = sessions.segments(ctx.store, sid)
     assert n == len(after)
     assert ctx.store.query_one("SELECT state FROM sessions WHERE id = ?", (sid,))["state"] == "finalized"
     assert [r["text"] for r in after if r["edited"]] == [fixed]
@@ -109,7 +110,7 @@ def test_swap_speakers(ctx):
     with pytest.raises(PermissionDenied):
         sm.swap_speakers(ctx.store, sid, user=admin)
     sm.swap_speakers(ctx.store, sid, user=staff)
-    assert [r["speaker"] for r in sm.segments(ctx.store, sid)] == ["citizen", "staff", "unknown"]
+    assert [r["speaker"] for r in sessions.segments(ctx.store, sid)] == ["citizen", "staff", "unknown"]
     # once the record is submitted its transcript is fixed
     ctx.store.insert("records", {"uid": "r", "state": "submitted", "version": 1, "revision": 1, "owner": "tanaka",
                                  "template": "t", "session_id": sid, "created_at": 0, "updated_at": 0})
@@ -162,7 +163,7 @@ def test_kill_9_mid_session_then_recover(tmp_path, conv):
         rec = read_audio(info["audio_path"])
         assert np.abs(rec - conv.audio[:len(rec)]).max() < 1e-3
         # every final segment the child reported is in the store, unchanged
-        rows = {r["id"]: r["text"] for r in sm.segments(ctx.store, sid)}
+        rows = {r["id"]: r["text"] for r in sessions.segments(ctx.store, sid)}
         for fid, text in finals.items():
             assert rows.get(fid) == text
     finally:

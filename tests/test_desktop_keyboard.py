@@ -241,6 +241,7 @@ def test_manuals_mirrors_settings_keyboard(qtbot, qapp, ctx, people):
 @pytest.fixture
 def session(ctx, tmp_path):
     from engine.asr import session as asession
+    from engine.asr import sessions
     from engine.audio import FileSource
     from devkit.audiogen import Turn, render_dialogue
     conv = render_dialogue([Turn("staff", "こんにちは。今日はどのようなご相談でしょうか。"),
@@ -252,7 +253,7 @@ def session(ctx, tmp_path):
     sid = sess.start(FileSource(wav))
     sess.wait(timeout=600)
     sess.stop(final_pass=False)
-    segs = asession.segments(ctx.store, sid)
+    segs = sessions.segments(ctx.store, sid)
     assert len(segs) >= 2, segs
     return sid, segs
 
@@ -261,6 +262,7 @@ def session(ctx, tmp_path):
 def test_consult_keyboard_and_play_from_line(qtbot, qapp, ctx, people, session):
     from desktop.views.consult import ROLE_START, ConsultView
     from engine.asr import session as asession
+    from engine.asr import sessions
     _, staff, _ = people
     sid, segs = session
     v = show(qtbot, ConsultView(ctx, staff))
@@ -319,14 +321,14 @@ def test_consult_keyboard_and_play_from_line(qtbot, qapp, ctx, people, session):
     qtbot.waitUntil(lambda: not [e for e in v.transcript.viewport().findChildren(QLineEdit) if e.isVisible()],
                     timeout=5_000)
     qtbot.waitUntil(idle)                                   # written off the GUI thread (StoreOp)
-    assert asession.segments(ctx.store, sid)[1]["text"] == "先月仕事を辞めて、家賃が払えません。"
+    assert sessions.segments(ctx.store, sid)[1]["text"] == "先月仕事を辞めて、家賃が払えません。"
     # and the speaker swap of one line
-    before = asession.segments(ctx.store, sid)[1]["speaker"]
+    before = sessions.segments(ctx.store, sid)[1]["speaker"]
     v.transcript.setCurrentRow(1)
     v.swap_btn.setFocus()
     QTest.keyClick(v.swap_btn, Qt.Key.Key_Space)
     qtbot.waitUntil(idle)
-    after = asession.segments(ctx.store, sid)[1]["speaker"]
+    after = sessions.segments(ctx.store, sid)[1]["speaker"]
     assert after != before and after in ("staff", "citizen")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine.asr import session as sm
+from engine.asr import sessions
 from engine.asr.transcribe import Final
 from engine.audio import DiskFullError, FileSource, read_audio
 from engine.context import open_context
@@ -71,7 +72,7 @@ def test_disk_full_while_recording_keeps_what_was_written(tmp_path, speech, encr
         # every final segment the session reported is in the store, unchanged
         finals = [e for e in events if isinstance(e, Final)]
         assert finals, "no final segment before the disk filled up"
-        rows = {r["id"]: r["text"] for r in sm.segments(ctx.store, sid)}
+        rows = {r["id"]: r["text"] for r in sessions.segments(ctx.store, sid)}
         assert all(rows.get(f.id) == f.text for f in finals)
         assert all(f.end <= kept + 0.5 for f in finals)
         # the same audio after a crash-style repair (nothing half-written left in the file)
@@ -103,7 +104,7 @@ def test_whole_data_folder_full(tmp_path, speech):
         assert ctx.store.integrity_ok()
         assert [u["id"] for u in sm.unfinished_sessions(ctx.store)] in ([], [sid])
         sess.stop(final_pass=False)
-        rows = {r["id"]: r["text"] for r in sm.segments(ctx.store, sid)}
+        rows = {r["id"]: r["text"] for r in sessions.segments(ctx.store, sid)}
         assert all(rows.get(f.id) == f.text for f in finals)
         rec = read_audio(sess.audio_path)
         assert len(rec) >= round((kept - 1.0) * 16000)

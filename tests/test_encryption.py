@@ -107,6 +107,7 @@ def test_encrypted_recording_session(tmp_path, monkeypatch):
     """With security.encrypt on, a real session writes sealed audio; play-from-time, the final
     pass and crash repair all read it; the raw file holds no PCM of the recording."""
     from engine.asr import session as asession
+    from engine.asr import sessions
     from engine.audio import FileSource, read_wav_range, repair_wav, write_wav
     from engine.context import open_context
     from devkit.audiogen import Turn, render_dialogue
@@ -129,7 +130,7 @@ def test_encrypted_recording_session(tmp_path, monkeypatch):
     assert pcm[32000:32064] not in raw
     back = asession.audio_range(ctx.store, sid, 0.0, None)
     assert abs(len(back) - len(conv.audio)) <= 16000  # the whole recording, decrypted
-    segs = asession.segments(ctx.store, sid)
+    segs = sessions.segments(ctx.store, sid)
     assert segs and "払えな" in "".join(g["text"] for g in segs)
     # a torn tail (crash) is repaired without losing the earlier seconds
     path.write_bytes(raw[:-3000])

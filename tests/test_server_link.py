@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine import audit, users
+from engine.asr import sessions
 from engine.office.link import check_link
 from engine.context import open_context
 from engine.store import ServerStore, ServerUnavailable, Store, offline_pending
@@ -22,8 +23,8 @@ def own_server():
 
 
 def _segment(store, sid, seq):
-    return store.insert("segments", {"session_id": sid, "seq": seq, "start": 2.0 * seq, "end": 2.0 * seq + 1.5,
-                                     "speaker": "staff", "text": f"発言{seq}", "created_at": time.time()})
+    # a recording's write, made the way a recording makes it (journaled while the server is away)
+    return sessions.add_segment(store, sid, seq, 2.0 * seq, 2.0 * seq + 1.5, "staff", f"発言{seq}")
 
 
 def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, data_dir, monkeypatch):
@@ -42,7 +43,7 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     assert _segment(st, sid, 3) is None                       # journaled: no server id yet, no error
     assert st.down and st.journal_size() == 1
     _segment(st, sid, 4)
-    st.execute("UPDATE sessions SET heartbeat_at = ?, audio_seconds = ? WHERE id = ?", (time.time(), 9.0, sid))
+    sessions.heartbeat(st, sid, 9.0)
     assert time.perf_counter() - t < 5                        # no connect timeout per statement while down
     with pytest.raises(ServerUnavailable):                    # server data is not faked locally
         st.query("SELECT * FROM records")
@@ -53,9 +54,9 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     off = ctx.store
     sid2 = off.insert("sessions", {"uid": uuid.uuid4().hex, "staff_user": "tanaka", "started_at": time.time()})
     _segment(off, sid2, 1)
-    off.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid2,))
+    sessions.mark_stopped(off, sid2, 2.0)
     _segment(st, sid, 5)                                      # the first recording goes on meanwhile
-    st.execute("UPDATE sessions SET state = 'stopped' WHERE id = ?", (sid,))
+    sessions.mark_stopped(st, sid, 9.0)
     s = check_link(ctx)
     assert not s["online"] and not s["changed"] and s["pending"] == 1
 
@@ -73,7 +74,7 @@ def test_outage_mid_recording_journal_replay_and_offline_sessions(own_server, da
     # a journaled write whose reply was lost (it did reach the server) is not doubled by the replay
     st.down = "test: reply lost"
     _segment(st, sid, 2)
-    st.execute("UPDATE sessions SET title = ? WHERE id = ?", ("再送", sid))
+    sessions.heartbeat(st, sid, 9.5)
     assert st.reconnect() == 2 and st.reconnect() == 0
     assert st.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (sid,))["n"] == 5
     assert check_link(ctx)["sent"] == 0               # and the offline session is not sent again

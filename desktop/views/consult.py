@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from engine.asr import session as asession
+from engine.asr import sessions
 from engine.asr.transcribe import Final, Partial
 from engine.audio import Level, list_input_devices
 from engine.errors import MadoguchiError
@@ -330,7 +331,7 @@ class ConsultView(QWidget):
         if session_id is None:
             return
         self.session_id = session_id
-        store_op(self, lambda: asession.segments(self.ctx.store, session_id),
+        store_op(self, lambda: sessions.segments(self.ctx.store, session_id),
                  success=lambda rows: self._show_lines(session_id, rows))
 
     def _show_lines(self, session_id: int, rows: list[dict]) -> None:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ..audio import read_audio
+from . import sessions
 from .speakers import ChannelSpeakers, features, split_two
 from .transcribe import TranscriptionError, glossary_prompt, hotwords, kept
 
@@ -215,7 +216,7 @@ def run_final_pass(ctx, session_id: int, model=None, progress=None, on_replace=N
     ``on_replace(live_rows, final_rows)`` runs inside the replacing transaction (the rows as
     stored, ``seq`` included); if it raises, nothing is replaced."""
     store = ctx.store
-    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    s = sessions.get(store, session_id)
     audio = read_audio(s["audio_path"], mono=s["channels"] == 1, key=store.key)
     t = time.perf_counter()
     spans = transcribe_whole(audio if audio.ndim == 1 else audio.mean(axis=1), ctx.config, model, progress)
@@ -224,18 +225,12 @@ def run_final_pass(ctx, session_id: int, model=None, progress=None, on_replace=N
         labels = [{"staff": "citizen", "citizen": "staff"}.get(x, x) for x in labels]
     new = [{"start": a, "end": b, "text": txt, "speaker": spk, "edited": 0, "speaker_edited": 0}
            for (a, b, txt), spk in zip(spans, labels)]
-    live = store.query("SELECT * FROM segments WHERE session_id = ? ORDER BY seq", (session_id,))
+    live = sessions.all_segment_rows(store, session_id)
     merged = merge(new, live)
-    now = time.time()
     with store.transaction():
-        store.execute("DELETE FROM segments WHERE session_id = ?", (session_id,))
-        store.executemany(
-            "INSERT INTO segments (session_id, seq, start, end, speaker, text, pass, edited, speaker_edited, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'final', ?, ?, ?)",
-            [(session_id, i + 1, m["start"], m["end"], m["speaker"], m["text"], m["edited"], m["speaker_edited"], now)
-             for i, m in enumerate(merged)])
-        store.execute("UPDATE sessions SET state = 'finalized' WHERE id = ?", (session_id,))
+        sessions.replace_segments(store, session_id, merged, pass_="final")
+        sessions.mark_finalized(store, session_id)
         if on_replace is not None:
-            on_replace(live, store.query("SELECT * FROM segments WHERE session_id = ? ORDER BY seq", (session_id,)))
+            on_replace(live, sessions.all_segment_rows(store, session_id))
     log.info("session %s final pass: %d segments in %.1f s", session_id, len(merged), time.perf_counter() - t)
     return len(merged)

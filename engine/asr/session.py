@@ -38,6 +38,7 @@ import numpy as np
 from ..audio import (AudioError, DeviceLostError, Level, WavWriter, disk_full, level_dbfs, read_wav_range,
                      repair_wav)
 from ..errors import MadoguchiError
+from . import sessions as table
 from .transcribe import Final, Partial
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class ConsultationSession:
         self.audio_path = self.ctx.audio_dir / f"{self.uid}.wav"
         self._writer = WavWriter(self.audio_path, channels=channels, key=self.store.key)
         now = time.time()
-        self.id = self.store.insert("sessions", {
+        self.id = table.create(self.store, {
             "uid": self.uid, "title": self.title, "case_number": self.case_number,
             "staff_user": self.staff_user, "state": "recording", "consent": int(bool(self.consent)),
             "audio_path": str(self.audio_path), "sample_rate": 16000, "channels": channels,
@@ -152,8 +153,7 @@ class ConsultationSession:
         self._events.put(ev)
 
     def _heartbeat(self) -> None:
-        self.store.execute("UPDATE sessions SET heartbeat_at = ?, audio_seconds = ? WHERE id = ?",
-                           (time.time(), self._writer.seconds, self.id))
+        table.heartbeat(self.store, self.id, self._writer.seconds)
 
     def _capture(self) -> None:
         w = self._writer
@@ -206,10 +206,8 @@ class ConsultationSession:
 
     def _store_final(self, f: Final) -> None:
         self._seq += 1
-        f.id = self.store.insert("segments", {
-            "session_id": self.id, "seq": self._seq, "start": f.start, "end": f.end,
-            "speaker": f.speaker if f.speaker in SPEAKERS else "unknown", "text": f.text,
-            "pass": "live", "created_at": time.time()})
+        f.id = table.add_segment(self.store, self.id, self._seq, f.start, f.end,
+                                 f.speaker if f.speaker in SPEAKERS else "unknown", f.text)
 
     def _process(self) -> None:
         tr = self._transcriber
@@ -286,8 +284,7 @@ class ConsultationSession:
             t.join()
         if self._writer is not None:
             self._writer.close()
-        self.store.execute("UPDATE sessions SET state = 'stopped', stopped_at = ?, audio_seconds = ?, "
-                           "heartbeat_at = NULL WHERE id = ?", (time.time(), self._writer.seconds, self.id))
+        table.mark_stopped(self.store, self.id, self._writer.seconds)
         log.info("session %s stopped (%.1f s of audio, %d live segments)", self.id, self._writer.seconds, self._seq)
         if final_pass and self._writer.frames:
             from .finalpass import run_final_pass
@@ -299,12 +296,18 @@ class ConsultationSession:
 
 
 # --------------------------------------------------------------------------- queries and edits
+# (the SQL is in engine/asr/sessions.py, the tables' one owner)
 
-def session_summary(store, session_id: int) -> dict:
-    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+def _existing(store, session_id: int) -> dict:
+    s = table.get(store, session_id)
     if s is None:
         raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
-    n = store.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (session_id,))["n"]
+    return s
+
+
+def session_summary(store, session_id: int) -> dict:
+    s = _existing(store, session_id)
+    n = table.count_segments(store, session_id)
     return {"id": s["id"], "uid": s["uid"], "title": s["title"], "state": s["state"],
             "audio_seconds": s["audio_seconds"], "segments": n, "audio_path": s["audio_path"],
             "started_at": s["started_at"], "stopped_at": s["stopped_at"]}
@@ -319,26 +322,21 @@ def may_edit(store, user, session_id: int) -> None:
     """Raise unless ``user`` may correct the transcript of ``session_id`` (see above)."""
     from ..roles import PermissionDenied, can, require
     require(user, "record")
-    s = store.query_one("SELECT staff_user FROM sessions WHERE id = ?", (session_id,))
-    if s is None:
-        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    from ..records.workflow import review_state
+    s = _existing(store, session_id)
     if s["staff_user"] and s["staff_user"] != user.username and not can(user, "approve"):
         raise PermissionDenied(f"session {session_id} belongs to {s['staff_user']}",
                                ja="この文字起こしを修正できるのは担当の職員と査察指導員だけです。")
-    rec = store.query_one("SELECT state FROM records WHERE session_id = ? AND state IN ('submitted', 'approved') "
-                          "LIMIT 1", (session_id,))
-    if rec is not None:
-        raise SessionError(f"the record of session {session_id} is {rec['state']}; its transcript is fixed",
+    state = review_state(store, session_id)
+    if state is not None:
+        raise SessionError(f"the record of session {session_id} is {state}; its transcript is fixed",
                            ja="記録が提出済または承認済のため、この文字起こしは修正できません。")
 
 
 def list_sessions(store, unfinished: bool = False, *, user) -> list[dict]:
     from ..roles import require
     require(user, "recover" if unfinished else "read_records")
-    rows = store.query("SELECT s.id, s.uid, s.title, s.case_number, s.state, s.audio_seconds, s.started_at, "
-                       "s.stopped_at, s.pid, s.heartbeat_at, "
-                       "(SELECT COUNT(*) FROM segments g WHERE g.session_id = s.id) AS segments "
-                       "FROM sessions s ORDER BY s.started_at DESC")
+    rows = table.listing(store)
     if unfinished:
         ids = {r["id"] for r in unfinished_sessions(store)}
         rows = [r for r in rows if r["id"] in ids]
@@ -350,11 +348,11 @@ def unfinished_sessions(store) -> list[dict]:
     process is gone or silent, or ``interrupted``."""
     now = time.time()
     out = []
-    for r in store.query("SELECT * FROM sessions WHERE state IN ('recording', 'interrupted') ORDER BY started_at"):
+    for r in table.in_states(store, ("recording", "interrupted")):
         fresh = (r["heartbeat_at"] or 0) > now - HEARTBEAT_STALE
         if r["state"] == "recording" and fresh and _pid_alive(r["pid"]):
             continue          # being recorded right now
-        r["segments"] = store.query_one("SELECT COUNT(*) AS n FROM segments WHERE session_id = ?", (r["id"],))["n"]
+        r["segments"] = table.count_segments(store, r["id"])
         out.append(r)
     return out
 
@@ -363,9 +361,7 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
     """Make a crashed session whole again: repair the WAV header, record the true audio length,
     keep every stored segment, mark it ``stopped`` (``finalized`` after an optional final pass)."""
     store = ctx.store
-    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-    if s is None:
-        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    s = _existing(store, session_id)
     seconds = 0.0
     path = Path(s["audio_path"])
     if path.is_file():
@@ -373,8 +369,7 @@ def recover(ctx, session_id: int, final_pass: bool = False, progress=None) -> di
             seconds = repair_wav(path, key=store.key)
         except AudioError:
             log.warning("session %s: audio file could not be repaired", session_id)
-    store.execute("UPDATE sessions SET state = 'stopped', audio_seconds = ?, stopped_at = COALESCE(stopped_at, ?), "
-                  "heartbeat_at = NULL, pid = NULL WHERE id = ?", (seconds, time.time(), session_id))
+    table.mark_stopped(store, session_id, seconds, recovered=True)
     log.info("session %s recovered: %.1f s of audio", session_id, seconds)
     if final_pass and seconds > 0:
         from .finalpass import run_final_pass
@@ -394,25 +389,12 @@ def recover_sessions(ctx, user, session_ids: list[int] | None = None, final_pass
 def get_session(store, session_id: int, *, user) -> dict:
     from ..roles import require
     require(user, "read_records")
-    s = store.query_one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-    if s is None:
-        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
-    return {"session": s, "segments": segments(store, session_id)}
-
-
-def segments(store, session_id: int) -> list[dict]:
-    return store.query("SELECT id, seq, start, end, speaker, text, pass, edited, speaker_edited "
-                       "FROM segments WHERE session_id = ? ORDER BY seq", (session_id,))
-
-
-def has_segments(store, session_id: int) -> bool:
-    """True once anything said in ``session_id`` has been transcribed and kept."""
-    return store.query_one("SELECT 1 AS x FROM segments WHERE session_id = ? LIMIT 1", (session_id,)) is not None
+    return {"session": _existing(store, session_id), "segments": table.segments(store, session_id)}
 
 
 def edit_segment(store, segment_id: int, text: str | None = None, speaker: str | None = None, *, user) -> dict:
     """Staff correct a segment's text and/or speaker; the final pass keeps these edits."""
-    row = store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+    row = table.get_segment(store, segment_id)
     if row is None:
         raise SessionError(f"no segment {segment_id}", ja="指定された発言が見つかりません。")
     may_edit(store, user, row["session_id"])
@@ -420,26 +402,23 @@ def edit_segment(store, segment_id: int, text: str | None = None, speaker: str |
         raise SessionError(f"speaker must be one of {', '.join(SPEAKERS)}", ja="話者の指定が正しくありません。")
     with store.transaction():
         if text is not None and text != row["text"]:
-            store.execute("UPDATE segments SET text = ?, edited = 1 WHERE id = ?", (text, segment_id))
+            table.set_segment_text(store, segment_id, text)
         if speaker is not None and speaker != row["speaker"]:
-            store.execute("UPDATE segments SET speaker = ?, speaker_edited = 1 WHERE id = ?", (speaker, segment_id))
-    return store.query_one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+            table.set_segment_speaker(store, segment_id, speaker)
+    return table.get_segment(store, segment_id)
 
 
 def swap_speakers(store, session_id: int, *, user) -> None:
     """The UI's one-click swap of 職員 / 相談者 for a whole session (remembered for the final pass)."""
     may_edit(store, user, session_id)
     with store.transaction():
-        store.execute("UPDATE segments SET speaker = CASE speaker WHEN 'staff' THEN 'citizen' "
-                      "WHEN 'citizen' THEN 'staff' ELSE speaker END WHERE session_id = ?", (session_id,))
-        store.execute("UPDATE sessions SET speakers_swapped = 1 - speakers_swapped WHERE id = ?", (session_id,))
+        table.swap_segment_speakers(store, session_id)
+        table.toggle_swapped(store, session_id)
 
 
 def audio_range(store, session_id: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
     """The recording between ``start`` and ``end`` seconds (float32, 16 kHz): play-from-time."""
-    s = store.query_one("SELECT audio_path, audio_deleted_at FROM sessions WHERE id = ?", (session_id,))
-    if s is None:
-        raise SessionError(f"no session {session_id}", ja="指定された相談記録が見つかりません。")
+    s = _existing(store, session_id)
     if s["audio_deleted_at"] or not Path(s["audio_path"]).is_file():
         raise SessionError(f"the audio of session {session_id} is no longer kept",
                            ja="この相談の音声は保存期間を過ぎたため削除されています。")
@@ -448,7 +427,7 @@ def audio_range(store, session_id: int, start: float = 0.0, end: float | None = 
 
 def delete_audio(store, session_id: int) -> None:
     """Delete a session's audio file (retention); segments stay."""
-    s = store.query_one("SELECT audio_path FROM sessions WHERE id = ?", (session_id,))
+    s = table.get(store, session_id)
     if s and s["audio_path"] and Path(s["audio_path"]).exists():
         Path(s["audio_path"]).unlink()
-    store.execute("UPDATE sessions SET audio_deleted_at = ? WHERE id = ?", (time.time(), session_id))
+    table.mark_audio_deleted(store, session_id)

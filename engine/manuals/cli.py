@@ -74,9 +74,9 @@ def cmd_status(args) -> int:
 
 def cmd_search(args) -> int:
     from ..cli_support import context, print_json
-    from .search import search
+    from .search import has_vectors, search
     ctx = context(args)
-    emb = _embedder(ctx) if args.mode in ("hybrid", "vector") and _has_vectors(ctx.local) else None
+    emb = _embedder(ctx) if args.mode in ("hybrid", "vector") and has_vectors(ctx.local) else None
     hits = search(ctx.local, args.query, top=args.top, mode=args.mode, embedder=emb)
     if args.json:
         print_json([h.as_json() for h in hits])
@@ -90,15 +90,12 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _has_vectors(store) -> bool:
-    return bool(store.query_one("SELECT 1 AS x FROM manual_chunks WHERE embedding IS NOT NULL LIMIT 1"))
-
-
 def cmd_answer(args) -> int:
     from ..cli_support import context, print_json
     from .answer import answer
+    from .search import has_vectors
     ctx = context(args)
-    emb = _embedder(ctx) if _has_vectors(ctx.local) else None
+    emb = _embedder(ctx) if has_vectors(ctx.local) else None
     a = answer(ctx, args.question, top=args.top, embedder=emb)
     if args.json:
         print_json(a.as_json())

@@ -268,6 +268,11 @@ def trigram_ranked(store, q: str, limit: int = CANDIDATES) -> list[int]:
     return [r["id"] for r in rows]
 
 
+def has_vectors(store) -> bool:
+    """True once any passage of the index has its embedding (vector search can run)."""
+    return bool(store.query_one("SELECT 1 AS x FROM manual_chunks WHERE embedding IS NOT NULL LIMIT 1"))
+
+
 def vector_ranked(store, text: str, embedder=None, limit: int = CANDIDATES, sims: dict | None = None) -> list[int]:
     """Chunk ids by cosine similarity to the query (exact search over all vectors with numpy)."""
     ids, mat = index_mod.vector_cache(store).get(store)

@@ -139,6 +139,13 @@ def list_inspections(ctx, *, needs_review: bool | None = None, unconfirmed: bool
     return [_decode(r) for r in ctx.store.query(sql, (*params, limit, offset))]
 
 
+def confirmed_inspections(ctx) -> list[dict]:
+    """Inspections whose grade a person confirmed (photo, AI grade, confirmed grade, findings):
+    what training on the office's own ledger learns from."""
+    return ctx.store.query("SELECT photo_path, ai_grade, confirmed_grade, findings FROM mirror_inspections "
+                           "WHERE confirmed_grade IS NOT NULL")
+
+
 def ledger_view(ctx, user: User, limit: int = 5000) -> list[dict]:
     """The ledger as a reader sees it (the カーブミラー screen): the latest ``limit`` inspections,
     newest first, each with its mirror's route (``route``, "" without a mirror)."""

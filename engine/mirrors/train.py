@@ -648,8 +648,8 @@ def calibrate(model_path: Path, val_dir: Path, iv_recall_target: float = 0.985,
 def ledger_dataset(ctx) -> dict[str, np.ndarray]:
     """Crops + labels from ledger inspections that have a confirmed grade."""
     from .intake import PhotoError, load_photo
-    rows = ctx.store.query("SELECT photo_path, ai_grade, confirmed_grade, findings FROM mirror_inspections "
-                           "WHERE confirmed_grade IS NOT NULL")
+    from .ledger import confirmed_inspections
+    rows = confirmed_inspections(ctx)
     ms, ps, ys, gs, mes = [], [], [], [], []
     for r in rows:
         try:

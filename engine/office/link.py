@@ -7,6 +7,8 @@ import os
 import threading
 
 from .. import audit
+from ..asr import sessions
+from ..records import workflow
 from ..store import (OFFLINE_SYNCED_KEY, OfflineStore, ServerStore, ServerUnavailable, SharedStore, Store,
                      offline_pending)
 from ..users import OFFLINE_SIGNINS_KEY
@@ -84,8 +86,9 @@ class Link:
             if replayed:
                 # a consultation stopped during the outage could not be drafted (the server was away):
                 # no process of this PC finishes it now, so the recovery question may offer it
-                server.execute("UPDATE sessions SET pid = NULL WHERE state = 'stopped' AND pid = ? AND NOT EXISTS "
-                               "(SELECT 1 FROM records r WHERE r.session_id = sessions.id)", (os.getpid(),))
+                for sid in sessions.stopped_by(server, os.getpid()):
+                    if workflow.record_id_for_session(server, sid) is None:
+                        sessions.release(server, sid)
             sent = sync_offline(self.local, server)["sent"]
         except ServerUnavailable as e:
             if server is not None and server.down is None:
@@ -114,18 +117,14 @@ def sync_offline(local: Store, dst: ServerStore) -> dict[str, int]:
     sent = skipped = segments = 0
     synced = list(local.get_setting(OFFLINE_SYNCED_KEY, []))
     for uid in offline_pending(local):
-        sess = local.query_one("SELECT * FROM sessions WHERE uid = ?", (uid,))
-        segs = local.query("SELECT * FROM segments WHERE session_id = ? ORDER BY seq", (sess["id"],))
         with dst.transaction():
-            if dst.query_one("SELECT id FROM sessions WHERE uid = ?", (uid,)):
+            # no process finishes it on the server: the recovery question offers it for drafting
+            copied = sessions.copy_session(local, dst, uid)
+            if copied is None:
                 skipped += 1
             else:
-                # no process finishes it on the server: the recovery question offers it for drafting
-                sid = dst.insert("sessions", {**{k: v for k, v in sess.items() if k != "id"}, "pid": None})
-                for g in segs:
-                    dst.insert("segments", {**{k: v for k, v in g.items() if k != "id"}, "session_id": sid})
                 sent += 1
-                segments += len(segs)
+                segments += copied
         synced.append(uid)
         local.set_setting(OFFLINE_SYNCED_KEY, synced)
     return {"sent": sent, "already_there": skipped, "segments": segments,

@@ -93,10 +93,10 @@ def segments_from_file(path: Path) -> list[Segment]:
 
 def segments_from_session(store, session_id: int) -> list[Segment]:
     """Segments of a stored session (``seq`` numbers are the evidence ids)."""
-    if store.query_one("SELECT id FROM sessions WHERE id = ?", (session_id,)) is None:
+    from ..asr import sessions
+    if sessions.get(store, session_id) is None:
         raise DraftError(f"no session {session_id}", ja="その相談の録音が見つかりません。")
-    rows = store.query("SELECT seq, start, end, speaker, text FROM segments WHERE session_id = ? ORDER BY seq",
-                       (session_id,))
+    rows = sessions.segments(store, session_id)
     return [Segment(r["seq"], r["start"], r["end"], r["speaker"], r["text"]) for r in rows]
 
 
@@ -453,8 +453,8 @@ class IncrementalDrafter:
     def poll_store(self) -> int:
         """Feed segments of the stored session not seen yet; returns how many were new."""
         last = max(self._seen) if self._seen else 0
-        rows = self.store.query("SELECT seq, start, end, speaker, text FROM segments WHERE session_id = ? "
-                                "AND seq > ? ORDER BY seq", (self.session_id, last))
+        from ..asr import sessions
+        rows = sessions.segments(self.store, self.session_id, after_seq=last)
         self.feed(rows)
         return len(rows)
 

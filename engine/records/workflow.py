@@ -302,3 +302,28 @@ def approved(store: Store, user: User, record_id: int) -> RecordDraft:
         raise StateError(f"record {record_id} has no approved version yet",
                          ja="この記録はまだ承認されていません。")
     return _load(store, record_id, r["approved_version"])
+
+
+# --------------------------------------------------------------------------- by session
+# (what other modules ask of the records table: they never query it themselves)
+
+def record_id_for_session(store: Store, session_id: int) -> int | None:
+    """The id of the record drafted from ``session_id`` (the first one), if any."""
+    r = store.query_one("SELECT id FROM records WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,))
+    return r["id"] if r else None
+
+
+def review_state(store: Store, session_id: int) -> str | None:
+    """``submitted`` or ``approved`` when a record of ``session_id`` is under review or approved
+    (its transcript is then fixed), else ``None``."""
+    r = store.query_one("SELECT state FROM records WHERE session_id = ? AND state IN ('submitted', 'approved') "
+                        "LIMIT 1", (session_id,))
+    return r["state"] if r else None
+
+
+def last_approved_at(store: Store) -> dict[int, float]:
+    """``{session_id: time its record was last approved}`` for every session with an approved record."""
+    rows = store.query("SELECT r.session_id, MAX(v.approved_at) AS approved_at FROM records r "
+                       "JOIN record_versions v ON v.record_id = r.id AND v.approved_at IS NOT NULL "
+                       "WHERE r.session_id IS NOT NULL GROUP BY r.session_id")
+    return {r["session_id"]: r["approved_at"] for r in rows}

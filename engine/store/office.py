@@ -91,10 +91,11 @@ def server_password(user: str, host: str) -> str | None:
 
 JOURNAL_DDL = ("CREATE TABLE IF NOT EXISTS offline_journal (seq INTEGER PRIMARY KEY, sql TEXT NOT NULL, "
                "params TEXT NOT NULL, created_at REAL NOT NULL)")
-_JOURNALED = re.compile(r"\s*(?:INSERT\s+INTO\s+segments\b|UPDATE\s+(?:sessions|segments)\b)", re.I)
-"""Writes of a recording in progress that may outlive the server: a transcript segment, the
-session's heartbeat and its stop. (A new session cannot start on an unreachable server: it starts
-in the :class:`OfflineStore` and is sent by uid, see :func:`engine.office.link.sync_offline`.)"""
+# Writes of a recording in progress that may outlive the server (a transcript segment, the
+# session's heartbeat and its stop) are made with ``journal=True`` by their owner,
+# engine/asr/sessions.py: while the server is away they are kept in this PC's file and replayed.
+# (A new session cannot start on an unreachable server: it starts in the :class:`OfflineStore`
+# and is sent by uid, see :func:`engine.office.link.sync_offline`.)
 
 
 class _Journaled:
@@ -251,9 +252,9 @@ class ServerStore(Store):
             return pg_sql(sql, True), params
         return pg_sql(sql), tuple(int(v) if isinstance(v, bool) else v for v in params)
 
-    def _run(self, sql: str, params, many: bool = False):
+    def _run(self, sql: str, params, many: bool = False, journal: bool = False):
         self._not_local(sql)
-        journal = (not many and not self._tx.depth and self.local is not None and _JOURNALED.match(sql))
+        journal = journal and not many and not self._tx.depth and self.local is not None
         if self.down is not None:
             if journal:
                 return self._journal(sql, params)
@@ -294,7 +295,7 @@ class ServerStore(Store):
         the server are skipped by their UNIQUE keys, so a replay cut off anywhere can be repeated)."""
         with self._journal_lock:
             if self.down is None:       # reconnected while this write waited for the lock: send it
-                return self._run(sql, params)
+                return self._run(sql, params, journal=True)
             self.local.execute(JOURNAL_DDL)
             self.local.execute("INSERT INTO offline_journal (sql, params, created_at) VALUES (?, ?, ?)",
                                (sql, json.dumps(params if isinstance(params, dict) else list(params),
@@ -365,8 +366,10 @@ class ServerStore(Store):
         except psycopg.Error as e:
             raise _map_error(e) from e
 
-    def execute(self, sql: str, params: tuple | dict = ()):
-        return self._run(sql, params)
+    def execute(self, sql: str, params: tuple | dict = (), *, journal: bool = False):
+        """``journal``: a recording's write that, while the server is away, is kept in this PC's
+        file and replayed when it is back (outside a transaction only)."""
+        return self._run(sql, params, journal=journal)
 
     def executemany(self, sql: str, rows):
         return self._run(sql, list(rows), many=True)
@@ -378,7 +381,7 @@ class ServerStore(Store):
         r = self._run(sql, params).fetchone()
         return dict(r) if r is not None else None
 
-    def insert(self, table: str, row: dict[str, Any]) -> int:
+    def insert(self, table: str, row: dict[str, Any], *, journal: bool = False) -> int:
         self._not_local(table)
         cols = list(row)
         vals = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in row.values()]
@@ -392,7 +395,7 @@ class ServerStore(Store):
                 raise _map_error(e) from e
         ret = " RETURNING id" if self._id_tables is None or table in self._id_tables else ""
         cur = self._run(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){ret}",
-                        tuple(vals))
+                        tuple(vals), journal=journal)
         return cur.fetchone()[0] if ret else 0
 
     def get_setting(self, key: str, default: Any = None) -> Any:

@@ -42,7 +42,7 @@ class OfflineStore(Store):
                 raise ServerUnavailable(f"{t} is kept on the office server, which is unreachable "
                                         f"({self.offline_reason}); recording continues on this PC")
 
-    def execute(self, sql: str, params: tuple | dict = ()):
+    def execute(self, sql: str, params: tuple | dict = (), *, journal: bool = False):
         self._allowed(sql)
         return super().execute(sql, params)
 
@@ -58,7 +58,7 @@ class OfflineStore(Store):
         self._allowed(sql)
         return super().query_one(sql, params)
 
-    def insert(self, table: str, row: dict[str, Any]) -> int:
+    def insert(self, table: str, row: dict[str, Any], *, journal: bool = False) -> int:
         self._allowed(f"INTO {table}")
         return super().insert(table, row)
 

@@ -63,8 +63,8 @@ class SharedStore:
         return self.current().db
 
     # ------------------------------------------------------------------ queries
-    def execute(self, sql: str, params: tuple | dict = ()):
-        return self.current().execute(sql, params)
+    def execute(self, sql: str, params: tuple | dict = (), *, journal: bool = False):
+        return self.current().execute(sql, params, journal=journal)
 
     def executemany(self, sql: str, rows):
         return self.current().executemany(sql, rows)
@@ -75,8 +75,8 @@ class SharedStore:
     def query_one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
         return self.current().query_one(sql, params)
 
-    def insert(self, table: str, row: dict[str, Any]) -> int:
-        return self.current().insert(table, row)
+    def insert(self, table: str, row: dict[str, Any], *, journal: bool = False) -> int:
+        return self.current().insert(table, row, journal=journal)
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         return self.current().get_setting(key, default)

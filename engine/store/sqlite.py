@@ -115,7 +115,8 @@ class Store:
         self._local = threading.local()
 
     # ------------------------------------------------------------------ queries
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: tuple | dict = (), *, journal: bool = False) -> sqlite3.Cursor:
+        """``journal`` matters on the office server only (see ``ServerStore.execute``)."""
         return self.conn.execute(sql, params)
 
     def executemany(self, sql: str, rows) -> sqlite3.Cursor:
@@ -128,7 +129,7 @@ class Store:
         r = self.conn.execute(sql, params).fetchone()
         return dict(r) if r is not None else None
 
-    def insert(self, table: str, row: dict[str, Any]) -> int:
+    def insert(self, table: str, row: dict[str, Any], *, journal: bool = False) -> int:
         cols = list(row)
         vals = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in row.values()]
         cur = self.conn.execute(
