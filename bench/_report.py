@@ -42,3 +42,10 @@ def write_section(name: str, markdown: str) -> Path:
         text = pat.sub(lambda m: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
         DOC.write_text(text, encoding="utf-8")
     return DOC
+
+
+def publish(name: str, markdown: str, write: bool = True) -> None:
+    """Print a benchmark's section and (unless ``write`` is false) write it into docs/benchmarks.md."""
+    print(markdown)
+    if write:
+        write_section(name, markdown)
