@@ -115,6 +115,29 @@ def run(drafter: str, split: str, which: list[str], limit: int | None, only: lis
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=sys.stderr)
 
 
+def whisper_check(case_id: str, lines: int, out: Path) -> str:
+    """Synthesize ``lines`` lines of a dev case (devkit.audiogen), transcribe each with whisper-base
+    and compare its character error rate with the noise generator's on the same lines."""
+    import random
+    import zlib
+    from devkit import asrnoise, recordfacts as rf
+    from devkit.audiogen import speech
+    from engine.models import model_path
+    from faster_whisper import WhisperModel
+    m = WhisperModel(str(model_path("whisper-base")), device="cpu", compute_type="int8", cpu_threads=2)
+    case = rf.load_case(rf.FACTS / "dev" / f"{case_id}.toml")
+    rows = []
+    for g in [g for g in case.segments() if len(g.text) >= 8][:lines]:
+        segs, _ = m.transcribe(speech(g.text, g.speaker), language="ja", beam_size=1, vad_filter=False)
+        rows.append({"case": case.id, "seq": g.seq, "ref": g.text, "whisper": "".join(s.text for s in segs).strip()})
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    w = [asrnoise.cer(r["ref"], r["whisper"]) for r in rows]
+    n = [asrnoise.cer(r["ref"], asrnoise.noisy_text(r["ref"], random.Random(zlib.crc32(f"{r['case']}{r['seq']}".encode()))))
+         for r in rows]
+    return (f"{len(rows)} lines of {case.id}: whisper-base CER {sum(e for e, _ in w) / sum(k for _, k in w):.3f}, "
+            f"noise generator CER {sum(e for e, _ in n) / sum(k for _, k in n):.3f}")
+
+
 def rescore(row: dict) -> dict:
     """The row scored again from its stored draft (after a scorer or reference change)."""
     from devkit import recordfacts as rf
@@ -293,7 +316,12 @@ def main() -> int:
                     help="score the stored drafts again with the current scorer and cases (no drafting)")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     ap.add_argument("--note", default="", help="a paragraph added under the figures")
+    ap.add_argument("--whisper-check", type=int, default=0, metavar="LINES",
+                    help="compare the noise generator with whisper-base on LINES synthesized dev lines")
     args = ap.parse_args()
+    if args.whisper_check:
+        print(whisper_check("d01_kitakyushu_pension", args.whisper_check, Path(args.out or "/tmp/whisper_check.jsonl")))
+        return 0
     files = [Path(f) for f in args.report] if args.report is not None else []
     if args.report is None:
         for dr in [d for d in args.drafter.split(",") if d]:

@@ -2,6 +2,7 @@
 its written rules, and its scorer counts a known-good record as good and a known-bad one as bad."""
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,14 +63,23 @@ class AlwaysHits(random.Random):
         return 0.0
 
 
-def test_noise_rules_as_written():
+def test_noise_rules_as_written(monkeypatch):
+    monkeypatch.setattr(asrnoise, "P_KANA", 0.0)
+    monkeypatch.setattr(asrnoise, "P_KANA_NAME", 0.0)
     out = asrnoise.noisy_text("えっと、先月、求職活動をしました。預貯金は三万五千円です。扶養の件は？", AlwaysHits())
-    assert out == "天月給食活動をしました 4貯金3万5000円です 不要の件は"
-    # a rule at probability 0 never fires: no noise without hits except punctuation
-    class Never(random.Random):
-        def random(self):
-            return 1.0
-    assert asrnoise.noisy_text("先月は、三万円です。", Never()) == "先月は三万円です"
+    assert out == "Aと天月給食活動をしました 4貯金3万5000年です 不要の件は"
+    monkeypatch.setattr(asrnoise, "P_KANA", 1.0)
+    assert asrnoise.noisy_text("家賃は四万円です", Never()) == "家賃は四万円です"
+    assert asrnoise.noisy_text("家賃は", AlwaysHits()) == "やちんは"
+
+
+class Never(random.Random):
+    def random(self):
+        return 1.0
+
+
+def test_noise_without_hits_changes_only_punctuation():
+    assert asrnoise.noisy_text("先月は、三万円です。はい。", Never()) == "先月は、三万円です、はい。"
 
 
 def test_noisy_version_is_deterministic_and_keeps_ids_and_values():
@@ -79,7 +89,8 @@ def test_noisy_version_is_deterministic_and_keeps_ids_and_values():
     clean = c.segments()
     assert [(g.seq, g.speaker, g.start, g.end) for g in a] == [(g.seq, g.speaker, g.start, g.end) for g in clean]
     assert sum(x.text != y.text for x, y in zip(a, clean)) > len(clean) // 2
-    assert not any("。" in g.text or "、" in g.text for g in a)
+    unpunctuated = [y for x, y in zip(clean, a) if "、" in x.text and not re.search("[、。？]", y.text)]
+    assert 0 < len(unpunctuated) < len(clean)
     # digits for kanji numerals never change the value
     for x, y in zip(clean, a):
         if "万" in x.text and "4貯金" not in y.text:
