@@ -174,7 +174,7 @@ def report(rows: list[dict]) -> str:
         groups.setdefault((dr, sp, v), []).append(r)
     order = {"extractive": 0, "llm-default": 1, "llm-small": 2}
     keys = sorted(groups, key=lambda k: (k[1] != "test", order.get(k[0], 9), k[0], k[2]))
-    loads = sorted({r["load"] for r in rows})
+    loads = sorted({r["load"] for r in rows}, key=lambda x: float(x.split("/")[0]) if x[0].isdigit() else 0.0)
     n_split = {sp: len(rf.cases(sp)) for sp in rf.SPLITS}
     lines = [
         "## Record drafts, fact by fact (issue 26)", "",
