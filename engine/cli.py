@@ -16,7 +16,7 @@ from .cli_support import CliInputError, add_user_arg, context, print_json, signe
 from .errors import MadoguchiError
 
 DOMAIN_CLIS = ["engine.asr.cli", "engine.records.cli", "engine.users_cli", "engine.audit_cli", "engine.manuals.cli",
-               "engine.mirrors.cli", "engine.selftest", "engine.office.cli"]
+               "engine.mirrors.cli", "engine.selftest", "engine.office.cli", "engine.phone.cli"]
 
 
 # ------------------------------------------------------------------ core commands

@@ -51,6 +51,11 @@ class Key:
     choices: tuple | None = None
 
 
+def _hours_ok(v) -> bool:
+    from .phone.hours import valid
+    return valid(v)
+
+
 def _positive(v) -> bool:
     return v > 0
 
@@ -86,6 +91,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
         "does not reach by then are quoted as labelled extracts.", check=_positive),
     Key("retention.audio_days", 30, int, "Days after approval before consultation audio is deleted.", check=lambda v: v >= 0),
     Key("security.encrypt", False, bool, "Encrypt the database (SQLCipher) and consultation audio (AES-GCM) with the OS-protected data key."),
+    Key("phone.office_hours", "mon-fri 08:30-17:15", str, "AI phone: when a hand-off is a transfer to staff "
+        "(outside: a callback request). Days mon..sun, 24-hour times.", check=lambda v: _hours_ok(v)),
     Key("mirrors.id_pattern", r"(?P<id>[A-Z]{0,3}-?\d{3,6})", str, "Regex that takes the 管理番号 from a photo file name."),
 ]}
 
