@@ -17,13 +17,18 @@ from dataclasses import dataclass, field
 
 from ..manuals.tokenize import normalize
 from .faq import Faq, FaqItem
-from .faqindex import OUTSIDE, Candidate, FaqIndex
+from .faqindex import OUTSIDE, Candidate, FaqIndex, first_by
 
 # Calibrated on the dev split (bench/phone.py --tune); cosine similarities of multilingual-e5-small.
-MIN_SIMILARITY = 0.885        # the best item's similarity to the question
+AGREED_SIMILARITY = 0.8875    # the best item's similarity when full-text and vector search agree on it
+SIMILARITY = 0.9125           # … when they do not
+MIN_MARGIN_SECOND = 0.0025    # … above the next item
 MIN_MARGIN_OUTSIDE = 0.030    # … above the nearest [outside] example
-MIN_MARGIN_SECOND = 0.000     # … above the next item
 MIN_CHARS = 4                 # a shorter question is not a question
+# hesitation words callers put before and between the words of a question (they carry no meaning
+# and pull the question's embedding away from the FAQ's examples)
+FILLERS = re.compile(r"(?:えー+と?|えっと|ええと|あのー+|あのう|あの、|そのー+|まあ、?|なんか、?|うーん|んー|すみません、?|"
+                     r"もしもし、?|ちょっと、?お?聞きしたいんですけど、?)")
 
 REASONS = ("not_understood", "asked_for_person", "upset", "out_of_scope", "unsure")
 REASON_JA = {"not_understood": "聞き取れなかった", "asked_for_person": "職員との通話を希望", "upset": "怒り・緊急の様子",
@@ -32,9 +37,10 @@ REASON_JA = {"not_understood": "聞き取れなかった", "asked_for_person": "
 
 @dataclass
 class Thresholds:
-    similarity: float = MIN_SIMILARITY
-    margin_outside: float = MIN_MARGIN_OUTSIDE
+    agreed_similarity: float = AGREED_SIMILARITY
+    similarity: float = SIMILARITY
     margin_second: float = MIN_MARGIN_SECOND
+    margin_outside: float = MIN_MARGIN_OUTSIDE
 
 
 @dataclass
@@ -59,7 +65,12 @@ def _phrase_hit(text: str, phrases) -> str | None:
     return None
 
 
-def decide(faq: Faq, index: FaqIndex, question: str, th: Thresholds | None = None) -> Decision:
+def strip_fillers(text: str) -> str:
+    return FILLERS.sub("", text).strip("、。 　") or text
+
+
+def decide(faq: Faq, index: FaqIndex, question: str, th: Thresholds | None = None,
+           exclude: str | None = None) -> Decision:
     th = th or Thresholds()
     q = (question or "").strip()
 
@@ -73,19 +84,28 @@ def decide(faq: Faq, index: FaqIndex, question: str, th: Thresholds | None = Non
         return handoff("asked_for_person")
     if _phrase_hit(q, faq.handoff.upset):
         return handoff("upset")
-    cands = index.candidates(q)
-    items = [c for c in cands if c.id != OUTSIDE]
-    outside = next((c for c in cands if c.id == OUTSIDE), None)
-    if not items:
-        return handoff("out_of_scope", cands)
-    top = items[0]
-    score = round(top.similarity, 4)
-    if outside is not None and outside.rank < top.rank:
-        return handoff("out_of_scope", cands, top.id, score)
-    second = max((c.similarity for c in items[1:]), default=0.0)
-    out_sim = outside.similarity if outside is not None else 0.0
-    if (top.similarity < th.similarity or top.similarity - out_sim < th.margin_outside
-            or top.similarity - second < th.margin_second):
-        return handoff("unsure", cands, top.id, score)
+    cands = index.candidates(strip_fillers(q), exclude)
+    verdict, top = judge(cands, th)
+    if verdict != "answer":
+        return handoff(verdict, cands, top.id if top else None, round(top.similarity, 4) if top else 0.0)
     item = faq.item(top.id)
-    return Decision(q, False, None, item, top.id, score, item.answer, cands)
+    return Decision(q, False, None, item, top.id, round(top.similarity, 4), item.answer, cands)
+
+
+def judge(cands: list[Candidate], th: Thresholds) -> tuple[str, Candidate | None]:
+    """("answer" | "out_of_scope" | "unsure", the best FAQ item) from the search's candidates."""
+    items = [c for c in cands if c.id != OUTSIDE]
+    if not items:
+        return "out_of_scope", None
+    top = items[0]
+    if cands[0].id == OUTSIDE or OUTSIDE in (first_by(cands, "fts"), first_by(cands, "vector")):
+        return "out_of_scope", top
+    agreed = first_by(cands, "fts") == top.id and first_by(cands, "vector") == top.id
+    second = max((c.similarity for c in items[1:]), default=0.0)
+    outside = next((c for c in cands if c.id == OUTSIDE), None)
+    # [outside] not among the hits: its nearest example is no closer than the farthest hit
+    out_sim = outside.similarity if outside is not None else min((c.similarity for c in cands), default=0.0)
+    need = th.agreed_similarity if agreed else th.similarity
+    if top.similarity < need or top.similarity - second < th.margin_second or top.similarity - out_sim < th.margin_outside:
+        return "unsure", top
+    return "answer", top

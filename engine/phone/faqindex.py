@@ -23,7 +23,7 @@ from .faq import Faq
 INDEX_NAME = "faq-index.db"
 STAMP_KEY = "phone.faq_index"
 DOC_PATH = "phone-faq"          # the one document's key in manual_docs (not a file on disk)
-TOP_CHUNKS = 30
+TOP_CHUNKS = 60
 OUTSIDE = "_outside"            # the cite_key of [outside] examples: business the phone never answers
 
 
@@ -36,6 +36,14 @@ class Candidate:
     similarity: float              # best cosine similarity of its chunks to the question (0 without vectors)
     lexical: bool                  # found by words of the question (FTS), not only by meaning
     chunks: list[int] = field(default_factory=list)
+    fts_rank: int | None = None    # best rank of its chunks in the full-text list (None: not there)
+    vector_rank: int | None = None # best rank of its chunks in the vector list
+
+
+def first_by(cands: list[Candidate], name: str) -> str | None:
+    """The item ranked first by one retriever alone ("fts" or "vector")."""
+    ranked = [c for c in cands if getattr(c, f"{name}_rank") is not None]
+    return min(ranked, key=lambda c: getattr(c, f"{name}_rank")).id if ranked else None
 
 
 def _document(faq: Faq) -> ingest.Document:
@@ -61,6 +69,7 @@ class FaqIndex:
         self.synonyms = Synonyms({normalize(k): normalize(v) for k, v in faq.abbreviations.items()},
                                  [[normalize(t) for t in g] for g in faq.synonym_groups if len(g) > 1])
         self._item_of: dict[int, str] = {}
+        self._text_of: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def stamp(self) -> str:
@@ -83,14 +92,21 @@ class FaqIndex:
                 if self.embedder is not None:
                     mindex.embed_pending(st, self.embedder)
                 st.set_setting(STAMP_KEY, self.stamp())
-            self._item_of = {r["id"]: r["cite_key"] for r in st.query("SELECT id, cite_key FROM manual_chunks")}
+            rows = st.query("SELECT id, cite_key, text FROM manual_chunks")
+            self._item_of = {r["id"]: r["cite_key"] for r in rows}
+            self._text_of = {r["id"]: r["text"] for r in rows}
             return True
 
-    def candidates(self, question: str) -> list[Candidate]:
-        """The FAQ items for ``question``, best first (empty if nothing matches at all)."""
+    def candidates(self, question: str, exclude: str | None = None) -> list[Candidate]:
+        """The FAQ items for ``question``, best first (empty if nothing matches at all).
+        ``exclude``: leave out the example with this text (leave-one-out calibration on questions
+        that are themselves examples of the FAQ)."""
         self.build()
         hits = search(self.store, question, top=TOP_CHUNKS, embedder=self.embedder, synonyms=self.synonyms,
                       jump=False)
+        if exclude is not None:
+            gone = normalize(exclude)
+            hits = [h for h in hits if self._text_of.get(h.chunk_id) != gone]
         out: dict[str, Candidate] = {}
         for h in hits:
             iid = self._item_of.get(h.chunk_id) or h.cite_key
@@ -101,6 +117,11 @@ class FaqIndex:
             c.similarity = max(c.similarity, h.similarity or 0.0)
             c.lexical = c.lexical or h.matched
             c.chunks.append(h.chunk_id)
+            for name in ("fts", "vector"):
+                r = h.ranks.get(name)
+                if r is not None:
+                    old = getattr(c, f"{name}_rank")
+                    setattr(c, f"{name}_rank", r if old is None else min(old, r))
         ranked = sorted(out.values(), key=lambda c: (-c.fused, -c.similarity))
         for i, c in enumerate(ranked, 1):
             c.rank = i
