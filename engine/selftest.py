@@ -35,6 +35,8 @@ DRAFT_SECTION = "complaint"
 SAMPLE_MIRROR = "samples/mirror_ja.jpg"
 SEARCH_QUERY = "車を持ったまま保護を受けられますか"
 SEARCH_EXPECT = "自動車"
+PHONE_QUESTION = "暗証番号を忘れました"
+PHONE_EXPECT = "pin-reset"
 SEARCH_MANUAL = "manuals/qa_book.txt"
 MAX_SAMPLE_CER = 0.35
 
@@ -180,6 +182,22 @@ def search_manuals(ctx) -> str:
     return f"{manual.name}: {rep.chunks} passages, {rep.embedded} embedded; top hit {hits[0].citation or hits[0].doc}"
 
 
+def phone_inquiry(ctx) -> str:
+    """The AI phone's shipped FAQ answers a question it covers and hands a request for a person to staff."""
+    if not _has("engine.phone.inquiry"):
+        raise NotBuilt("engine.phone.inquiry")
+    from .phone.inquiry import Inquiries
+    inq = Inquiries(ctx.config, ctx.data_dir)
+    r = inq.ask(PHONE_QUESTION)
+    if r.decision.handoff or r.decision.item.id != PHONE_EXPECT:
+        raise CheckFailed(f"'{PHONE_EXPECT}' was not answered for a question the FAQ covers "
+                          f"({r.decision.reason or r.decision.best})")
+    h = inq.ask("人と話したいです")
+    if not h.decision.handoff:
+        raise CheckFailed("a request for a person was answered instead of handed to staff")
+    return f"{len(inq.faq.items)} FAQ items; '{PHONE_EXPECT}' answered in {r.seconds * 1000:.0f} ms, a person request handed off"
+
+
 def diagnose_mirror(ctx) -> str:
     """Diagnose the bundled (synthetic) mirror photo: the mirror must be located where it is drawn."""
     if not _has("engine.mirrors.diagnose"):
@@ -281,6 +299,7 @@ def run(config=None, checksums: bool = False, progress: Callable[[Result], None]
             emit(_timed("asr", "transcription", lambda: transcribe_sample(ctx)))
             emit(_timed("records", "draft", lambda: draft_record(ctx)))
             emit(_timed("manuals", "search", lambda: search_manuals(ctx)))
+            emit(_timed("phone", "inquiry", lambda: phone_inquiry(ctx)))
             emit(_timed("mirrors", "diagnosis", lambda: diagnose_mirror(ctx)))
             emit(_timed("desktop", "start-up", check_desktop))
         finally:

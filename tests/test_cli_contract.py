@@ -46,6 +46,7 @@ ELSEWHERE = {
     "users activate": "test_users_audit.py",
     "audit verify": "test_users_audit.py",
     "doctor": "test_foundation.py",
+    "phone ask": "test_phone.py",
 }
 
 

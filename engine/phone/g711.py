@@ -6,18 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 PHONE_RATE = 8000
-_BIAS, _CLIP = 0x84, 32635
+_BIAS = 0x84
 
 
 def ulaw_encode(x: np.ndarray) -> np.ndarray:
-    """float32 −1..1 → μ-law bytes (uint8)."""
-    s = np.clip(np.round(np.asarray(x, np.float64) * 32767), -32768, 32767).astype(np.int32)
-    sign = np.where(s < 0, 0x80, 0)
-    mag = np.minimum(np.abs(s), _CLIP) + _BIAS
-    exp = np.floor(np.log2(mag)).astype(np.int32) - 7
-    exp = np.clip(exp, 0, 7)
-    mant = (mag >> (exp + 3)) & 0x0F
-    return (~(sign | (exp << 4) | mant) & 0xFF).astype(np.uint8)
+    """float32 −1..1 → μ-law bytes (uint8), as the reference G.711 encoder (14-bit magnitude)."""
+    s = np.clip(np.round(np.asarray(x, np.float64) * 32767), -32768, 32767).astype(np.int32) >> 2
+    mask = np.where(s < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.abs(s), 8159) + 33
+    seg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), mag)
+    u = np.where(seg >= 8, 0x7F, (seg << 4) | ((mag >> (seg + 1)) & 0x0F))
+    return (u ^ mask).astype(np.uint8)
 
 
 def ulaw_decode(b: np.ndarray) -> np.ndarray:
