@@ -260,6 +260,16 @@ def remove(store, path: str | Path) -> bool:
     return True
 
 
+def document_paths(store) -> list[str]:
+    """The keys (paths) of every indexed document."""
+    return [r["path"] for r in store.query("SELECT path FROM manual_docs")]
+
+
+def passages(store) -> list[dict]:
+    """Every passage of the index: ``id``, ``cite_key``, ``text``."""
+    return store.query("SELECT id, cite_key, text FROM manual_chunks")
+
+
 def passage_text(heading: str, text: str) -> str:
     return (heading.replace(" > ", " ") + "\n" + text)[:EMBED_CHARS]
 

@@ -84,15 +84,15 @@ class FaqIndex:
                 return False
             if st.get_setting(STAMP_KEY) != self.stamp():
                 with st.transaction():
-                    for r in st.query("SELECT path FROM manual_docs"):
-                        mindex.remove(st, r["path"])
+                    for path in mindex.document_paths(st):
+                        mindex.remove(st, path)
                 doc = _document(self.faq)
                 stat = _Stat(len(self.faq.sha256), time.time())
                 mindex.store_document(st, doc, self.faq.sha256, stat)
                 if self.embedder is not None:
                     mindex.embed_pending(st, self.embedder)
                 st.set_setting(STAMP_KEY, self.stamp())
-            rows = st.query("SELECT id, cite_key, text FROM manual_chunks")
+            rows = mindex.passages(st)
             self._item_of = {r["id"]: r["cite_key"] for r in rows}
             self._text_of = {r["id"]: r["text"] for r in rows}
             return True
