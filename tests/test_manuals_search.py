@@ -137,7 +137,7 @@ def test_folder_with_bad_files_still_indexes_the_rest(tmp_path):
         rep = index.index_paths(ctx.store, [docs], embed=False)
         assert len(rep.added) == 4
         assert sorted((os.path.basename(s.path), s.reason) for s in rep.skipped) == [
-            ("old_broken.pdf", "broken"), ("scan.pdf", "scanned")]
+            ("old_broken.pdf", "broken"), ("scan.pdf", "empty")]      # OCR finds no text on the black bar
         st = index.status(ctx.store)
         assert st.documents == 4 and st.skipped == 2
         # still listed (with reason) on the next run, without re-reading
@@ -170,10 +170,10 @@ def test_cli_add_status_search_json(tmp_path, capsys, monkeypatch):
     assert entry.actor == "kanri" and entry.detail["added"] == 4 and entry.detail["skipped"] == 1
     c.close()
     out = capsys.readouterr().out
-    assert "added 4" in out and "skipped (scanned)" in out and "scan.pdf" in out
+    assert "added 4" in out and "skipped (empty)" in out and "scan.pdf: no text found by OCR" in out
     assert main(["--data-dir", dd, "manuals", "status"]) == 0
     out = capsys.readouterr().out
-    assert "4 documents" in out and "SKIPPED (scanned)" in out
+    assert "4 documents" in out and "SKIPPED (empty)" in out
     assert main(["--data-dir", dd, "manuals", "search", "車 持ってて大丈夫？", "--top", "3", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 3

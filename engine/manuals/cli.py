@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 
 from ..cli_support import add_user_arg, signed_in
@@ -21,7 +22,10 @@ def cmd_add(args) -> int:
     def progress(p: index.Progress):
         if args.json or p.phase == "done":
             return
-        if p.phase != last["phase"] or p.done == p.total or p.done % 10 == 0:
+        if p.message.startswith("OCR"):
+            print(f"\rreading {p.done}/{p.total} ({p.message} of {Path(p.path).name})", end="", file=sys.stderr,
+                  flush=True)
+        elif p.phase != last["phase"] or p.done == p.total or p.done % 10 == 0:
             label = {"read": "reading", "embed": "embedding"}[p.phase]
             print(f"\r{label} {p.done}/{p.total}", end="\n" if p.done == p.total else "", file=sys.stderr, flush=True)
         last["phase"] = p.phase
@@ -35,6 +39,11 @@ def cmd_add(args) -> int:
         print(f"added {len(rep.added)}, updated {len(rep.updated)}, unchanged {len(rep.unchanged)}, "
               f"removed {len(rep.removed)}, skipped {len(rep.skipped)}; {rep.chunks} chunks from {rep.pages} pages, "
               f"{rep.embedded} embedded in {rep.seconds:.1f} s")
+        for o in rep.ocr:
+            low = ", ".join(map(str, o.low_confidence_pages)) or "none"
+            vert = f"; vertical: {', '.join(map(str, o.vertical_pages))}" if o.vertical_pages else ""
+            print(f"ocr: {Path(o.path).name}: {len(o.pages)} pages ({o.read_now} read now), confidence "
+                  f"{o.confidence:.0f}; low-confidence pages: {low}{vert}")
         for s in rep.skipped:
             print(f"skipped ({s.reason}): {s.message}")
     read_any = rep.added or rep.updated or rep.unchanged
@@ -64,7 +73,11 @@ def cmd_status(args) -> int:
           f"{st.skipped} skipped")
     for d in st.docs:
         if d.status == "indexed":
-            print(f"  {d.title}  [{d.kind}, {d.pages} p, {d.chunks} chunks, {d.embedded} vectors]  {d.path}")
+            ocr = ""
+            if d.ocr_pages:
+                low = ", ".join(map(str, d.low_confidence_pages)) or "none"
+                ocr = f", OCR {d.ocr_pages} p confidence {d.ocr_confidence:.0f}, low-confidence pages: {low}"
+            print(f"  {d.title}  [{d.kind}, {d.pages} p, {d.chunks} chunks, {d.embedded} vectors{ocr}]  {d.path}")
         else:
             print(f"  SKIPPED ({d.reason}) {d.path}: {d.message}")
     if st.job and st.job["state"] == "running":
@@ -108,7 +121,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("manuals", help="index and search the office's manuals")
     sub = p.add_subparsers(dest="manuals_cmd", required=True)
 
-    a = sub.add_parser("add", help="index files or folders (PDF, DOCX, HTML, TXT, MD); unchanged files are skipped")
+    a = sub.add_parser("add", help="index files or folders (PDF, DOCX, HTML, TXT, MD; scanned PDFs and images "
+                                   "JPEG/PNG/HEIC/TIFF through OCR); unchanged files are skipped")
     a.add_argument("paths", nargs="+", metavar="PATH")
     a.add_argument("--no-embed", action="store_true", help="full-text index only (embed later with another add)")
     a.add_argument("--prune", action="store_true", help="forget indexed files that are gone from the given folders")

@@ -6,6 +6,11 @@ no vector yet. Both phases check a cancel event between documents/batches, so a 
 loses nothing: running it again skips unchanged files and embeds what is left (resume).
 :class:`IndexJob` runs the same in a background thread with a progress callback and a row in the
 ``jobs`` table. Unreadable files are recorded with their reason and skipped.
+
+Scanned PDFs and photos are read by OCR (:mod:`.ocr`) in the same run, page by page; each page's
+text and confidence is saved in ``manual_ocr_pages`` as soon as it is read (:class:`PageReader`),
+so a cancelled run resumes at the next page, and the pages below the confidence bar are listed
+(:class:`OcrDoc`, ``status``).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import numpy as np
 
 from ..users import get_user
 from . import ingest
+from . import ocr as ocr_mod
+from .ocrpages import LazyOcr, OcrDoc, PageReader, add_ocr_status, ocr_summary
 from .tokenize import index_text
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,7 @@ class IndexReport:
     chunks: int = 0           # chunks written in this run
     pages: int = 0            # pages read in this run
     embedded: int = 0         # vectors computed in this run
+    ocr: list[OcrDoc] = field(default_factory=list)   # files read by OCR in this run
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -109,6 +117,9 @@ def scan(paths) -> tuple[list[Path], list[Skipped]]:
     return out, bad
 
 
+RETRY_REASONS = ("scanned", "ocr")    # skipped before OCR existed or while it failed: read again
+
+
 def _bump(store) -> None:
     store.set_setting(GENERATION_KEY, (store.get_setting(GENERATION_KEY, 0) or 0) + 1)
 
@@ -118,8 +129,11 @@ def store_document(store, doc: ingest.Document, sha: str, st: os.stat_result) ->
     rows = [(c.seq, c.page_start, c.page_end, " > ".join(c.heading), c.cite_key, c.citation, c.text,
              index_text(c.text), index_text(" ".join(c.heading) + " " + c.cite_key)) for c in doc.chunks]
     with store.transaction():
-        old = store.query_one("SELECT id FROM manual_docs WHERE path = ?", (str(doc.path),))
+        old = store.query_one("SELECT id, sha256 FROM manual_docs WHERE path = ?", (str(doc.path),))
         if old:
+            if old["sha256"] != sha:   # the old content's OCR pages are of no further use
+                store.execute("DELETE FROM manual_ocr_pages WHERE sha256 = ? AND sha256 NOT IN "
+                              "(SELECT sha256 FROM manual_docs WHERE id != ?)", (old["sha256"], old["id"]))
             store.execute("DELETE FROM manual_chunks WHERE doc_id = ?", (old["id"],))
             store.execute("UPDATE manual_docs SET title=?, kind=?, sha256=?, size=?, mtime=?, pages=?, status='indexed', "
                           "reason='', message='', message_ja='', indexed_at=? WHERE id=?",
@@ -154,12 +168,16 @@ def _store_skipped(store, path: Path, sha: str, st: os.stat_result | None, e: in
 
 
 def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: ProgressFn | None = None,
-                cancel: threading.Event | None = None, prune: bool = False) -> IndexReport:
+                cancel: threading.Event | None = None, prune: bool = False, ocr: "ocr_mod.Ocr | None" = None,
+                config=None) -> IndexReport:
     """Index files and folders incrementally. ``embedder`` defaults to ``load_embedder("embed-ja")``.
 
     ``store``: the store that keeps the index (``ctx.local``).
     ``prune``: forget documents that lived under the given folders and are gone from disk.
+    ``ocr``: the OCR engine for scans and photos; by default the ``ocr-jpn`` model of ``config``,
+    loaded when the first page needs it.
     """
+    engine = LazyOcr(ocr, config)
     t0 = time.perf_counter()
     rep = IndexReport()
     files, bad = scan(paths)
@@ -178,25 +196,34 @@ def index_paths(store, paths, *, embed: bool = True, embedder=None, progress: Pr
             rep.skipped.append(Skipped(str(f), "broken", f"{f.name}: {e}", f"{f.name}: ファイルを読めません。"))
             continue
         row = known.get(str(f))
-        if row and row["size"] == st.st_size and row["mtime"] == st.st_mtime:
+        retry = row is not None and row["status"] == "skipped" and row["reason"] in RETRY_REASONS
+        if row and not retry and row["size"] == st.st_size and row["mtime"] == st.st_mtime:
             _unchanged(rep, row, f)
             continue
         sha = sha256_file(f)
-        if row and row["sha256"] == sha:
+        if row and not retry and row["sha256"] == sha:
             store.execute("UPDATE manual_docs SET mtime = ? WHERE id = ?", (st.st_mtime, row["id"]))
             _unchanged(rep, row, f)
             continue
+        reader = PageReader(store, sha, engine, cancel,
+                            lambda page, f=f, i=i: progress(Progress("read", i, len(files), str(f), f"OCR p.{page}")))
         try:
-            doc = ingest.parse(f)
+            doc = ingest.parse(f, ocr=reader)
+        except ingest.OcrCancelled:
+            rep.cancelled = True
+            break
         except ingest.UnreadableFile as e:
             log.warning("manual skipped (%s): %s", e.reason, f.name)
-            _store_skipped(store, f, sha, st, e)
+            if e.reason != "ocr":      # OCR missing on this PC: nothing to remember, read it again next time
+                _store_skipped(store, f, sha, st, e)
             rep.skipped.append(Skipped(str(f), e.reason, str(e), e.ja))
             continue
         store_document(store, doc, sha, st)
         (rep.updated if row else rep.added).append(str(f))
         rep.chunks += len(doc.chunks)
-        rep.pages += doc.pages
+        rep.pages += doc.pages or len(doc.ocr)
+        if doc.ocr:
+            rep.ocr.append(ocr_summary(str(f), doc.ocr, reader.read_now))
     else:
         progress(Progress("read", len(files), len(files)))
     if prune and not rep.cancelled:
@@ -218,6 +245,7 @@ def update(ctx, user, paths, **kw) -> IndexReport:
     from .. import audit
     from ..roles import require
     require(user, "read_manuals")
+    kw.setdefault("config", ctx.config)
     rep = index_paths(ctx.local, paths, **kw)
     audit.append(ctx.store, user.username, "manuals.index", "manuals", "",
                  {"paths": [str(Path(p).expanduser().resolve()) for p in paths], "added": len(rep.added),
@@ -251,9 +279,11 @@ def prune_missing(store, folders: list[Path]) -> list[str]:
 
 def remove(store, path: str | Path) -> bool:
     with store.transaction():
-        r = store.query_one("SELECT id FROM manual_docs WHERE path = ?", (str(Path(path).resolve()),))
+        r = store.query_one("SELECT id, sha256 FROM manual_docs WHERE path = ?", (str(Path(path).resolve()),))
         if not r:
             return False
+        store.execute("DELETE FROM manual_ocr_pages WHERE sha256 = ? AND sha256 NOT IN "
+                      "(SELECT sha256 FROM manual_docs WHERE id != ?)", (r["sha256"], r["id"]))
         store.execute("DELETE FROM manual_chunks WHERE doc_id = ?", (r["id"],))
         store.execute("DELETE FROM manual_docs WHERE id = ?", (r["id"],))
         _bump(store)
@@ -319,6 +349,9 @@ class DocStatus:
     reason: str
     message: str
     message_ja: str
+    ocr_pages: int = 0                     # pages whose text came from OCR
+    ocr_confidence: float | None = None    # their mean confidence, 0–100
+    low_confidence_pages: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -339,6 +372,7 @@ def status(store) -> Status:
         "COUNT(c.id) AS chunks, COUNT(c.embedding) AS embedded FROM manual_docs d "
         "LEFT JOIN manual_chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
     docs = [DocStatus(**r) for r in rows]
+    add_ocr_status(store, docs)
     job = store.query_one("SELECT id, state, progress, message, updated_at FROM jobs WHERE kind = 'manuals.index' "
                           "ORDER BY id DESC LIMIT 1")
     ok = [d for d in docs if d.status == "indexed"]

@@ -1,4 +1,5 @@
-"""Read manuals (PDF, DOCX, HTML, TXT/Markdown) into structure-aware chunks.
+"""Read manuals (PDF, DOCX, HTML, TXT/Markdown; scanned PDFs and photos through OCR) into
+structure-aware chunks.
 
 Each format becomes a list of :class:`Line` (text + 1-based page + heading hint); :func:`chunk_lines`
 turns lines into :class:`Chunk` objects that keep 問/答 pairs together with their number, carry
@@ -6,7 +7,12 @@ the heading path (第1章 …, 第1 世帯の認定 › 1 … › (1) …), reco
 articles, and know their pages and citation string (``問答集 問3-2``, ``課長通知 第3の1の(2)``).
 
 Files that cannot be read raise :class:`UnreadableFile` with a ``reason`` code
-(``scanned``, ``encrypted``, ``broken``, ``unsupported``, ``empty``).
+(``scanned``, ``encrypted``, ``broken``, ``unsupported``, ``empty``, ``ocr``).
+
+A PDF without a text layer and an image (JPEG/PNG/HEIC/TIFF, one page per frame) are read by the
+``ocr`` callable :func:`parse` is given — ``ocr(page_number, render) -> PageText``, ``render()``
+giving the page's image — which the indexer backs with its page cache (``manuals.index``); the
+pages keep their numbers. Without one, a scanned PDF is skipped as ``scanned`` as before.
 """
 from __future__ import annotations
 
@@ -15,11 +21,15 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import MadoguchiError
+from .ocr import IMAGE_SUFFIXES, SCAN_DPI, OcrError, PageText
 from .tokenize import normalize
 
-SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html", ".txt": "txt", ".md": "md"}
+SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html", ".txt": "txt", ".md": "md",
+            **{s: "image" for s in IMAGE_SUFFIXES}}
+OcrFn = Callable[[int, Callable[[], object]], PageText]     # (page number, render the page) -> its text
 MAX_CHUNK = 900      # characters; longer sections are split at sentence ends
 TARGET_CHUNK = 600
 
@@ -33,12 +43,17 @@ class UnreadableFile(MadoguchiError):
         self.reason = reason
 
 
+class OcrCancelled(Exception):
+    """The ``ocr`` callable was told to stop (a cancelled indexing run); the pages read so far are kept."""
+
+
 _JA_REASON = {
     "scanned": "文字情報のないスキャンPDFです。OCR処理した版を置いてください。",
     "encrypted": "パスワードで保護されています。保護を解除した版を置いてください。",
     "broken": "ファイルが壊れていて読めません。元のファイルを置き直してください。",
-    "unsupported": "対応していない形式です（PDF・DOCX・HTML・TXT・MDに対応）。",
+    "unsupported": "対応していない形式です（PDF・DOCX・HTML・TXT・MD・画像（JPEG・PNG・HEIC・TIFF）に対応）。",
     "empty": "本文がありません。",
+    "ocr": "文字認識（OCR）を実行できませんでした。システム管理者に連絡してください（madoguchi doctor）。",
 }
 
 
@@ -71,11 +86,12 @@ class Document:
     kind: str
     pages: int
     chunks: list[Chunk] = field(default_factory=list)
+    ocr: list[PageText] = field(default_factory=list)     # the pages read by OCR (empty: a text layer)
 
 
 # --------------------------------------------------------------------------- readers
 
-def read_pdf(path: Path) -> tuple[str, int, list[Line]]:
+def read_pdf(path: Path, ocr: OcrFn | None = None, read: list | None = None) -> tuple[str, int, list[Line]]:
     import pypdfium2 as pdfium
     try:
         pdf = pdfium.PdfDocument(str(path))
@@ -94,16 +110,64 @@ def read_pdf(path: Path) -> tuple[str, int, list[Line]]:
             tp.close()
             page.close()
             pages.append([ln for ln in re.split(r"\r\n|\r|\n", text)])
+        n = len(pages)
+        chars = sum(len("".join(p).strip()) for p in pages)
+        if n and chars < 20 * n:
+            if ocr is None:
+                raise unreadable("scanned", path, f"no text layer ({n} pages, {chars} characters): "
+                                                  "a scanned PDF needs OCR first")
+            pages = []
+            for i in range(n):
+                pt = ocr(i + 1, lambda i=i: _render(pdf, i))
+                read.append(pt)
+                pages.append(pt.lines)
     finally:
         pdf.close()
-    n = len(pages)
-    chars = sum(len("".join(p).strip()) for p in pages)
-    if n and chars < 20 * n:
-        raise unreadable("scanned", path, f"no text layer ({n} pages, {chars} characters): a scanned PDF needs OCR first")
     lines = []
     for pno, plines in enumerate(_strip_running(pages), start=1):
         lines.extend(Line(t, pno) for t in plines)
     return (meta.get("Title") or "").strip(), n, lines
+
+
+def _render(pdf, i: int):
+    """Page ``i`` of a scanned PDF as a grey image at :data:`SCAN_DPI` (its resolution in ``info``)."""
+    page = pdf[i]
+    try:
+        img = page.render(scale=SCAN_DPI / 72, grayscale=True).to_pil()
+    finally:
+        page.close()
+    img.info["dpi"] = (SCAN_DPI, SCAN_DPI)
+    return img
+
+
+def read_image(path: Path, ocr: OcrFn | None = None, read: list | None = None) -> tuple[str, int, list[Line]]:
+    """A photo or scan image (JPEG/PNG/HEIC/TIFF): each frame one page, read by OCR."""
+    from PIL import Image, UnidentifiedImageError
+    if ocr is None:
+        raise unreadable("scanned", path, "an image needs OCR, which this run does not have")
+    try:
+        import pillow_heif
+        pillow_heif.register_heif_opener()
+    except ImportError:   # HEIC photos then fail as unreadable images; the rest works
+        pass
+    try:
+        img = Image.open(path)
+        img.load()
+        n = getattr(img, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise unreadable("broken", path, f"the image cannot be read ({e.__class__.__name__}: {e})") from e
+    pages = []
+    with img:
+        for i in range(n):
+            def render(i=i):
+                img.seek(i)
+                return img.copy()
+            pt = ocr(i + 1, render)
+            read.append(pt)
+            pages.append(pt.lines)
+    lines = [Line(t, pno if n > 1 else None) for pno, plines in enumerate(_strip_running(pages), start=1)
+             for t in plines]
+    return "", n if n > 1 else 0, lines
 
 
 def _strip_running(pages: list[list[str]]) -> list[list[str]]:
@@ -246,7 +310,9 @@ def read_text(path: Path) -> tuple[str, int, list[Line]]:
     return title, (len(pages) if len(pages) > 1 else 0), lines
 
 
-READERS = {"pdf": read_pdf, "docx": read_docx, "html": read_html, "txt": read_text, "md": read_text}
+READERS = {"pdf": read_pdf, "docx": read_docx, "html": read_html, "txt": read_text, "md": read_text,
+           "image": read_image}
+OCR_READERS = ("pdf", "image")
 
 
 # --------------------------------------------------------------------------- structure
@@ -448,16 +514,23 @@ def kind_of(path: Path) -> str | None:
     return SUFFIXES.get(path.suffix.lower())
 
 
-def parse(path: Path | str) -> Document:
-    """Read and chunk one manual file. Raises :class:`UnreadableFile`."""
+def parse(path: Path | str, ocr: OcrFn | None = None) -> Document:
+    """Read and chunk one manual file; ``ocr`` reads pages without text (see the module doc).
+    Raises :class:`UnreadableFile`, or :class:`OcrCancelled` from ``ocr``."""
     path = Path(path).resolve()
     kind = kind_of(path)
     if kind is None:
         raise unreadable("unsupported", path, f"unsupported file type '{path.suffix}'")
+    read: list[PageText] = []
     try:
-        title, pages, lines = READERS[kind](path)
-    except UnreadableFile:
+        if kind in OCR_READERS:
+            title, pages, lines = READERS[kind](path, ocr, read)
+        else:
+            title, pages, lines = READERS[kind](path)
+    except (UnreadableFile, OcrCancelled):
         raise
+    except OcrError as e:
+        raise unreadable("ocr", path, f"OCR is not available: {e}") from e
     except OSError as e:
         raise unreadable("broken", path, f"cannot be read ({e.strerror or e})") from e
     except Exception as e:  # a library choking on a malformed file: report it, keep the folder going
@@ -465,5 +538,5 @@ def parse(path: Path | str) -> Document:
     title = title or path.stem
     chunks = chunk_lines(lines, title)
     if not chunks:
-        raise unreadable("empty", path, "no text found")
-    return Document(path, title, kind, pages, chunks)
+        raise unreadable("empty", path, "no text found" + (" by OCR" if read else ""))
+    return Document(path, title, kind, pages, chunks, read)
