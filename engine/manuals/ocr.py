@@ -220,6 +220,9 @@ class Ocr:
         api.SetImage(Image.fromarray(gray))
         api.SetSourceResolution(SCAN_DPI)
         text = api.GetUTF8Text()
+        if not text.strip():
+            api.Clear()
+            return "", 0.0
         confs = [c for c in api.AllWordConfidences() if c >= 0]
         words = api.AllWords() if hasattr(api, "AllWords") else None
         if words and len(words) == len(confs):   # weight by word length: one-character noise weighs little
