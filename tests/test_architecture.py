@@ -132,6 +132,7 @@ TABLE_OWNERS = {
     "manual_chunks": {"engine/manuals/index.py", "engine/manuals/search.py"},
     "manual_fts": {"engine/manuals/index.py", "engine/manuals/search.py"},
     "manual_tri": {"engine/manuals/index.py", "engine/manuals/search.py"},
+    "manual_ocr_pages": {"engine/manuals/ocrpages.py"},   # the OCR text layer (page cache)
     "mirrors": {"engine/mirrors/ledger.py"},
     "mirror_inspections": {"engine/mirrors/ledger.py"},
     "mirror_grade_changes": {"engine/mirrors/ledger.py"},

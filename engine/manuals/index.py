@@ -30,7 +30,7 @@ import numpy as np
 from ..users import get_user
 from . import ingest
 from . import ocr as ocr_mod
-from .ocrpages import LazyOcr, OcrDoc, PageReader, add_ocr_status, ocr_summary
+from .ocrpages import LazyOcr, OcrDoc, PageReader, forget_pages, ocr_summary, page_confidences
 from .tokenize import index_text
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,7 @@ def store_document(store, doc: ingest.Document, sha: str, st: os.stat_result) ->
         old = store.query_one("SELECT id, sha256 FROM manual_docs WHERE path = ?", (str(doc.path),))
         if old:
             if old["sha256"] != sha:   # the old content's OCR pages are of no further use
-                store.execute("DELETE FROM manual_ocr_pages WHERE sha256 = ? AND sha256 NOT IN "
-                              "(SELECT sha256 FROM manual_docs WHERE id != ?)", (old["sha256"], old["id"]))
+                _forget_ocr(store, old["sha256"], old["id"])
             store.execute("DELETE FROM manual_chunks WHERE doc_id = ?", (old["id"],))
             store.execute("UPDATE manual_docs SET title=?, kind=?, sha256=?, size=?, mtime=?, pages=?, status='indexed', "
                           "reason='', message='', message_ja='', indexed_at=? WHERE id=?",
@@ -148,6 +147,12 @@ def store_document(store, doc: ingest.Document, sha: str, st: os.stat_result) ->
                           [(doc_id, *r) for r in rows])
         _bump(store)
     return doc_id
+
+
+def _forget_ocr(store, sha: str, doc_id: int) -> None:
+    """Drop the OCR pages of content ``sha`` unless another indexed file has the same content."""
+    if not store.query_one("SELECT 1 AS x FROM manual_docs WHERE sha256 = ? AND id != ?", (sha, doc_id)):
+        forget_pages(store, sha)
 
 
 def _store_skipped(store, path: Path, sha: str, st: os.stat_result | None, e: ingest.UnreadableFile) -> None:
@@ -282,8 +287,7 @@ def remove(store, path: str | Path) -> bool:
         r = store.query_one("SELECT id, sha256 FROM manual_docs WHERE path = ?", (str(Path(path).resolve()),))
         if not r:
             return False
-        store.execute("DELETE FROM manual_ocr_pages WHERE sha256 = ? AND sha256 NOT IN "
-                      "(SELECT sha256 FROM manual_docs WHERE id != ?)", (r["sha256"], r["id"]))
+        _forget_ocr(store, r["sha256"], r["id"])
         store.execute("DELETE FROM manual_chunks WHERE doc_id = ?", (r["id"],))
         store.execute("DELETE FROM manual_docs WHERE id = ?", (r["id"],))
         _bump(store)
@@ -368,11 +372,20 @@ class Status:
 def status(store) -> Status:
     """The index in ``store`` (``ctx.local``)."""
     rows = store.query(
-        "SELECT d.path, d.title, d.kind, d.pages, d.status, d.reason, d.message, d.message_ja, "
+        "SELECT d.path, d.sha256, d.title, d.kind, d.pages, d.status, d.reason, d.message, d.message_ja, "
         "COUNT(c.id) AS chunks, COUNT(c.embedding) AS embedded FROM manual_docs d "
         "LEFT JOIN manual_chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
-    docs = [DocStatus(**r) for r in rows]
-    add_ocr_status(store, docs)
+    docs = []
+    for r in rows:
+        r = dict(r)
+        sha = r.pop("sha256")
+        d = DocStatus(**r)
+        pages = page_confidences(store, sha) if d.status == "indexed" else []
+        if pages:
+            d.ocr_pages = len(pages)
+            d.ocr_confidence = round(sum(c for _p, c in pages) / len(pages), 1)
+            d.low_confidence_pages = [p for p, c in pages if c < ocr_mod.LOW_CONFIDENCE]
+        docs.append(d)
     job = store.query_one("SELECT id, state, progress, message, updated_at FROM jobs WHERE kind = 'manuals.index' "
                           "ORDER BY id DESC LIMIT 1")
     ok = [d for d in docs if d.status == "indexed"]

@@ -80,19 +80,13 @@ class LazyOcr:
         return self._engine
 
 
-def add_ocr_status(store, docs) -> None:
-    """Fill ``ocr_pages``, ``ocr_confidence`` and ``low_confidence_pages`` of indexed documents
-    (``index.DocStatus`` rows, by path) from the page cache."""
-    rows = store.query("SELECT d.path, o.page, o.confidence FROM manual_docs d JOIN manual_ocr_pages o "
-                       "ON o.sha256 = d.sha256 AND o.method = ? WHERE d.status = 'indexed' ORDER BY o.page",
-                       (ocr_mod.METHOD,))
-    by_path = {d.path: d for d in docs}
-    for r in rows:
-        d = by_path[r["path"]]
-        d.ocr_pages += 1
-        d.ocr_confidence = (d.ocr_confidence or 0.0) + r["confidence"]
-        if r["confidence"] < ocr_mod.LOW_CONFIDENCE:
-            d.low_confidence_pages.append(r["page"])
-    for d in docs:
-        if d.ocr_pages:
-            d.ocr_confidence = round(d.ocr_confidence / d.ocr_pages, 1)
+def page_confidences(store, sha: str) -> list[tuple[int, float]]:
+    """(page, confidence) of every page of content ``sha`` read by the current method, in page order."""
+    return [(r["page"], r["confidence"]) for r in store.query(
+        "SELECT page, confidence FROM manual_ocr_pages WHERE sha256 = ? AND method = ? ORDER BY page",
+        (sha, ocr_mod.METHOD))]
+
+
+def forget_pages(store, sha: str) -> None:
+    """Drop the OCR pages of content ``sha`` (the file changed or left the index)."""
+    store.execute("DELETE FROM manual_ocr_pages WHERE sha256 = ?", (sha,))
