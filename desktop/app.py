@@ -41,8 +41,8 @@ def make_app(argv=None) -> QApplication:
 
 def sign_in(ctx, parent=None):
     from .views.signin import FirstRunDialog, SignInDialog
-    first = ctx.online and users.count(ctx.store) == 0   # offline: the users are on the server
-    dlg = FirstRunDialog(ctx.store, parent) if first else SignInDialog(ctx, parent)
+    # one store read before any window exists: there is no event loop yet that it could stall
+    dlg = FirstRunDialog(ctx.store, parent) if users.needs_first_admin(ctx) else SignInDialog(ctx, parent)
     if dlg.exec() != QDialog.DialogCode.Accepted:
         return None
     return dlg.user

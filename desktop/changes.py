@@ -2,14 +2,16 @@
 changed something announces ``changed(kind, id)`` here, and every screen that shows that kind
 refreshes itself — no screen calls another screen's refresh.
 
-Kinds: ``records`` (id: the record), ``ledger`` (id: the inspection), ``sessions`` (id: the
-session), ``link`` (the office server is back: everything shown may be stale; id None).
+Kinds: ``records`` (id: the record), ``refined`` (the final pass saved a better transcript and a
+new version of the record under the screens; id: the record), ``ledger`` (id: the inspection),
+``sessions`` (id: the session), ``link`` (the office server is back: everything shown may be
+stale; id None).
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-RECORDS, LEDGER, SESSIONS, LINK = "records", "ledger", "sessions", "link"
+RECORDS, REFINED, LEDGER, SESSIONS, LINK = "records", "refined", "ledger", "sessions", "link"
 
 
 class ChangeHub(QObject):
@@ -37,7 +39,7 @@ def listen(widget, kinds: tuple[str, ...], slot) -> None:
     def on_change(kind, id_):
         if kind in kinds and widget.window().isVisible():
             slot(kind, id_)
-    widget._change_slot = on_change          # kept alive with the widget
+    widget._change_slots = [*getattr(widget, "_change_slots", []), on_change]   # kept alive with the widget
     hub().changed.connect(on_change)
     widget.destroyed.connect(lambda *_: _disconnect(on_change))
 

@@ -62,8 +62,7 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(view, title)
         consult, record = self.views.get(S.TAB_CONSULT), self.views.get(S.TAB_RECORD)
         if consult is not None and record is not None:
-            consult.record_ready.connect(self.open_record)
-            consult.record_refined.connect(record.refined)
+            consult.record_ready.connect(self.open_record)   # navigation: the window shows the new record
         if consult is not None and ctx.online:
             QTimer.singleShot(0, consult.offer_recovery)
         self._menus()

@@ -233,6 +233,12 @@ class CounterSignIn:
     offline: bool
 
 
+def needs_first_admin(ctx) -> bool:
+    """The app starts with registering the first administrator: no user exists yet. Offline the
+    users are on the office server, so never (the sign-in says the server is away instead)."""
+    return ctx.online and count(ctx.store) == 0
+
+
 def sign_in_at_counter(ctx, username: str, password: str) -> CounterSignIn:
     """Sign in on this PC (the desktop's sign-in): on the office server when it answers — and then
     an offline verifier is kept for next time (:func:`remember_sign_in`) — otherwise, or if the

@@ -187,3 +187,10 @@ def test_the_ownership_check_sees_sql():
     assert "engine/asr/sessions.py" in found["segments"]
     assert "engine/records/workflow.py" in found["record_versions"]
     assert "engine/mirrors/ledger.py" in found["mirror_inspections"]
+
+
+def test_no_engine_file_over_600_lines():
+    # one concept per module: a file that grows past this holds two (split it by concept)
+    long = {str(p.relative_to(ENGINE.parent)): n for p in ENGINE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    assert long == {}, f"engine files over 600 lines: {long}"

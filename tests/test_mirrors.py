@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.mirrors import geometry, synth
+from engine.mirrors import geometry, scenery, synth
 from engine.mirrors.diagnose import Finding, diagnose, diagnose_array
 from engine.mirrors.grading import GradingTableError, grade_findings, grade_severities, load_table
 from engine.mirrors.intake import PhotoError, load_photo
@@ -155,7 +155,7 @@ def test_quality_gate_gives_reasons():
     small = diagnose_array(synth.generate(42, mirror_scale=0.022).image, model=None)
     assert set(small.quality.reasons) & {"mirror_too_small", "mirror_not_found"}
     rng = np.random.default_rng(0)
-    empty = synth._background(rng, "road", 600, 800).astype(np.uint8)
+    empty = scenery.background(rng, "road", 600, 800).astype(np.uint8)
     nom = diagnose_array(empty, model=None)
     assert nom.quality.reasons == ["mirror_not_found"] and nom.grade is None
     assert all(m for m in nom.quality.messages)            # Japanese re-shoot advice for each reason

@@ -31,7 +31,6 @@ ROLE_SPEAKER = Qt.ItemDataRole.UserRole + 2
 
 class ConsultView(QWidget):
     record_ready = Signal(int)
-    record_refined = Signal(int)
 
     def __init__(self, ctx, user, parent=None):
         super().__init__(parent)
@@ -309,7 +308,7 @@ class ConsultView(QWidget):
             if self.session_id == cw.session_id:
                 self.show_session(cw.session_id)
             self.status.setText(S.REFINED if new is not None else S.REFINE_SKIPPED)
-            self.record_refined.emit(record_id)
+            changes.hub().announce(changes.REFINED, record_id)
 
         def failed(exc) -> None:
             self.refining = None

@@ -17,7 +17,7 @@ from engine.manuals import search as msearch
 from .. import strings as S
 from ..errors import show_error
 from ..focus import tab_chain
-from ..ops import run_op
+from ..ops import run_op, store_op
 
 ROLE_HIT = Qt.ItemDataRole.UserRole
 
@@ -120,12 +120,16 @@ class ManualsView(QWidget):
         self.update_status()
 
     # ------------------------------------------------------------------ status / indexing
-    def update_status(self) -> None:
-        st = mindex.status(self.ctx.local)
+    def update_status(self, suffix: str = "") -> None:
+        """The index's counts (read off the GUI thread), then ``suffix`` (what the last indexing
+        run has to say)."""
         folder = self.ctx.config["manuals_dir"] or S.MANUALS_DIR_UNSET
-        self.status.setText(S.MANUALS_STATUS.format(docs=st.documents, pages=st.pages, chunks=st.chunks)
-                            + (S.MANUALS_UNREADABLE.format(n=st.skipped) if st.skipped else "")
-                            + S.MANUALS_FOLDER.format(folder=folder))
+
+        def show(st) -> None:
+            self.status.setText(S.MANUALS_STATUS.format(docs=st.documents, pages=st.pages, chunks=st.chunks)
+                                + (S.MANUALS_UNREADABLE.format(n=st.skipped) if st.skipped else "")
+                                + S.MANUALS_FOLDER.format(folder=folder) + suffix)
+        store_op(self, lambda: mindex.status(self.ctx.local), success=show)
 
     def reindex(self, paths: list[str] | None = None) -> None:
         paths = paths or ([self.ctx.config["manuals_dir"]] if self.ctx.config["manuals_dir"] else [])
@@ -155,13 +159,12 @@ class ManualsView(QWidget):
         self.index_btn.setEnabled(True)
         self.cancel_btn.setVisible(False)
         self.progress.setVisible(False)
-        self.update_status()
-        if getattr(report, "cancelled", False):
-            self.status.setText(self.status.text() + S.INDEX_CANCELLED)
+        suffix = S.INDEX_CANCELLED if getattr(report, "cancelled", False) else ""
         skipped = getattr(report, "skipped", [])
         if skipped:
-            self.status.setText(self.status.text() + S.UNREADABLE_FILES + "、".join(
-                f"{Path(s.path).name}（{getattr(s, 'message_ja', '') or s.reason}）" for s in skipped[:3]))
+            suffix += S.UNREADABLE_FILES + "、".join(
+                f"{Path(s.path).name}（{getattr(s, 'message_ja', '') or s.reason}）" for s in skipped[:3])
+        self.update_status(suffix)
 
     def _index_failed(self, exc) -> None:
         self.index_btn.setEnabled(True)

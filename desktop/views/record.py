@@ -84,6 +84,7 @@ class RecordView(QWidget):
                   self.submit_btn)
         self._set_actions()
         changes.listen(self, (changes.RECORDS, changes.LINK), lambda kind, rid: self.refresh())
+        changes.listen(self, (changes.REFINED,), lambda kind, rid: self.refined(rid))
         self.refresh()
 
     def showEvent(self, ev):

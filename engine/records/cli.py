@@ -14,25 +14,17 @@ from ..cli_support import CliInputError, add_user_arg, signed_in
 
 def cmd_draft(args) -> int:
     from engine.cli_support import context, print_json
-    from . import draft as draft_mod
-    from . import template as template_mod
+    from engine.consultation import draft_record
     ctx = context(args)
-    tpl = template_mod.load(args.template or ctx.config["records.template"], ctx.data_dir)
-    if args.session is not None:
-        segments = draft_mod.segments_from_session(ctx.store, args.session)
-    elif args.transcript:
-        segments = draft_mod.segments_from_file(Path(args.transcript))
-    else:
+    if args.session is None and not args.transcript:
         raise CliInputError("give TRANSCRIPT.json or --session ID", ja="文字起こしを指定してください。")
-    use_llm = ctx.config["llm.enabled"] and not args.no_llm
-    d = draft_mod.draft(segments, tpl, ctx.config, use_llm=use_llm, model=args.model)
-    if use_llm and d.method != "llm":
+    d, rec = draft_record(ctx, session_id=args.session, transcript=Path(args.transcript) if args.transcript else None,
+                          template=args.template, use_llm=not args.no_llm, model=args.model,
+                          save_as=signed_in(args, ctx) if args.save else None, case_number=args.case_number or "")
+    if ctx.config["llm.enabled"] and not args.no_llm and d.method != "llm":
         print(f"warning: the language model was not used for every part ({d.method} draft): "
               f"{d.stats.get('llm_error', 'out of time')}", file=sys.stderr)
-    if args.save:
-        from . import workflow
-        user = signed_in(args, ctx)
-        rec = workflow.create(ctx.store, user, d, session_id=args.session, case_number=args.case_number or "")
+    if rec is not None:
         print(f"saved as record {rec.id} (version {rec.version}, {rec.state_ja})", file=sys.stderr)
     if args.json:
         print_json(d.to_dict())
