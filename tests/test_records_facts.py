@@ -169,6 +169,9 @@ def test_known_bad_record_scores_as_bad():
     assert any("世帯員" in u["words"] or "状況" in u["text"] for u in sc.unsupported_unflagged)
     assert sc.verbatim >= 1 and sc.duplicates >= 1
     assert sc.intent_claimed == "expressed" and not sc.intent_right
+    # the same claim on the citizen's own line is right; a boilerplate 「職員が申請の意思を確認した」 is a claim too
+    d.section("intent").statements = [Statement("職員が申請の意思を確認した。", [seq(case, "申請させてもらおう")])]
+    assert rf.claimed_intent(d) == ("expressed", [seq(case, "申請させてもらおう")])
     assert not all(f["found"] for f in sc.facts if f["critical"])   # 9万2千 is gone
 
     # the same wrong statement, flagged 要確認, is no longer "left unflagged"
