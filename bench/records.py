@@ -289,6 +289,11 @@ def floors(groups: dict, inc: list[dict], fact_secs: list[str]) -> list[str]:
         ir, io = s["intent_right"], s["obstruction_right"]
         row(f"{label}: intent and obstruction right in every case", f"intent {ir[0]}/{ir[1]}, obstruction "
             f"{io[0]}/{io[1]}", ir[0] == ir[1] and io[0] == io[1], len(g))
+    if clean:
+        longest = max(clean, key=lambda r: r["minutes"])
+        row("`draft` in batch on a 9-minute transcript ≤ 60 s", f"{longest['seconds']:.0f} s on the longest case "
+            f"({longest['minutes']:.1f} min; median {statistics.median(r['seconds'] for r in clean):.0f} s over "
+            f"{len(clean)}, at the load averages above)", longest["seconds"] <= 60)
     li = [r for r in inc if r["drafter"] == "llm-default"]
     if li:
         m = statistics.median(r["seconds"] for r in li)
