@@ -198,8 +198,9 @@ def draft_record(ctx, *, session_id: int | None = None, transcript: Path | None 
                  template: str | None = None, use_llm: bool | None = None, model: str | None = None,
                  save_as: User | None = None, case_number: str = "") -> tuple[Draft, workflow.RecordDraft | None]:
     """``madoguchi draft``: a record drafted from a stored session or a transcript file (the JSON
-    of ``madoguchi transcribe --json``), with the language model unless ``use_llm`` is false or
-    it is disabled; ``save_as``: saved as that user's 下書き. Returns the draft and the record."""
+    of ``madoguchi transcribe --json``), with the language model if ``use_llm`` (default: the
+    configuration's ``llm.enabled``, as in :func:`resume`); ``save_as``: saved as that user's 下書き.
+    Returns the draft and the record."""
     from .records.draft import segments_from_file
     if session_id is not None:
         segs = segments_from_session(ctx.store, session_id)
@@ -208,7 +209,8 @@ def draft_record(ctx, *, session_id: int | None = None, transcript: Path | None 
     else:
         raise MadoguchiError("give TRANSCRIPT.json or --session ID", ja="文字起こしを指定してください。")
     tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
-    d = draft_segments(segs, tpl, ctx.config, use_llm=ctx.config["llm.enabled"] and use_llm is not False, model=model)
+    d = draft_segments(segs, tpl, ctx.config, use_llm=ctx.config["llm.enabled"] if use_llm is None else use_llm,
+                       model=model)
     rec = None
     if save_as is not None:
         rec = workflow.create(ctx.store, save_as, d, session_id=session_id, case_number=case_number)

@@ -18,10 +18,11 @@ def cmd_draft(args) -> int:
     ctx = context(args)
     if args.session is None and not args.transcript:
         raise CliInputError("give TRANSCRIPT.json or --session ID", ja="文字起こしを指定してください。")
+    use_llm = ctx.config["llm.enabled"] and not args.no_llm
     d, rec = draft_record(ctx, session_id=args.session, transcript=Path(args.transcript) if args.transcript else None,
-                          template=args.template, use_llm=not args.no_llm, model=args.model,
+                          template=args.template, use_llm=use_llm, model=args.model,
                           save_as=signed_in(args, ctx) if args.save else None, case_number=args.case_number or "")
-    if ctx.config["llm.enabled"] and not args.no_llm and d.method != "llm":
+    if use_llm and d.method != "llm":
         print(f"warning: the language model was not used for every part ({d.method} draft): "
               f"{d.stats.get('llm_error', 'out of time')}", file=sys.stderr)
     if rec is not None:
