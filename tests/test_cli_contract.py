@@ -28,6 +28,7 @@ ELSEWHERE = {
     "manuals search": "test_manuals_search.py",
     "manuals answer": "test_netguard.py",
     "manuals status": "test_manuals_search.py",
+    "manuals summarize": "test_manuals_summarize.py",
     "mirror diagnose": "test_mirrors.py",
     "mirror import": "test_mirrors_ledger.py",
     "mirror export": "test_mirrors_ledger.py",

@@ -1,4 +1,4 @@
-"""``madoguchi manuals …``: add (index), status, search, answer."""
+"""``madoguchi manuals …``: add (index), status, search, answer, summarize."""
 from __future__ import annotations
 
 import sys
@@ -117,6 +117,18 @@ def cmd_answer(args) -> int:
     return 0
 
 
+def cmd_summarize(args) -> int:
+    from ..cli_support import context, print_json
+    from .summarize import summarize
+    ctx = context(args)
+    s = summarize(ctx, args.doc, pages=args.pages)
+    if args.json:
+        print_json(s.as_json())
+        return 0
+    print(s.format())
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("manuals", help="index and search the office's manuals")
     sub = p.add_subparsers(dest="manuals_cmd", required=True)
@@ -146,3 +158,11 @@ def register(subparsers) -> None:
     w.add_argument("--top", type=int, default=3, metavar="K")
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_answer)
+
+    z = sub.add_parser("summarize", help="a short summary (5-8 points), each point citing its pages; DOC is a file "
+                                         "(scans and photos through OCR) or an indexed manual (path or title)")
+    z.add_argument("doc", metavar="DOC")
+    z.add_argument("--pages", metavar="A-B", help="only these pages")
+    z.add_argument("--json", action="store_true",
+                   help='{"points": [{"text", "pages", "flags"}], "method": "llm"|"extractive", "ocr_pages", ...}')
+    z.set_defaults(func=cmd_summarize)
