@@ -393,6 +393,18 @@ def status(store) -> Status:
                   embedded=sum(d.embedded for d in ok), skipped=len(docs) - len(ok), docs=docs, job=job)
 
 
+def document_chunks(store, path: str, title: str = "") -> tuple[dict, list[dict]] | None:
+    """An indexed document by path (or title) and its passages in order: ({path, title, sha256},
+    [{text, page_start, page_end, heading}]) — what the 文書要約 reads instead of the file."""
+    d = store.query_one("SELECT id, path, title, sha256 FROM manual_docs WHERE status = 'indexed' AND "
+                        "(path = ? OR title = ?) ORDER BY id LIMIT 1", (path, title))
+    if d is None:
+        return None
+    rows = store.query("SELECT text, page_start, page_end, heading FROM manual_chunks WHERE doc_id = ? ORDER BY seq",
+                       (d["id"],))
+    return dict(d), [dict(r) for r in rows]
+
+
 # --------------------------------------------------------------------------- vectors for search
 
 class VectorCache:

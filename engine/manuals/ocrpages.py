@@ -41,7 +41,7 @@ class PageReader:
             raise ingest.OcrCancelled()
         self.on_page(page)
         image = render()
-        pt = self.engine().read(image, page, dpi=_dpi(image))
+        pt = self.engine().read(image, page, dpi=image_dpi(image))
         self.store.execute("INSERT OR REPLACE INTO manual_ocr_pages (sha256, page, method, text, confidence, "
                            "vertical, seconds) VALUES (?,?,?,?,?,?,?)",
                            (self.sha, page, ocr_mod.METHOD, pt.text, pt.confidence, int(pt.vertical), pt.seconds))
@@ -49,7 +49,7 @@ class PageReader:
         return pt
 
 
-def _dpi(image) -> int | None:
+def image_dpi(image) -> int | None:
     d = image.info.get("dpi")
     try:
         return int(round(float(d[0]))) if d and float(d[0]) >= 100 else None

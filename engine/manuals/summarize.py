@@ -109,28 +109,25 @@ def _pages(a: int | None, b: int | None) -> list[int]:
 
 def indexed(store, doc: str) -> tuple[str, str, list[Passage], list[int]] | None:
     """(path, title, passages, OCR pages) of a manual in the index, by path or by title."""
-    p = str(Path(doc).expanduser().resolve()) if doc else ""
-    row = store.query_one("SELECT id, path, title, sha256 FROM manual_docs WHERE status = 'indexed' AND "
-                          "(path = ? OR title = ?) ORDER BY id LIMIT 1", (p, doc))
-    if row is None:
+    from .index import document_chunks
+    from .ocrpages import page_confidences
+    found = document_chunks(store, str(Path(doc).expanduser().resolve()) if doc else "", doc)
+    if found is None:
         return None
-    rows = store.query("SELECT text, page_start, page_end, heading FROM manual_chunks WHERE doc_id = ? ORDER BY seq",
-                       (row["id"],))
-    ocr = [r["page"] for r in store.query("SELECT page FROM manual_ocr_pages WHERE sha256 = ? ORDER BY page",
-                                          (row["sha256"],))]
-    return row["path"], row["title"], [Passage(r["text"], _pages(r["page_start"], r["page_end"]), r["heading"])
-                                       for r in rows], ocr
+    d, rows = found
+    return d["path"], d["title"], [Passage(r["text"], _pages(r["page_start"], r["page_end"]), r["heading"])
+                                   for r in rows], [p for p, _c in page_confidences(store, d["sha256"])]
 
 
 def from_file(path: Path, ocr_engine=None) -> tuple[str, str, list[Passage], list[int]]:
     """Read a file as the indexer does (scans and photos through OCR)."""
     from . import ingest
-    from .ocrpages import _dpi
+    from .ocrpages import image_dpi
     reader = None
     if ocr_engine is not None:
         def reader(page, render):
             image = render()
-            return ocr_engine().read(image, page, dpi=_dpi(image))
+            return ocr_engine().read(image, page, dpi=image_dpi(image))
     try:
         d = ingest.parse(path, ocr=reader)
     except ingest.UnreadableFile as e:
