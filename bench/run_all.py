@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["asr", "records", "records_legacy", "manuals", "mirrors", "fuzz", "crash", "installer", "server"]
+ORDER = ["asr", "records", "records_legacy", "manuals", "mirrors", "mirrors_cross", "fuzz", "crash", "installer", "server"]
 
 
 def main() -> int:
