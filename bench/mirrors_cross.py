@@ -34,7 +34,7 @@ from engine.mirrors.grading import load_table  # noqa: E402
 from engine.mirrors.model import load_model  # noqa: E402
 
 TWELVE_MP = (4000, 3000)
-TWELVE_MP_RENDER = (2000, 1500)
+TWELVE_MP_RENDER = (1600, 1200)
 
 
 def is_12mp(seed: int) -> bool:
@@ -140,7 +140,7 @@ def report(m: dict, model, la: tuple, wall: float, n: int, first: int) -> str:
         "scene, façades, trees, utility poles, sun/overcast light, barrel distortion, vignetting, motion blur, "
         "HDR look, JPEG q55–95 sometimes twice; none of `synth.py`/`scenery.py`'s drawing code), seeds "
         f"{first}–{first + n - 1} (held out: never used while writing the renderer), "
-        f"grades {dist}; sizes 800×600 to 1600×1200 "
+        f"grades {dist}; sizes 800×600 to 1600×1200 (a third rendered at ≤ 1024 px and enlarged 1.25× or 1.56×) "
         f"and {m['n_12mp']} at 4000×3000 (12 MP). Each photo diagnosed from its file with `diagnose()` — what "
         f"`madoguchi mirror diagnose --json` runs — and the shipped model `{model.version if model else 'none'}`, "
         "which was trained on renderer A (`synth.py`) only. Ground truth: the defects renderer B drew, graded by "

@@ -27,7 +27,7 @@ Ground truth. The grade follows the inspection criteria of the issue and the rul
 
 Each scene draws one main defect of its target grade (grades balanced by seed) and sometimes one
 lesser one; the label's grade is then computed from the drawn severities by the rule table
-(:func:`grading.grade_severities`), and :func:`generate` checks it equals the target.
+(:func:`grading.grade_severities`); the tests check that it equals the target.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .defects import DEFECTS, GRADES
+from .rayworld import World, box_corners, cylinder, on_subset, trace_world, unit, value_noise
 
 RENDERER = "B"
 # Seeds: below DEV_SEEDS_END for development and tests; the cross-renderer benchmark uses
@@ -64,7 +65,7 @@ GRADE_DEFECTS = {
           ("view.vegetation", 2), ("view.vegetation", 3), ("pole.tilt", 2)],
     "Ⅳ": [("mirror.missing", 3), ("mirror.crack", 3), ("pole.tilt", 3)],
 }
-SIZES = [(1024, 768), (768, 1024), (1280, 960), (800, 600), (1600, 1200), (960, 1280)]
+SIZES = [(1024, 768), (768, 1024), (800, 600), (960, 720)]   # rendered; write_dataset enlarges some
 
 
 @dataclass
@@ -89,154 +90,6 @@ def sample_defects(rng: np.random.Generator, grade: str) -> dict[str, int]:
         if sev[k2] == 0 and not (k2 in exclusive and key in exclusive) and not (k2 == key):
             sev[k2] = s2
     return sev
-
-
-# ----------------------------------------------------------------------------- 3-D helpers
-
-def _norm(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _hash_noise(x, y, scale, seed):
-    """Smooth-ish value noise from sines (cheap, deterministic, no drawing library)."""
-    a = np.sin(x * scale * 1.7 + seed) * np.cos(y * scale * 2.3 - seed * 0.7)
-    b = np.sin((x + y) * scale * 3.1 + seed * 1.3) * 0.5
-    c = np.sin(x * scale * 7.9 - y * scale * 5.3 + seed * 2.1) * 0.25
-    return (a + b + c) / 1.75
-
-
-class World:
-    """The static scene: ground, façades, trees, a utility pole, sky and sun."""
-
-    def __init__(self, rng: np.random.Generator, pole_y: float):
-        self.seed = float(rng.uniform(0, 100))
-        self.overcast = rng.random() < 0.4
-        el, az = math.radians(rng.uniform(15, 65)), rng.uniform(0, 2 * math.pi)
-        self.sun = np.array([math.cos(el) * math.sin(az), math.cos(el) * math.cos(az), math.sin(el)])
-        self.sky_top = np.array([0.62, 0.64, 0.68]) if self.overcast else np.array(
-            [rng.uniform(0.15, 0.35), rng.uniform(0.35, 0.55), rng.uniform(0.75, 0.95)])
-        self.sky_hor = np.array([0.82, 0.83, 0.85]) if self.overcast else np.array([0.78, 0.85, 0.93])
-        self.road_y = (rng.uniform(1.0, 2.0), pole_y - rng.uniform(0.8, 1.5))
-        self.asphalt = rng.uniform(0.22, 0.38)
-        self.pave = np.array([0.62, 0.6, 0.56]) * rng.uniform(0.8, 1.1)
-        # façades: planes y = const facing the camera, x from x0 to x1, height h
-        self.facades = []
-        x = -rng.uniform(25, 35)
-        while x < 35:
-            wdt = rng.uniform(5, 14)
-            col = np.array([rng.uniform(0.45, 0.9), rng.uniform(0.4, 0.85), rng.uniform(0.35, 0.8)])
-            self.facades.append((pole_y + rng.uniform(2.5, 9), x, x + wdt, rng.uniform(3, 12), col,
-                                 rng.uniform(1.2, 2.2)))
-            x += wdt + rng.uniform(0, 4)
-        self.trees = [(np.array([rng.uniform(-12, 12), pole_y + rng.uniform(1.5, 6), rng.uniform(2.5, 5)]),
-                       rng.uniform(1.2, 2.6)) for _ in range(int(rng.integers(0, 4)))]
-        self.upole = (np.array([rng.choice([-1, 1]) * rng.uniform(2.5, 7), pole_y + rng.uniform(0.5, 3), 0.0]),
-                      0.14, rng.uniform(7, 10)) if rng.random() < 0.6 else None
-
-    def sky(self, d):
-        t = np.clip(d[:, 2], 0, 1)[:, None] ** 0.6
-        c = self.sky_hor * (1 - t) + self.sky_top * t
-        if not self.overcast:
-            sun = np.clip(d @ self.sun, 0, 1)[:, None]
-            c = c + 0.5 * sun ** 64
-        else:
-            c = c * (0.93 + 0.07 * _hash_noise(d[:, 0] * 20, d[:, 2] * 20, 1.0, self.seed))[:, None]
-        return c
-
-    def light(self, n):
-        amb = 0.75 if self.overcast else 0.45
-        dif = 0.3 if self.overcast else 0.7
-        return amb + dif * np.clip(n @ self.sun, 0, 1)
-
-
-def _cylinder(o, d, base, axis, radius, length):
-    """Ray ∩ finite cylinder: (t, normal, height, angle) with t = inf where missed."""
-    w = o - base
-    da, wa = d @ axis, w @ axis
-    dp = d - da[:, None] * axis
-    wp = w - wa[:, None] * axis
-    a = np.einsum("ij,ij->i", dp, dp)
-    b = 2 * np.einsum("ij,ij->i", dp, wp)
-    c = np.einsum("ij,ij->i", wp, wp) - radius ** 2
-    disc = b * b - 4 * a * c
-    ok = (disc > 0) & (a > 1e-12)
-    sq = np.sqrt(np.where(ok, disc, 0))
-    t = np.where(ok, (-b - sq) / (2 * np.where(a > 1e-12, a, 1)), np.inf)
-    h = wa + t * da
-    t = np.where((t > 1e-4) & (h >= 0) & (h <= length), t, np.inf)
-    p = wp + np.where(np.isfinite(t), t, 0)[:, None] * dp
-    n = p / radius
-    return t, n, h
-
-
-def _sphere(o, d, c, r):
-    w = o - c
-    b = np.einsum("ij,ij->i", d, w)
-    cc = np.einsum("ij,ij->i", w, w) - r * r
-    disc = b * b - cc
-    t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
-    return np.where(t > 1e-4, t, np.inf)
-
-
-def trace_world(world: World, o: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Colour of rays ``o + t d`` in the static world (ground, façades, trees, utility pole, sky)."""
-    n = len(d)
-    col = world.sky(d)
-    best = np.full(n, np.inf)
-    # ground z = 0
-    tg = np.where(d[:, 2] < -1e-6, -o[:, 2] / np.where(d[:, 2] < -1e-6, d[:, 2], -1), np.inf)
-    hit = tg < best
-    if hit.any():
-        p = o[hit] + tg[hit, None] * d[hit]
-        x, y = p[:, 0], p[:, 1]
-        r0, r1 = world.road_y
-        on_road = (y > r0) & (y < r1)
-        g = world.asphalt * (1 + 0.12 * _hash_noise(x * 9, y * 9, 1.0, world.seed))
-        c = np.repeat(g[:, None], 3, 1)
-        line = on_road & ((np.abs(y - r0 - 0.25) < 0.07) | (np.abs(y - r1 + 0.25) < 0.07)
-                          | ((np.abs(y - (r0 + r1) / 2) < 0.06) & (np.mod(x, 6) < 3)))
-        c[line] = 0.85
-        tiles = (~on_road)
-        tex = 0.92 + 0.08 * ((np.floor(x * 3) + np.floor(y * 3)) % 2)
-        c[tiles] = world.pave * tex[tiles, None]
-        kerb = (~on_road) & ((np.abs(y - r0) < 0.15) | (np.abs(y - r1) < 0.15))
-        c[kerb] = 0.7
-        c = c * (0.85 + 0.15 * (1 if world.overcast else world.sun[2]))
-        col[hit] = c
-        best[hit] = tg[hit]
-    # façades
-    for fy, x0, x1, fh, fc, win in world.facades:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(d[:, 1] > 1e-6, (fy - o[:, 1]) / d[:, 1], np.inf)
-        p = o + np.where(np.isfinite(t), t, 0)[:, None] * d
-        m = (t < best) & (p[:, 0] > x0) & (p[:, 0] < x1) & (p[:, 2] >= 0) & (p[:, 2] < fh)
-        if m.any():
-            px, pz = p[m, 0], p[m, 2]
-            c = np.repeat(fc[None], m.sum(), 0) * (0.9 + 0.1 * _hash_noise(px * 4, pz * 4, 1, world.seed))[:, None]
-            wx, wz = np.mod(px - x0, win), np.mod(pz, 2.8)
-            window = (wx > 0.3 * win) & (wx < 0.8 * win) & (wz > 0.9) & (wz < 2.1) & (pz > 0.5)
-            c[window] = np.array([0.25, 0.3, 0.36]) + 0.25 * world.sky_top
-            c = c * world.light(np.array([[0, -1.0, 0]]))[0]
-            col[m] = c
-            best[m] = t[m]
-    # trees
-    for cen, r in world.trees:
-        t = _sphere(o, d, cen, r)
-        m = t < best
-        if m.any():
-            p = o[m] + t[m, None] * d[m]
-            nrm = (p - cen) / r
-            leaf = 0.75 + 0.25 * _hash_noise(p[:, 0] * 25, p[:, 2] * 25 + p[:, 1] * 13, 1, world.seed)
-            col[m] = np.array([0.18, 0.36, 0.14])[None] * (world.light(nrm) * leaf)[:, None]
-            best[m] = t[m]
-    if world.upole is not None:
-        b, r, L = world.upole
-        t, nrm, _ = _cylinder(o, d, b, np.array([0, 0, 1.0]), r, L)
-        m = t < best
-        if m.any():
-            col[m] = np.array([0.5, 0.47, 0.42])[None] * world.light(nrm[m])[:, None]
-            best[m] = t[m]
-    return col
 
 
 # ----------------------------------------------------------------------------- the scene
@@ -296,7 +149,7 @@ def generate(seed: int, grade: str | None = None, size: tuple[int, int] | None =
     normal = np.array([math.sin(yaw), -math.cos(yaw), rng.uniform(-0.08, 0.12)])
     normal = normal / np.linalg.norm(normal)
     # face frame: e1 horizontal, e2 "up" in the face plane (the face leans with the pole)
-    e1 = _norm(np.cross(np.array([0, 0, 1.0]), normal) * -1)
+    e1 = unit(np.cross(np.array([0, 0, 1.0]), normal) * -1)
     e2 = np.cross(normal, e1)
     if e2[2] < 0:
         e1, e2 = -e1, -e2
@@ -315,30 +168,45 @@ def generate(seed: int, grade: str | None = None, size: tuple[int, int] | None =
     # --- primary rays
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dirs = ((xs - w / 2 + 0.5)[..., None] * right + (h / 2 - ys - 0.5)[..., None] * up + f * fwd).reshape(-1, 3)
-    dirs = _norm(dirs.astype(np.float64))
+    dirs = unit(dirs.astype(np.float64))
     orig = np.broadcast_to(cam, dirs.shape)
-    img = trace_world(world, orig, dirs)
+    pix_x, pix_y = xs.ravel(), ys.ravel()
+    n_rays = len(dirs)
+
+    def cull(corners):
+        """Camera rays whose pixel lies in the screen box of these 3-D corners (None: all rays)."""
+        rel = corners - cam
+        z = rel @ fwd
+        if (z <= 0.05).any():
+            return None
+        px = w / 2 - 0.5 + f * (rel @ right) / z
+        py = h / 2 - 0.5 - f * (rel @ up) / z
+        x0, x1, y0, y1 = px.min() - 2, px.max() + 2, py.min() - 2, py.max() + 2
+        return (pix_x >= x0) & (pix_x <= x1) & (pix_y >= y0) & (pix_y <= y1)
+
+    img = trace_world(world, orig, dirs, cull)
     depth_world = np.full(len(dirs), np.inf)   # only the assembly's own depths below
     obj = np.zeros(len(dirs), np.uint8)        # 0 world, 1 pole, 2 face, 3 rim/hood, 4 bracket
 
     # pole (cylinder) with rust in (height, angle)
-    tp, npole, hp = _cylinder(orig, dirs, base, axis, pole_r, pole_len)
+    tp, npole, hp = on_subset(cylinder, cull(box_corners(np.array([base, top_pt]), pole_r)), n_rays,
+                               orig, dirs, base, axis, pole_r, pole_len)
     m = np.isfinite(tp)
     rust_cov = 0.0
     pole_px = np.flatnonzero(m)
     if m.any():
         pc = np.repeat(pole_col[None], m.sum(), 0)
-        ref = _norm(np.cross(axis, np.array([0, 0, 1.0])) + np.array([1e-3, 0, 0]))
+        ref = unit(np.cross(axis, np.array([0, 0, 1.0])) + np.array([1e-3, 0, 0]))
         angle = np.arctan2(npole[m] @ np.cross(axis, ref), npole[m] @ ref)
         if sev["pole.rust"]:
-            field = (_hash_noise(angle * 3, hp[m] * 6, 1.0, float(seed % 97))
-                     + 0.6 * _hash_noise(angle * 9, hp[m] * 17, 1.0, float(seed % 89))
+            field = (value_noise(angle * 3, hp[m] * 6, 1.0, float(seed % 97))
+                     + 0.6 * value_noise(angle * 9, hp[m] * 17, 1.0, float(seed % 89))
                      + 0.9 * (1 - hp[m] / pole_len) ** 2)       # worst at the base
             target = drng.uniform(*RUST_BANDS[sev["pole.rust"]])
             thr = np.quantile(field, 1 - target)
             rust = field >= thr
             rust_cov = float(rust.mean())
-            tone = 0.75 + 0.25 * _hash_noise(angle * 20, hp[m] * 40, 1, 3.0)[rust]
+            tone = 0.75 + 0.25 * value_noise(angle * 20, hp[m] * 40, 1, 3.0)[rust]
             pc[rust] = np.array([0.45, 0.22, 0.08])[None] * tone[:, None]
         img[m] = pc * world.light(npole[m])[:, None]
         if not world.overcast:   # a specular streak along the sunlit side
@@ -350,7 +218,9 @@ def generate(seed: int, grade: str | None = None, size: tuple[int, int] | None =
     # bracket: a short horizontal arm from the pole top to the face's back
     arm_dir = center - 0.12 * normal - top_pt
     arm_len = float(np.linalg.norm(arm_dir))
-    tb, nb, _ = _cylinder(orig, dirs, top_pt - 0.05 * axis, arm_dir / arm_len, 0.03, arm_len + 0.05)
+    arm0 = top_pt - 0.05 * axis
+    tb, nb, _ = on_subset(cylinder, cull(box_corners(np.array([arm0, arm0 + arm_dir * (1 + 0.05 / arm_len)]), 0.03)),
+                           n_rays, orig, dirs, arm0, arm_dir / arm_len, 0.03, arm_len + 0.05)
     mb = np.isfinite(tb) & (tb < depth_world)
     img[mb] = np.array([0.55, 0.55, 0.55])[None] * world.light(nb[mb])[:, None]
     depth_world[mb] = tb[mb]
@@ -374,23 +244,23 @@ def generate(seed: int, grade: str | None = None, size: tuple[int, int] | None =
     fi = np.flatnonzero(face)
     fu, fv = u[fi], v[fi]
     if len(fi):
-        nrm = _norm(normal[None] + ((fu * radius)[:, None] * e1 + (fv * radius)[:, None] * e2) / curv)
+        nrm = unit(normal[None] + ((fu * radius)[:, None] * e1 + (fv * radius)[:, None] * e2) / curv)
         dd = dirs[fi]
         refl = dd - 2 * np.einsum("ij,ij->i", dd, nrm)[:, None] * nrm
         po = cam + tf[fi, None] * dd
         fc = trace_world(world, po + 0.02 * normal, refl) * 0.9 + 0.04
         if sev["mirror.clouding"]:
             a = drng.uniform(*CLOUD_ALPHA[sev["mirror.clouding"]])
-            haze = np.array([0.82, 0.82, 0.8]) * (0.92 + 0.08 * _hash_noise(fu * 3, fv * 3, 1, 5.0))[:, None]
+            haze = np.array([0.82, 0.82, 0.8]) * (0.92 + 0.08 * value_noise(fu * 3, fv * 3, 1, 5.0))[:, None]
             fc = fc.mean(1, keepdims=True) * 0.3 + fc * 0.7 if a > 0.5 else fc
             fc = (1 - a) * fc + a * haze
         if sev["mirror.dirt"]:
-            field = _hash_noise(fu * 4, fv * 4, 1.0, float(seed % 31)) + 0.5 * _hash_noise(fu * 11, fv * 9, 1, 2.0) - 0.6 * fv
+            field = value_noise(fu * 4, fv * 4, 1.0, float(seed % 31)) + 0.5 * value_noise(fu * 11, fv * 9, 1, 2.0) - 0.6 * fv
             target = drng.uniform(*DIRT_BANDS[sev["mirror.dirt"]])
             dirt = field >= np.quantile(field, 1 - target)
             fc[dirt] = fc[dirt] * 0.45 + np.array([0.42, 0.34, 0.22]) * 0.55
         if sev["mirror.crack"] or sev["mirror.missing"]:
-            backing = np.array([0.16, 0.16, 0.17]) * (0.9 + 0.1 * _hash_noise(fu * 30, fv * 30, 1, 7.0))[:, None]
+            backing = np.array([0.16, 0.16, 0.17]) * (0.9 + 0.1 * value_noise(fu * 30, fv * 30, 1, 7.0))[:, None]
             if sev["mirror.missing"]:
                 fc = np.repeat(backing, 1, 0) * np.ones((1, 3))
                 bolts = np.zeros(len(fu), bool)
@@ -543,11 +413,15 @@ def write_dataset(out_dir: Path | str, seeds, size: tuple[int, int] | None = Non
         sc = generate(int(seed), size=size)
         img, lab = sc.image, sc.labels
         rng = np.random.default_rng([int(seed), 0xB1])
-        if upscale_to:
-            img = np.asarray(Image.fromarray(img).resize(upscale_to, Image.BICUBIC), np.float32)
+        target = upscale_to
+        if not target and size is None and rng.random() < 0.35:   # a higher-resolution phone
+            k = (1.25, 1.5625)[int(rng.integers(2))]
+            target = (round(img.shape[1] * k), round(img.shape[0] * k))
+        if target:
+            img = np.asarray(Image.fromarray(img).resize(target, Image.BICUBIC), np.float32)
             img = np.clip(img + rng.normal(0, 3.0, img.shape[:2] + (1,)), 0, 255).astype(np.uint8)
-            fct = upscale_to[0] / lab["size"][0]
-            lab["size"] = list(upscale_to)
+            fct = target[0] / lab["size"][0]
+            lab["size"] = list(target)
             for part in ("mirror", "pole"):
                 if lab[part]["box"]:
                     lab[part]["box"] = [v * fct for v in lab[part]["box"]]
