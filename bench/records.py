@@ -93,6 +93,8 @@ def run(drafter: str, split: str, which: list[str], limit: int | None, only: lis
                 t0 = time.perf_counter()
                 if drafter == "extractive":
                     d = draft.draft(segs, tpl, cfg, use_llm=False)
+                elif drafter == "items":
+                    d = draft.draft(segs, tpl, cfg, drafter="items")
                 else:
                     d = draft.draft(segs, tpl, cfg, model=drafter)
                 secs = time.perf_counter() - t0
@@ -103,7 +105,8 @@ def run(drafter: str, split: str, which: list[str], limit: int | None, only: lis
                       **rf.score(d, case).to_dict()})
         for case in (cs[:inc_cases] if drafter != "extractive" else []):
             segs = case.segments()
-            inc = draft.IncrementalDrafter(tpl, cfg, model=drafter)
+            inc = (draft.IncrementalDrafter(tpl, cfg, drafter="items") if drafter == "items"
+                   else draft.IncrementalDrafter(tpl, cfg, model=drafter))
             replay(inc, segs, speed)
             pending = inc.undrafted
             t0 = time.perf_counter()
@@ -172,7 +175,7 @@ def report(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for (dr, sp, _c, v), r in sorted(latest.items()):
         groups.setdefault((dr, sp, v), []).append(r)
-    order = {"extractive": 0, "llm-default": 1, "llm-small": 2}
+    order = {"extractive": 0, "items": 1, "llm-default": 2, "llm-small": 3}
     keys = sorted(groups, key=lambda k: (k[1] != "test", order.get(k[0], 9), k[0], k[2]))
     loads = sorted({r["load"] for r in rows}, key=lambda x: float(x.split("/")[0]) if x[0].isdigit() else 0.0)
     n_split = {sp: len(rf.cases(sp)) for sp in rf.SPLITS}
@@ -307,7 +310,7 @@ def floors(groups: dict, inc: list[dict], fact_secs: list[str]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--drafter", default="extractive",
-                    help="comma-separated: extractive, llm-default, llm-small (default: extractive)")
+                    help="comma-separated: extractive, items, llm-default, llm-small (default: extractive)")
     ap.add_argument("--split", default="test", choices=["test", "dev"])
     ap.add_argument("--variants", default="clean,noisy")
     ap.add_argument("--limit", type=int, default=None, help="first N cases of the split")

@@ -88,6 +88,31 @@ def numbers(text: str) -> set[float]:
     return out
 
 
+# ----------------------------------------------------------------------------- kana numerals
+
+_KANA_NUM = [("きゅう", "九"), ("じゅう", "十"), ("ひゃく", "百"), ("びゃく", "百"), ("ぴゃく", "百"),
+             ("せん", "千"), ("ぜん", "千"), ("まん", "万"), ("いち", "一"), ("いっ", "一"), ("さん", "三"),
+             ("よん", "四"), ("ろく", "六"), ("ろっ", "六"), ("なな", "七"), ("はち", "八"), ("はっ", "八"),
+             ("に", "二"), ("ご", "五"), ("く", "九")]
+_KANA_ALT = "|".join(k for k, _ in _KANA_NUM)
+# a run of kana numerals holding a unit (十百千万): よんまんはっせん, さんじゅう — not a lone に or ご
+_KANA_RUN = re.compile(f"(?:{_KANA_ALT})+")
+_UNITS = re.compile("じゅう|ひゃく|びゃく|ぴゃく|せん|ぜん|まん")
+
+def kana_numbers_to_kanji(text: str) -> str:
+    def conv(m: re.Match) -> str:
+        s = m.group(0)
+        lead = ""
+        if s.startswith("に") and m.start() > 0 and re.match("[\u4e00-\u9fff\u30a1-\u30fa]", text[m.start() - 1]):
+            lead, s = "に", s[1:]        # 財布にせんえん: the particle に, not 2
+        if not _UNITS.search(s) or len(s) < 3:
+            return lead + s
+        for k, v in _KANA_NUM:
+            s = s.replace(k, v)
+        return lead + s
+    return _KANA_RUN.sub(conv, text)
+
+
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
     from sudachipy import Dictionary, SplitMode
@@ -122,7 +147,7 @@ def check_statement(st: Statement, by_seq: dict[int, Segment]) -> list[Flag]:
         flags.append(Flag("bad_evidence", detail=",".join(map(str, missing)), evidence=missing))
     cited = " ".join(by_seq[e].text for e in st.evidence if e in by_seq)
     text = strip_marks(st.text)
-    have = numbers(cited)
+    have = numbers(cited) | numbers(kana_numbers_to_kanji(normalize(cited)))
     miss_n = sorted(v for v in numbers(text) if v not in have)
     if miss_n:
         flags.append(Flag("number_mismatch", detail=",".join(f"{v:g}" for v in miss_n)))
@@ -133,7 +158,8 @@ def check_statement(st: Statement, by_seq: dict[int, Segment]) -> list[Flag]:
     return keep + flags
 
 
-FAITHFULNESS_CODES = {"no_evidence", "bad_evidence", "number_mismatch", "name_mismatch"}
+FAITHFULNESS_CODES = {"no_evidence", "bad_evidence", "number_mismatch", "name_mismatch", "unsupported_content",
+                      "intent_unsupported"}
 
 # ----------------------------------------------------------------------------- compliance
 
@@ -153,6 +179,8 @@ OBSTRUCTION = [
         r"(まず|先に|若いん?だから|働けるん?だから|若いので|働けるので)[^。？?]{0,20}"
         r"(仕事|就職|ハローワーク|求職|働い|働く|働け)[^。？?]{0,15}(てから|でないと|ないと|なければ|なきゃ|無理|難しい)")),
 ]
+# 「…ないということですね」「…ないと思う」 restate the citizen; they set no precondition
+OBSTRUCTION = [(code, re.compile(rx.pattern.replace("ないと", "ないと(?!いう|言う|思|考)"))) for code, rx in OBSTRUCTION]
 OBSTRUCTION_JA = {
     "relatives_first": "親族への連絡・援助依頼を申請の前提としている可能性",
     "documents_first": "通帳・契約書などの持参を申請の前提としている可能性",
@@ -160,7 +188,7 @@ OBSTRUCTION_JA = {
     "work_first": "就労・求職を申請の前提としている可能性",
 }
 INTENT = re.compile(
-    r"(申請(を|は)?(したい|します(?!た)|させて|お願い|を?希望|されます|されますか|なさいますか|しますか|されたい|"
+    r"(申請(を|は)?(したい|します(?!た)|し(とき|てお?き)(ます|たい)|させて|お願い|を?希望|されます|されますか|なさいますか|しますか|されたい|"
     r"のご?意思|する意思|するお気持ち|されるお気持ち)|申請書を(書|出|お渡し|提出|受け付|受理)|"
     r"申請(は|を)?(しません|しない|見送|やめ)|今日はやめ)")
 
@@ -205,8 +233,11 @@ def compliance(draft: Draft, template: Template) -> list[Flag]:
 
 def check(draft: Draft, template: Template) -> Draft:
     """Run every check on ``draft`` in place (statement flags + draft flags) and return it."""
+    from . import support
     by_seq = {g.seq: g for g in draft.segments}
-    for _sec, st in draft.statements():
+    for sec, st in draft.statements():
         st.flags = check_statement(st, by_seq)
+        if st.source not in ("staff", "extractive"):
+            st.flags += support.flags(st, by_seq, intent=sec.key == template.intent_section)
     draft.flags = compliance(draft, template)
     return draft

@@ -358,15 +358,34 @@ class SectionTask:
     hints: list[int]
 
 
+def drafter_name(config=None, drafter: str | None = None) -> str:
+    """``llm`` (a model call per section and stretch) or ``items`` (exchanges → catalogue items,
+    engine.records.items): the argument, else the configuration's ``records.drafter``."""
+    name = drafter or (config.get("records.drafter", "llm") if config is not None else "llm")
+    if name not in DRAFTERS:
+        raise DraftError(f"unknown drafter '{name}'; expected one of {', '.join(DRAFTERS)}",
+                         ja="記録の下書きの方式の設定が正しくありません。")
+    return name
+
+
+DRAFTERS = ("llm", "items")
+
+
 def draft(segments: list[Segment], template: Template, config=None, *, use_llm: bool = True,
           model: str | None = None, llm=None, time_budget: float | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Draft:
-    """Draft a record from transcript segments, then run the checks. With ``use_llm`` the model
-    drafts (falling back to the extractive draft, flagged ``llm_failed``, when the model is missing
-    or fails); ``time_budget`` seconds caps the model time (the rest becomes extractive)."""
+          progress: Callable[[int, int], None] | None = None, drafter: str | None = None) -> Draft:
+    """Draft a record from transcript segments, then run the checks. With ``use_llm`` the
+    ``drafter`` (:func:`drafter_name`) drafts — ``items`` from exchanges and record items, ``llm``
+    with the model (falling back to the extractive draft, flagged ``llm_failed``, when the model is
+    missing or fails; ``time_budget`` seconds caps the model time, the rest becomes extractive).
+    Without ``use_llm`` the draft is extractive."""
     if not segments:
         raise DraftError("the transcript has no segments", ja="文字起こしが空です。録音の内容を確認してください。")
     d = None
+    if use_llm and drafter_name(config, drafter) == "items":
+        from .items import draft_items
+        d = draft_items(segments, template)
+        use_llm = False
     if use_llm:
         try:
             drafter = LLMDrafter(template, config, model=model, llm=llm)
@@ -410,8 +429,11 @@ class IncrementalDrafter:
 
     def __init__(self, template: Template, config=None, *, model: str | None = None, llm=None,
                  use_llm: bool = True, batch_segments: int = 2, context_segments: int = 2,
-                 low_priority: bool = True, finish_budget: float | None = None):
+                 low_priority: bool = True, finish_budget: float | None = None, drafter: str | None = None):
         self.template = template
+        # the item drafter needs no model and no background work: finish() drafts in milliseconds
+        self.items = use_llm and drafter_name(config, drafter) == "items"
+        use_llm = use_llm and not self.items
         self.config = config
         self.batch_segments = batch_segments
         self.context_segments = context_segments
@@ -533,7 +555,12 @@ class IncrementalDrafter:
         if not self.segments:
             raise DraftError("the transcript has no segments", ja="文字起こしが空です。録音の内容を確認してください。")
         if self.drafter is None:
-            d = extractive(self.segments, self.template)
+            if self.items:
+                from .items import draft_items
+                d = draft_items(sorted(self.segments, key=lambda g: g.seq), self.template)
+                d.stats.update(incremental=True, finish_s=round(time.monotonic() - t0, 3))
+            else:
+                d = extractive(self.segments, self.template)
             checks.check(d, self.template)
             if self._error is not None:
                 d.flags.insert(0, Flag("llm_failed", detail=str(self._error)))
