@@ -9,7 +9,7 @@ which section (``items = [...]`` per section), so an office edits TOML, not code
 
 Every value is a span of the exchange (the clause, cleaned: fillers dropped, numerals as digits,
 polite endings in record register) — nothing is invented, which the content-support check
-(:mod:`engine.records.support`) verifies like for any other statement. A deterministic merge follows:
+(:func:`engine.records.checks.support_flags`) verifies like for any other statement. A deterministic merge follows:
 a spoken self-correction (「5万…いや4万8千円」) keeps the corrected value, a later amount for the same
 item and topic supersedes the earlier one (kept as 訂正 in ``Draft.stats['corrections']``), a bare
 denial (「いいえ」) is recorded as denied, duplicates are merged. No model runs here: the drafter costs
@@ -20,9 +20,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..errors import MadoguchiError
 from . import checks
 from .model import Draft, Section, Segment, Statement
 from .template import ITEM_KEYS
+
+DRAFTERS = ("llm", "items")
+
+
+class DrafterError(MadoguchiError):
+    ja_default = "記録の下書きの方式の設定が正しくありません。"
+
+
+def drafter_name(config=None, drafter: str | None = None) -> str:
+    """``items`` (exchanges → catalogue items, engine.records.items) or ``llm`` (a model call per
+    section and stretch): the argument, else the configuration's ``records.drafter``. Callers that
+    name a model (``model=``/``llm=``) ask for ``llm``."""
+    name = drafter or (config.get("records.drafter", "items") if config is not None else "items")
+    if name not in DRAFTERS:
+        raise DrafterError(f"unknown drafter '{name}'; expected one of {', '.join(DRAFTERS)}",
+                          ja="記録の下書きの方式の設定が正しくありません。")
+    return name
+
+
+
 
 # ----------------------------------------------------------------------------- catalogue
 
@@ -363,7 +384,7 @@ def section_items(template) -> dict[str, list[str]]:
     return {s.key: (s.items or DEFAULT_ITEMS.get(s.key, [])) for s in template.sections}
 
 
-def draft_items(segments: list[Segment], template) -> Draft:
+def draft_items(segments: list[Segment], template, incremental: bool = False) -> Draft:
     """The record drafted from exchanges and catalogue items (not yet checked); ``template``: a
     :class:`~engine.records.template.Template`."""
     d = Draft(template.name, template.title, [Section(s.key, s.title, s.required) for s in template.sections],
@@ -384,4 +405,6 @@ def draft_items(segments: list[Segment], template) -> Draft:
             sec.statements.append(Statement(f.text, f.evidence, kind=spec.kind, source="items"))
             corrections += [{"item": f.item, "superseded": c, "by": f.text} for c in f.corrected]
     d.stats = {"items": len(found), "exchanges": len(exchanges(segments)), "corrections": corrections}
+    if incremental:
+        d.stats["incremental"] = True
     return d
