@@ -139,3 +139,11 @@ def test_cli_draft_uses_the_configured_drafter(tmp_path, data_dir, capsys, tpl):
     assert all(st["evidence"] for s in out["sections"] for st in s["statements"])
     assert main(["--data-dir", str(data_dir), "draft", str(f), "--no-llm", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["method"] == "extractive"
+
+
+def test_unlabelled_speakers_still_give_a_record(tpl):
+    s = [Segment(g.seq, g.start, g.end, "unknown", g.text) for g in segs(
+        ("S", "家賃はおいくらですか。"), ("C", "四万八千円です。"), ("S", "預金は。"), ("C", "ありません。"))]
+    d = draft.draft(s, tpl, drafter="items")
+    assert "家賃は4万8千円とのこと。" in texts(d, "income_assets")
+    assert [g.speaker for g in d.segments] == ["unknown"] * 4        # the transcript itself is unchanged
