@@ -103,7 +103,8 @@ FLAGS_LABEL = "確認が必要な点（クリックで移動）"
 FLAGS_LIST = "要確認の一覧"
 DRAFT_METHOD = "作成方法：{method}"
 DRAFT_METHODS = {"llm": "AIによる下書き", "extractive": "自動抜粋（AIなし）— 発言をそのまま項目に振り分けたものです",
-                 "mixed": "AIによる下書き（一部は自動抜粋）", "manual": "手入力"}
+                 "mixed": "AIによる下書き（一部は自動抜粋）", "manual": "手入力",
+                 "items": "発言から記録項目ごとに作成した下書き（AIなし）— 各文の根拠の発言を確認してください"}
 REQUIRED_MARK = "（必須）"
 REVIEW_MARK = "【要確認】"
 

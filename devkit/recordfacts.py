@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.records.checks import normalize, numbers, parse_number, strip_marks
+from engine.records.checks import kana_numbers_to_kanji, normalize, numbers, parse_number, strip_marks
 from engine.records.model import Draft, Segment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,30 +118,6 @@ def cases(split: str, limit: int | None = None, only: list[str] | None = None) -
 
 
 # ----------------------------------------------------------------------------- matching
-
-_KANA_NUM = [("きゅう", "九"), ("じゅう", "十"), ("ひゃく", "百"), ("びゃく", "百"), ("ぴゃく", "百"),
-             ("せん", "千"), ("ぜん", "千"), ("まん", "万"), ("いち", "一"), ("いっ", "一"), ("さん", "三"),
-             ("よん", "四"), ("ろく", "六"), ("ろっ", "六"), ("なな", "七"), ("はち", "八"), ("はっ", "八"),
-             ("に", "二"), ("ご", "五"), ("く", "九")]
-_KANA_ALT = "|".join(k for k, _ in _KANA_NUM)
-# a run of kana numerals holding a unit (十百千万): よんまんはっせん, さんじゅう — not a lone に or ご
-_KANA_RUN = re.compile(f"(?:{_KANA_ALT})+")
-_UNITS = re.compile("じゅう|ひゃく|びゃく|ぴゃく|せん|ぜん|まん")
-
-
-def kana_numbers_to_kanji(text: str) -> str:
-    def conv(m: re.Match) -> str:
-        s = m.group(0)
-        lead = ""
-        if s.startswith("に") and m.start() > 0 and re.match("[\u4e00-\u9fff\u30a1-\u30fa]", text[m.start() - 1]):
-            lead, s = "に", s[1:]        # 財布にせんえん: the particle に, not 2
-        if not _UNITS.search(s) or len(s) < 3:
-            return lead + s
-        for k, v in _KANA_NUM:
-            s = s.replace(k, v)
-        return lead + s
-    return _KANA_RUN.sub(conv, text)
-
 
 def _is_numeral(alt: str) -> bool:
     return bool(re.fullmatch(r"[0-9.〇一二三四五六七八九十百千万億]+", normalize(alt))) and bool(numbers(alt + "円"))

@@ -87,6 +87,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("llm.enabled", True, bool, "Use the LLM for drafting (False: extractive drafts only)."),
     Key("embed.model", "embed-ja", str, "Sentence-embedding model for manual search."),
     Key("records.template", "seikatsu_hogo", str, "Default record template (file name in resources/templates)."),
+    Key("records.drafter", "items", str, "How drafts are written: 'items' (exchanges → record items, "
+        "engine/records/items.py; beats 'llm' on every figure of bench/records.py's test split) or 'llm' "
+        "(the model per section; also used whenever --model is given)."),
     Key("records.finish_budget", 15.0, (int, float), "Seconds the LLM may use after 停止 to finish the draft; lines it "
         "does not reach by then are quoted as labelled extracts.", check=_positive),
     Key("retention.audio_days", 30, int, "Days after approval before consultation audio is deleted.", check=lambda v: v >= 0),

@@ -140,6 +140,8 @@ def test_every_feature_end_to_end_attempts_no_connection(tmp_path):
         open(transcript, "w", encoding="utf-8").write(cli("transcribe", str(wav), "--json"))
         assert json.load(open(transcript, encoding="utf-8"))
         d = json.loads(cli("draft", transcript, "--save", "--json", "--user", "tanaka"))
+        assert d["method"] == "items", d["method"]          # the default drafter: record items, no model
+        d = json.loads(cli("draft", transcript, "--json", "--model", "llm-small"))
         assert d["method"] in ("llm", "mixed"), d["method"]
         rid = json.loads(cli("records", "list", "--json", "--user", "tanaka"))[0]["id"]
         pdf = {str(tmp_path / 'r.pdf')!r}

@@ -88,6 +88,31 @@ def numbers(text: str) -> set[float]:
     return out
 
 
+# ----------------------------------------------------------------------------- kana numerals
+
+_KANA_NUM = [("きゅう", "九"), ("じゅう", "十"), ("ひゃく", "百"), ("びゃく", "百"), ("ぴゃく", "百"),
+             ("せん", "千"), ("ぜん", "千"), ("まん", "万"), ("いち", "一"), ("いっ", "一"), ("さん", "三"),
+             ("よん", "四"), ("ろく", "六"), ("ろっ", "六"), ("なな", "七"), ("はち", "八"), ("はっ", "八"),
+             ("に", "二"), ("ご", "五"), ("く", "九")]
+_KANA_ALT = "|".join(k for k, _ in _KANA_NUM)
+# a run of kana numerals holding a unit (十百千万): よんまんはっせん, さんじゅう — not a lone に or ご
+_KANA_RUN = re.compile(f"(?:{_KANA_ALT})+")
+_UNITS = re.compile("じゅう|ひゃく|びゃく|ぴゃく|せん|ぜん|まん")
+
+def kana_numbers_to_kanji(text: str) -> str:
+    def conv(m: re.Match) -> str:
+        s = m.group(0)
+        lead = ""
+        if s.startswith("に") and m.start() > 0 and re.match("[\u4e00-\u9fff\u30a1-\u30fa]", text[m.start() - 1]):
+            lead, s = "に", s[1:]        # 財布にせんえん: the particle に, not 2
+        if not _UNITS.search(s) or len(s) < 3:
+            return lead + s
+        for k, v in _KANA_NUM:
+            s = s.replace(k, v)
+        return lead + s
+    return _KANA_RUN.sub(conv, text)
+
+
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
     from sudachipy import Dictionary, SplitMode
@@ -122,7 +147,7 @@ def check_statement(st: Statement, by_seq: dict[int, Segment]) -> list[Flag]:
         flags.append(Flag("bad_evidence", detail=",".join(map(str, missing)), evidence=missing))
     cited = " ".join(by_seq[e].text for e in st.evidence if e in by_seq)
     text = strip_marks(st.text)
-    have = numbers(cited)
+    have = numbers(cited) | numbers(kana_numbers_to_kanji(normalize(cited)))
     miss_n = sorted(v for v in numbers(text) if v not in have)
     if miss_n:
         flags.append(Flag("number_mismatch", detail=",".join(f"{v:g}" for v in miss_n)))
@@ -133,7 +158,85 @@ def check_statement(st: Statement, by_seq: dict[int, Segment]) -> list[Flag]:
     return keep + flags
 
 
-FAITHFULNESS_CODES = {"no_evidence", "bad_evidence", "number_mismatch", "name_mismatch"}
+FAITHFULNESS_CODES = {"no_evidence", "bad_evidence", "number_mismatch", "name_mismatch", "unsupported_content",
+                      "intent_unsupported"}
+
+# ----------------------------------------------------------------------------- content support
+# Every content word of a statement (SudachiPy nouns, verbs, adjectives — no numerals, pronouns,
+# suffixes; numbers and proper nouns are the checks above) must be found in the segments it cites
+# or be a word of the record's own register (with a small synonym list: a record says 単身 where the
+# citizen said 一人暮らし), else the statement is flagged 要確認 naming the words. A statement
+# claiming 申請意思 must cite a segment where the citizen expresses it.
+
+# Words any record may use without finding them in the cited lines.
+RECORD_VOCAB = set("""
+相談 相談者 本人 職員 世帯 世帯員 記録 確認 説明 申請 意思 申し立て 申立て 申し出 述べる 話す 言う 申す 聞く 伺う
+状況 有無 ある 無い ない いる 居る なる する 成る 為る 出来る できる 思う 考える とのこと 旨 こと 事 もの 物 ため 為 等 など
+現在 今 今後 予定 内容 件 点 方 方法 必要 可能 不可 見込み 見込む 希望 求める 受ける 受理 同席 来所 所 様子 生活
+あり なし 親族 年齢 月額 金額 制度 手続き 手続 案内 助言 伝える 示す 行う 持つ 続く 含む 及ぶ 対応 要 者 人 名 円 万 千
+月 日 年 歳 週 回 頃 以上 以下 以内 程度 約 分
+""".split())
+SYNONYMS = [{"子", "子供", "子ども", "こども", "児童"}, {"貯金", "預金", "預貯金", "貯蓄"}, {"家賃", "賃料"},
+            {"仕事", "就労", "勤務", "働く", "就職", "職"}, {"亡くなる", "死亡", "他界", "死去", "死ぬ"},
+            {"一人暮らし", "単身", "独居", "一人"}, {"夫", "主人", "旦那"}, {"妻", "家内", "嫁"},
+            {"母", "母親", "お母さん"}, {"父", "父親", "お父さん", "親父"}, {"兄", "お兄さん", "兄貴"},
+            {"姉", "お姉さん"}, {"所持金", "手持ち", "財布", "手元"}, {"病院", "通院", "受診", "医療機関"},
+            {"援助", "支援", "仕送り", "扶養", "助ける", "頼る"}, {"滞納", "未払い", "溜まる", "払えない"},
+            {"退去", "立ち退き", "出る", "追い出す"}, {"訪問", "家庭訪問", "伺う"}, {"書く", "記入", "記載"},
+            {"痛み", "痛い", "痛む"}, {"整形", "整形外科"}, {"薬", "服薬", "服用", "処方"}]
+_SYN = {w: grp for grp in SYNONYMS for w in grp}
+YES = re.compile(r"(はい|ええ|お願いします|そうです)")
+INTENT_CLAIM = re.compile(r"申請(し(とき|てお?き)?たい|しと?きます|します|する(?!か)|を希望|させて|をお願い|意思|の意思)")
+
+
+def content_words(text: str) -> list[tuple[str, str]]:
+    """(surface, normalised form) of the nouns, verbs and adjectives of ``text``."""
+    out = []
+    for m in _tokenizer().tokenize(normalize(text)):
+        pos = m.part_of_speech()
+        if pos[0] not in ("名詞", "動詞", "形容詞") or pos[1] in ("数詞", "代名詞", "固有名詞") \
+                or pos[2] == "助数詞可能" or pos[1] == "非自立可能":
+            continue
+        s = m.surface()
+        if re.fullmatch(r"[0-9.〇一二三四五六七八九十百千万億]+", s) or re.fullmatch(r"[ぁ-ん]", s):
+            continue
+        out.append((s, m.normalized_form()))
+    return out
+
+
+def unsupported(statement: str, cited: str) -> list[str]:
+    """Content words of ``statement`` found neither in ``cited`` nor in the record vocabulary."""
+    ncited = normalize(kana_numbers_to_kanji(normalize(cited)))
+    have = set()
+    for s, n in content_words(cited):
+        have |= {s, n}
+    missing = []
+    for s, n in content_words(strip_marks(statement)):
+        if s in ncited or n in have or s in RECORD_VOCAB or n in RECORD_VOCAB:
+            continue
+        if any(w in have or w in ncited for w in _SYN.get(n, _SYN.get(s, ()))):
+            continue
+        missing.append(s)
+    return list(dict.fromkeys(missing))
+
+
+def support_flags(st: Statement, by_seq: dict[int, Segment], intent: bool = False) -> list[Flag]:
+    """要確認 flags for content the cited segments do not hold, and for a 申請意思 claim without the
+    citizen's own words behind it."""
+    cited = [by_seq[e] for e in st.evidence if e in by_seq]
+    out = []
+    if cited:
+        words = unsupported(st.text, " ".join(g.text for g in cited))
+        if words:
+            out.append(Flag("unsupported_content", message=f"根拠の発言にない語: {'、'.join(words[:5])}",
+                            detail=",".join(words[:5])))
+    asked = any(g.speaker != "citizen" and INTENT.search(normalize(g.text)) for g in cited)
+    if intent and INTENT_CLAIM.search(normalize(st.text)) and not any(
+            g.speaker == "citizen" and (INTENT.search(normalize(g.text)) or asked and YES.search(normalize(g.text)))
+            for g in cited):
+        out.append(Flag("intent_unsupported"))
+    return out
+
 
 # ----------------------------------------------------------------------------- compliance
 
@@ -153,6 +256,8 @@ OBSTRUCTION = [
         r"(まず|先に|若いん?だから|働けるん?だから|若いので|働けるので)[^。？?]{0,20}"
         r"(仕事|就職|ハローワーク|求職|働い|働く|働け)[^。？?]{0,15}(てから|でないと|ないと|なければ|なきゃ|無理|難しい)")),
 ]
+# 「…ないということですね」「…ないと思う」 restate the citizen; they set no precondition
+OBSTRUCTION = [(code, re.compile(rx.pattern.replace("ないと", "ないと(?!いう|言う|思|考)"))) for code, rx in OBSTRUCTION]
 OBSTRUCTION_JA = {
     "relatives_first": "親族への連絡・援助依頼を申請の前提としている可能性",
     "documents_first": "通帳・契約書などの持参を申請の前提としている可能性",
@@ -160,7 +265,7 @@ OBSTRUCTION_JA = {
     "work_first": "就労・求職を申請の前提としている可能性",
 }
 INTENT = re.compile(
-    r"(申請(を|は)?(したい|します(?!た)|させて|お願い|を?希望|されます|されますか|なさいますか|しますか|されたい|"
+    r"(申請(を|は)?(したい|します(?!た)|し(とき|てお?き)(ます|たい)|させて|お願い|を?希望|されます|されますか|なさいますか|しますか|されたい|"
     r"のご?意思|する意思|するお気持ち|されるお気持ち)|申請書を(書|出|お渡し|提出|受け付|受理)|"
     r"申請(は|を)?(しません|しない|見送|やめ)|今日はやめ)")
 
@@ -206,7 +311,9 @@ def compliance(draft: Draft, template: Template) -> list[Flag]:
 def check(draft: Draft, template: Template) -> Draft:
     """Run every check on ``draft`` in place (statement flags + draft flags) and return it."""
     by_seq = {g.seq: g for g in draft.segments}
-    for _sec, st in draft.statements():
+    for sec, st in draft.statements():
         st.flags = check_statement(st, by_seq)
+        if st.source not in ("staff", "extractive"):
+            st.flags += support_flags(st, by_seq, intent=sec.key == template.intent_section)
     draft.flags = compliance(draft, template)
     return draft

@@ -22,7 +22,7 @@ def cmd_draft(args) -> int:
     d, rec = draft_record(ctx, session_id=args.session, transcript=Path(args.transcript) if args.transcript else None,
                           template=args.template, use_llm=use_llm, model=args.model,
                           save_as=signed_in(args, ctx) if args.save else None, case_number=args.case_number or "")
-    if use_llm and d.method != "llm":
+    if use_llm and d.method in ("extractive", "mixed"):
         print(f"warning: the language model was not used for every part ({d.method} draft): "
               f"{d.stats.get('llm_error', 'out of time')}", file=sys.stderr)
     if rec is not None:

@@ -1,16 +1,16 @@
-"""Drafting a record from a transcript: with the local LLM, incrementally, or extractively.
+"""Drafting a record from a transcript: from record items (engine.records.items, the default), with the local LLM,
+incrementally, or extractively.
 
-The transcript is cut into *stretches* of consecutive segments that fit the context with room
-(long sessions are processed in pieces). For each stretch and each template section whose
-keywords occur in it, the model gets the stretch's numbered lines (the lines relevant to the
-section are named) and must answer JSON constrained by a schema (llama.cpp grammar from
-``response_format``): at most a few short statements, each with the ids of the segments it rests
-on — ids restricted by the schema to the lines it was shown. The stretch comes first in the prompt
-so that llama.cpp reuses its KV cache from one section to the next.
+LLM: the transcript is cut into *stretches* of consecutive segments that fit the context with room (long sessions are
+processed in pieces). For each stretch and each template section whose keywords occur in it, the model gets the
+stretch's numbered lines (the lines relevant to the section are named) and must answer JSON constrained by a schema
+(llama.cpp grammar from ``response_format``): at most a few short statements, each with the ids of the segments it
+rests on — ids restricted by the schema to the lines it was shown. The stretch comes first in the prompt so that
+llama.cpp reuses its KV cache from one section to the next.
 
-Without a model (missing, failing, disabled or out of time) the draft is *extractive*: the
-relevant transcript lines under each heading, labelled as such. Either way :func:`checks.check`
-runs afterwards (faithfulness + compliance flags).
+Without a model (missing, failing, disabled or out of time) the draft is *extractive*: the relevant transcript
+lines under each heading, labelled as such. Either way :func:`checks.check` runs afterwards (faithfulness + compliance
+flags).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 from ..errors import MadoguchiError
 from ..models import ModelError
 from . import checks
+from . import items as ritems
 from .model import Draft, Flag, Section, Segment, Statement
 from . import template as rtemplate
 from .template import SectionSpec, Template
@@ -224,10 +225,9 @@ class LLMDrafter:
         self.llm = llm
         self.interrupt: Callable[[], bool] | None = None   # polled per generated token
         self.lock = threading.Lock()
-        self.stats = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_ms": 0.0,
-                      "gen_ms": 0.0, "wall_s": 0.0, "failed_calls": 0}
+        self.stats = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_ms": 0.0, "gen_ms": 0.0, "wall_s": 0.0,
+                      "failed_calls": 0}
 
-    # -- plumbing
     def set_threads(self, n: int) -> None:
         import llama_cpp
         llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
@@ -360,13 +360,16 @@ class SectionTask:
 
 def draft(segments: list[Segment], template: Template, config=None, *, use_llm: bool = True,
           model: str | None = None, llm=None, time_budget: float | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Draft:
-    """Draft a record from transcript segments, then run the checks. With ``use_llm`` the model
-    drafts (falling back to the extractive draft, flagged ``llm_failed``, when the model is missing
-    or fails); ``time_budget`` seconds caps the model time (the rest becomes extractive)."""
+          progress: Callable[[int, int], None] | None = None, drafter: str | None = None) -> Draft:
+    """Draft a record from transcript segments, then run the checks. Without ``use_llm``: extractive.
+    Else the ``drafter`` (:func:`~engine.records.items.drafter_name`): ``items``, or ``llm`` (falls
+    back to the extractive draft, flagged ``llm_failed``, when the model is missing or fails;
+    ``time_budget`` seconds cap the model time, the rest becomes extractive)."""
     if not segments:
         raise DraftError("the transcript has no segments", ja="文字起こしが空です。録音の内容を確認してください。")
     d = None
+    if use_llm and ritems.drafter_name(config, drafter or ("llm" if model or llm is not None else None)) == "items":
+        d, use_llm = ritems.draft_items(segments, template), False
     if use_llm:
         try:
             drafter = LLMDrafter(template, config, model=model, llm=llm)
@@ -386,7 +389,6 @@ def draft(segments: list[Segment], template: Template, config=None, *, use_llm: 
 
 
 # ----------------------------------------------------------------------------- incremental
-
 def _as_segment(x) -> Segment:
     if isinstance(x, Segment):
         return x
@@ -396,13 +398,12 @@ def _as_segment(x) -> Segment:
 
 
 class IncrementalDrafter:
-    """Drafts while the session runs. Call :meth:`feed` with each newly final stretch of segments
-    (non-blocking); a background thread at low OS priority drafts every
-    ``batch_segments`` new segments, one section call at a time. :meth:`finish` stops it at once
-    (the call in flight is cut short and redone), drafts what is left with all threads within
-    ``finish_budget`` seconds — lines the model does not reach by then go into the draft as
-    labelled extracts (method ``mixed``) — and returns the checked :class:`Draft`: moments after
-    停止 instead of minutes.
+    """Drafts while the session runs. Call :meth:`feed` with each newly final stretch of segments (non-blocking); a
+    background thread at low OS priority drafts every ``batch_segments`` new segments, one section call at a time.
+    :meth:`finish` stops it at once (the call in flight is cut short and redone), drafts what is left with all
+    threads within ``finish_budget`` seconds — lines the model does not reach by then go into the draft as labelled
+    extracts (method ``mixed``) — and returns the checked :class:`Draft`: moments after 停止 instead of minutes.
+    The ``items`` drafter needs no model and no thread: :meth:`finish` drafts everything in milliseconds.
 
     Use ``IncrementalDrafter.for_session(ctx, session_id)`` and :meth:`poll_store` to follow a
     stored session instead of feeding segments by hand.
@@ -410,8 +411,10 @@ class IncrementalDrafter:
 
     def __init__(self, template: Template, config=None, *, model: str | None = None, llm=None,
                  use_llm: bool = True, batch_segments: int = 2, context_segments: int = 2,
-                 low_priority: bool = True, finish_budget: float | None = None):
+                 low_priority: bool = True, finish_budget: float | None = None, drafter: str | None = None):
         self.template = template
+        self.items = use_llm and ritems.drafter_name(config, drafter or ("llm" if model or llm is not None else None)) == "items"
+        use_llm = use_llm and not self.items
         self.config = config
         self.batch_segments = batch_segments
         self.context_segments = context_segments
@@ -533,7 +536,8 @@ class IncrementalDrafter:
         if not self.segments:
             raise DraftError("the transcript has no segments", ja="文字起こしが空です。録音の内容を確認してください。")
         if self.drafter is None:
-            d = extractive(self.segments, self.template)
+            d = (ritems.draft_items(sorted(self.segments, key=lambda g: g.seq), self.template, incremental=True)
+                 if self.items else extractive(self.segments, self.template))
             checks.check(d, self.template)
             if self._error is not None:
                 d.flags.insert(0, Flag("llm_failed", detail=str(self._error)))

@@ -12,6 +12,8 @@ FLAG_JA = {
     "bad_evidence": "存在しない発言番号を根拠にしています",
     "number_mismatch": "数字・金額・日付・年齢が根拠の発言にありません",
     "name_mismatch": "固有名詞が根拠の発言にありません",
+    "unsupported_content": "根拠の発言にない内容があります",
+    "intent_unsupported": "申請意思を述べた相談者の発言が根拠にありません",
     "extractive": "自動抜粋（AI要約ではありません）",
     "intent_not_confirmed": "申請意思の確認が記録・発言にありません",
     "obstruction_phrase": "申請の妨げ（水際）と受け取られうる説明があります",
@@ -38,7 +40,7 @@ class Statement:
     text: str
     evidence: list[int] = field(default_factory=list)
     kind: str = "fact"         # fact (事実) | judgement (所見) | action (対応)
-    source: str = "llm"        # llm | extractive | staff
+    source: str = "llm"        # llm | items | extractive | staff
     flags: list[Flag] = field(default_factory=list)
 
     @property
@@ -68,7 +70,7 @@ class Draft:
     template: str
     title: str
     sections: list[Section]
-    method: str = "llm"        # llm | extractive | mixed | manual
+    method: str = "llm"        # llm | items | extractive | mixed | manual
     model: str = ""
     flags: list[Flag] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)

@@ -14,6 +14,9 @@ from ..errors import MadoguchiError
 from ..models import app_root
 
 KINDS = ("fact", "judgement", "action")
+# The record items a section may draw on (the catalogue of engine.records.items).
+ITEM_KEYS = ("complaint", "household", "housing", "rent", "income", "savings", "debt", "health", "history", "urgency",
+             "supporters", "other_measures", "explained", "intent", "next")
 
 
 class TemplateError(MadoguchiError):
@@ -28,6 +31,7 @@ class SectionSpec:
     required: bool = False
     kind: str = "fact"
     keywords: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)   # catalogue items feeding it (engine.records.items)
 
 
 @dataclass
@@ -86,7 +90,15 @@ def parse(text: str, source: str = "<template>") -> Template:
         kw = s.get("keywords", [])
         if not isinstance(kw, list) or not all(isinstance(k, str) for k in kw):
             raise TemplateError(f"template {source}: section '{s['key']}' keywords must be a list of strings")
-        out.append(SectionSpec(s["key"], s["title"], s["instruction"], bool(s.get("required", False)), kind, kw))
+        items = s.get("items", [])
+        if not isinstance(items, list) or not all(isinstance(k, str) for k in items):
+            raise TemplateError(f"template {source}: section '{s['key']}' items must be a list of strings")
+        unknown = [k for k in items if k not in ITEM_KEYS]
+        if unknown:
+            raise TemplateError(f"template {source}: section '{s['key']}' names unknown items {', '.join(unknown)}; "
+                                f"known: {', '.join(ITEM_KEYS)}")
+        out.append(SectionSpec(s["key"], s["title"], s["instruction"], bool(s.get("required", False)), kind, kw,
+                               items))
     intent = raw.get("intent_section", "")
     if intent and intent not in seen:
         raise TemplateError(f"template {source}: intent_section '{intent}' is not a section key")
