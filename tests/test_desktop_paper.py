@@ -135,6 +135,7 @@ def manuals_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_manuals_summary_of_a_hit_and_of_its_document(qtbot, qapp, ectx, staff, manuals_dir):
     from desktop.ops import idle
     from desktop.views.manuals import ManualsView
