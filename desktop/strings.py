@@ -277,3 +277,43 @@ SERVER_BACK = "サーバーに再接続しました（{sent} 件を送信）"
 SIGNIN_OFFLINE_NOTE = ("事務所のサーバーに接続できません。このPCで最近サインインした職員は、"
                        "録音と文字起こしのためにサインインできます。")
 SERVER_TAB_OFFLINE = "この画面は事務所のサーバーにあります。サーバーに接続できると自動で開きます。"
+
+# 文書要約 and the citizen's paper at the counter (issue 29 c)
+NEEDS_CHECK = "要確認"
+LIST_SEP = "・"
+SUMMARY_NO_PAGE = "ページ不明"
+SUMMARY_FLAGS = {"number_unsupported": "数字・日付・金額が引用ページにありません",
+                 "name_unsupported": "名前が引用ページにありません",
+                 "content_unsupported": "内容が引用ページと一致しません",
+                 "no_pages": "引用ページがありません"}
+SUMMARY_OCR_PAGES = "文字認識（OCR）で読み取ったページ：{pages}（読み違いがありえます。原本で確認してください）"
+
+
+def summary_flags(flags) -> str:
+    return "、".join(SUMMARY_FLAGS.get(f, f) for f in flags)
+
+
+SUMMARIZE_HIT = "この箇所を要約"
+SUMMARIZE_DOC = "文書全体を要約"
+SUMMARY_BOX = "要約"
+SUMMARY_WORKING = "要約を作成中…（{doc}）"
+PAPER_READ = "📄 書類を読み取る"
+PAPER_READ_NAME = "相談者の書類を読み取る"
+PAPER_PICK_TITLE = "相談者の書類（写真・スキャン・PDF）を選ぶ"
+PAPER_FILTER = "書類の画像・PDF (*.jpg *.jpeg *.png *.heic *.heif *.tif *.tiff *.pdf);;すべてのファイル (*)"
+PAPER_TITLE = "相談者の書類：{name}"
+PAPER_READING = "読み取り中…（文字認識と要約。1〜2分かかることがあります）"
+PAPER_DONE = "読み取りました（{seconds:.0f}秒）。数字・日付は必ず原本で確かめてください。"
+PAPER_FAILED = "読み取れませんでした：{message}"
+PAPER_FIELDS = "主な項目"
+PAPER_FIELD_NOT_FOUND = "（見つかりません）"
+PAPER_FIELD_PAGE = "{n}ページ"
+PAPER_COL_ITEM = "項目"
+PAPER_COL_VALUE = "書類の記載"
+PAPER_COL_PAGE = "ページ"
+PAPER_TAB_SUMMARY = "要約"
+PAPER_TAB_TEXT = "読み取った全文"
+PAPER_LOW_CONFIDENCE = "読み取りの確かさが低いページ：{pages}（原本で確認してください）"
+PAPER_RETENTION = ("この書類の画像と文字はこのパソコンにも記録にも保存されません。次の相談を始めるか、"
+                   "この画面を閉じると消えます（監査記録には「書類を読み取った」ことだけが残ります）。")
+PAPER_CLOSE = "閉じる"

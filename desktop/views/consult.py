@@ -126,12 +126,20 @@ class ConsultView(QWidget):
             tools.addWidget(b)
         tools.addStretch(1)
         lay.addLayout(tools)
+        hint_row = QHBoxLayout()
         hint = QLabel(S.TRANSCRIPT_HINT, self)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #555;")
-        lay.addWidget(hint)
+        hint_row.addWidget(hint, 1)
+        # a citizen's paper opens in its own window beside the consultation (the screen stays as wide)
+        self.paper_btn = QPushButton(S.PAPER_READ, self)
+        self.paper_btn.setAccessibleName(S.PAPER_READ_NAME)
+        self.paper_btn.clicked.connect(self.pick_paper)
+        hint_row.addWidget(self.paper_btn)
+        lay.addLayout(hint_row)
+        self.papers: list = []         # the paper windows of this consultation (nothing of them is stored)
         tab_chain(self.title, self.case, self.mic, self.consent, self.record_btn, self.transcript,
-                  self.play_btn, self.swap_btn, self.swap_all_btn)
+                  self.play_btn, self.swap_btn, self.swap_all_btn, self.paper_btn)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._tick)
@@ -202,6 +210,7 @@ class ConsultView(QWidget):
             show_error(self, e)
             return False
         self.cw = cw
+        self.forget_papers()           # the previous citizen's papers go before the next consultation
         self.transcript.clear()
         self.partial_item = None
         self.started = time.monotonic()
@@ -405,6 +414,27 @@ class ConsultView(QWidget):
         return run_op(self, op, success=lambda secs: self.status.setText(S.PLAYING_FROM.format(time=fmt_time(start))),
                       failure=lambda e: show_error(self, e))
 
+    # ------------------------------------------------------------------ the citizen's paper
+    def pick_paper(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getOpenFileName(self, S.PAPER_PICK_TITLE, "", S.PAPER_FILTER)
+        if path:
+            self.read_paper(path)
+
+    def read_paper(self, path: str):
+        """Read a citizen's paper (photo, scan, PDF) in the background and show it in its own window."""
+        from .paperdialog import PaperDialog
+        dlg = PaperDialog(self.ctx, self.user, path, self)
+        self.papers.append(dlg)
+        dlg.destroyed.connect(lambda *_: self.papers.remove(dlg) if dlg in self.papers else None)
+        dlg.show()
+        return dlg.start()
+
+    def forget_papers(self) -> None:
+        for dlg in list(self.papers):
+            dlg.close()
+        self.papers.clear()
+
     # ------------------------------------------------------------------ crash recovery
     def offer_recovery(self) -> None:
         """At start-up: sessions cut off by a crash (while recording, drafting or in the final
@@ -441,6 +471,7 @@ class ConsultView(QWidget):
         run_op(self, op, success=done, failure=lambda e: show_error(self, e))
 
     def shutdown(self) -> None:
+        self.forget_papers()
         if self.cw is not None:
             try:
                 self.cw.session.stop(final_pass=False)

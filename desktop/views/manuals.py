@@ -1,5 +1,6 @@
 """マニュアル検索: instant results (citation, document, page, highlighted snippet), the PDF page at
-the hit on the right (rendered with pypdfium2), 回答案 on request, indexing with progress/cancel."""
+the hit on the right (rendered with pypdfium2), 回答案 on request, 要約 of the hit's pages or of its
+whole document (cited points, in a child process), indexing with progress/cancel."""
 from __future__ import annotations
 
 import html
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QLis
 from engine.manuals import index as mindex
 from engine.jobs import run_in_child
 from engine.manuals import search as msearch
+from engine.manuals import summarize as msummarize
 
 from .. import strings as S
 from ..errors import show_error
@@ -93,11 +95,29 @@ class ManualsView(QWidget):
         self.answer_box.setAccessibleName(S.ANSWER_BOX)
         self.answer_box.setVisible(False)
         ll.addWidget(self.answer_box, 2)
+        self.summary_box = QTextBrowser(left)
+        self.summary_box.setAccessibleName(S.SUMMARY_BOX)
+        self.summary_box.setVisible(False)
+        ll.addWidget(self.summary_box, 2)
         right = QWidget(split)
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
+        page_row = QHBoxLayout()
         self.page_label = QLabel("", right)
-        rl.addWidget(self.page_label)
+        self.page_label.setWordWrap(True)
+        page_row.addWidget(self.page_label, 1)
+        self.sum_hit_btn = QPushButton(S.SUMMARIZE_HIT, right)
+        self.sum_hit_btn.setAccessibleName(S.SUMMARIZE_HIT)
+        self.sum_hit_btn.clicked.connect(self.summarize_hit)
+        self.sum_doc_btn = QPushButton(S.SUMMARIZE_DOC, right)
+        self.sum_doc_btn.setAccessibleName(S.SUMMARIZE_DOC)
+        self.sum_doc_btn.clicked.connect(self.summarize_document)
+        for b in (self.sum_hit_btn, self.sum_doc_btn):
+            b.setEnabled(False)          # until a hit is shown
+            page_row.addWidget(b)
+        rl.addLayout(page_row)
+        self.summary = None              # the last summary shown
+        self._summary_op = None
         self.page_scroll = QScrollArea(right)
         self.page_scroll.setWidgetResizable(False)
         self.page_view = QLabel(right)
@@ -110,8 +130,8 @@ class ManualsView(QWidget):
         self.passage.setAccessibleName(S.MANUAL_PASSAGE)
         self.page_scroll.setAccessibleName(S.MANUAL_PAGE)
         rl.addWidget(self.passage, 1)
-        tab_chain(self.query, self.answer_btn, self.results, self.answer_box, self.page_scroll, self.passage,
-                  self.index_btn, self.cancel_btn)
+        tab_chain(self.query, self.answer_btn, self.results, self.answer_box, self.summary_box, self.sum_hit_btn,
+                  self.sum_doc_btn, self.page_scroll, self.passage, self.index_btn, self.cancel_btn)
         split.setSizes([560, 700])
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -224,6 +244,10 @@ class ManualsView(QWidget):
     def show_hit(self, h: msearch.Hit | None) -> None:
         if h is None:
             return
+        self.current_hit = h
+        busy = self._summary_op is not None and self._summary_op.running
+        self.sum_hit_btn.setEnabled(not busy)
+        self.sum_doc_btn.setEnabled(not busy)
         self.page_label.setText(f"{h.citation}　{h.doc}" + ("　" + S.PAGE_N.format(n=h.page) if h.page else ""))
         if h.path.lower().endswith(".pdf") and h.page:
             self.page_scroll.setVisible(True)
@@ -245,6 +269,44 @@ class ManualsView(QWidget):
         self.page_scroll.setVisible(False)
         self.passage.setVisible(True)
         self.passage.setPlainText(f"{h.heading}\n\n{h.text or h.snippet}")
+
+    # ------------------------------------------------------------------ 要約
+    def summarize_hit(self) -> None:
+        """Summarise the pages around the shown hit (its page and the ones beside it)."""
+        h = getattr(self, "current_hit", None)
+        if h is None:
+            return
+        pages = f"{max(1, h.page - 1)}-{(h.page_end or h.page) + 1}" if h.page else None
+        self._summarize(h.path, pages, f"{h.citation} {S.PAGE_N.format(n=h.page) if h.page else ''}")
+
+    def summarize_document(self) -> None:
+        h = getattr(self, "current_hit", None)
+        if h is not None:
+            self._summarize(h.path, None, h.doc)
+
+    def _summarize(self, doc: str, pages: str | None, label: str) -> None:
+        self.summary_box.setVisible(True)
+        self.summary_box.setPlainText(S.SUMMARY_WORKING.format(doc=label))
+        self.sum_hit_btn.setEnabled(False)
+        self.sum_doc_btn.setEnabled(False)
+        self._summary_op = run_op(self, lambda task: run_in_child(msummarize.summarize_job, self.ctx,
+                                                                  {"doc": doc, "pages": pages},
+                                                                  cancel=task.cancel_event),
+                                  success=self._show_summary, failure=self._summary_failed)
+
+    def _show_summary(self, s) -> None:
+        from .summary import summary_html
+        self.summary = s
+        self.sum_hit_btn.setEnabled(True)
+        self.sum_doc_btn.setEnabled(True)
+        self.summary_box.setHtml(summary_html(s))
+
+    def _summary_failed(self, exc) -> None:
+        self.sum_hit_btn.setEnabled(True)
+        self.sum_doc_btn.setEnabled(True)
+        self.summary_box.setPlainText("")
+        self.summary_box.setVisible(False)
+        show_error(self, exc)
 
     # ------------------------------------------------------------------ 回答案
     def answer(self) -> None:

@@ -46,6 +46,10 @@ CUE = re.compile(r"期限|まで|までに|締切|円|金額|支給|納付|支�
 class SummaryError(MadoguchiError):
     ja_default = "文書を要約できませんでした。ファイルを確認してください。"
 
+    def __init__(self, message: str, ja: str | None = None, reason: str = ""):
+        super().__init__(message, ja)
+        self.reason = reason       # an unreadable file: the indexer's reason (broken, empty, …)
+
 
 @dataclass
 class Passage:
@@ -119,21 +123,49 @@ def indexed(store, doc: str) -> tuple[str, str, list[Passage], list[int]] | None
                                    for r in rows], [p for p, _c in page_confidences(store, d["sha256"])]
 
 
+def ocr_reader(ocr_engine):
+    """The indexer's page reader over ``ocr_engine()`` (a callable giving an :class:`~.ocr.Ocr`)."""
+    from .ocrpages import image_dpi
+    if ocr_engine is None:
+        return None
+
+    def reader(page, render):
+        image = render()
+        return ocr_engine().read(image, page, dpi=image_dpi(image))
+    return reader
+
+
+def default_ocr(config):
+    """A callable giving the ``ocr-jpn`` Tesseract, loaded on first use."""
+    from . import ocr as ocr_mod
+    from ..models import model_path
+    cache = {}
+
+    def engine():
+        if "e" not in cache:
+            cache["e"] = ocr_mod.Ocr(model_path(ocr_mod.OCR_MODEL, config))
+        return cache["e"]
+    return engine
+
+
+def read_document(path: Path, ocr_engine=None):
+    """The file as the indexer reads it (an :class:`~.ingest.Document`; scans and photos through
+    OCR). An unreadable file raises :class:`SummaryError` with the indexer's ``reason``."""
+    from . import ingest
+    try:
+        return ingest.parse(path, ocr=ocr_reader(ocr_engine))
+    except ingest.UnreadableFile as e:
+        raise SummaryError(str(e), ja=e.ja, reason=e.reason) from e
+
+
+def passages_of(d) -> list[Passage]:
+    return [Passage(c.text, _pages(c.page_start, c.page_end), " > ".join(c.heading)) for c in d.chunks]
+
+
 def from_file(path: Path, ocr_engine=None) -> tuple[str, str, list[Passage], list[int]]:
     """Read a file as the indexer does (scans and photos through OCR)."""
-    from . import ingest
-    from .ocrpages import image_dpi
-    reader = None
-    if ocr_engine is not None:
-        def reader(page, render):
-            image = render()
-            return ocr_engine().read(image, page, dpi=image_dpi(image))
-    try:
-        d = ingest.parse(path, ocr=reader)
-    except ingest.UnreadableFile as e:
-        raise SummaryError(str(e), ja=e.ja) from e
-    return str(d.path), d.title, [Passage(c.text, _pages(c.page_start, c.page_end), " > ".join(c.heading))
-                                  for c in d.chunks], [p.page for p in d.ocr]
+    d = read_document(path, ocr_engine)
+    return str(d.path), d.title, passages_of(d), [p.page for p in d.ocr]
 
 
 def page_range(spec: str | None) -> tuple[int, int] | None:
@@ -267,17 +299,17 @@ def summarize(ctx, doc: str, *, pages: str | None = None, config=None, llm=None,
         if not path.is_file():
             raise SummaryError(f"{doc}: no such file and no indexed manual of that name",
                                ja=f"{Path(doc).name}: ファイルも索引済みの文書も見つかりません。")
-        if ocr_engine is None:
-            from . import ocr as ocr_mod
-            from ..models import model_path
-            _cache = {}
-
-            def ocr_engine():
-                if "e" not in _cache:
-                    _cache["e"] = ocr_mod.Ocr(model_path(ocr_mod.OCR_MODEL, config))
-                return _cache["e"]
-        found = from_file(path, ocr_engine)
+        found = from_file(path, ocr_engine or default_ocr(config))
     path, title, passages, ocr_pages = found
+    return summarize_passages(config, path, title, passages, ocr_pages, pages=pages, llm=llm,
+                              max_tokens=max_tokens, started=t0)
+
+
+def summarize_passages(config, path: str, title: str, passages: list[Passage], ocr_pages: list[int], *,
+                       pages: str | None = None, llm=None, max_tokens: int = 360,
+                       started: float | None = None) -> Summary:
+    """The summary of a document already read (``config``: the LLM settings; None = llm-default)."""
+    t0 = started if started is not None else time.perf_counter()
     rng = page_range(pages)
     if rng:
         passages = [p for p in passages if p.pages and rng[0] <= min(p.pages) and max(p.pages) <= rng[1]
@@ -310,3 +342,9 @@ def summarize(ctx, doc: str, *, pages: str | None = None, config=None, llm=None,
     for p in points:
         p.flags = support_flags(p.text, page_text(passages, p.pages))
     return Summary(path, title, points, method, ocr_pages, model_name, round(time.perf_counter() - t0, 2))
+
+
+def summarize_job(ctx, progress, cancel, doc: str, pages: str | None = None) -> Summary:
+    """Child-process entry point of :func:`summarize` (:func:`engine.jobs.run_in_child`): the model
+    and Tesseract run outside the counter window's process."""
+    return summarize(ctx, doc, pages=pages)
