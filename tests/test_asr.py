@@ -183,3 +183,55 @@ def test_cli_transcribe_bad_file(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2
     assert "error:" in r.stderr and "notaudio.wav" in r.stderr
+
+
+@pytest.mark.slow
+def test_cli_transcribe_final_json(tmp_path):
+    """`transcribe AUDIO --final --json`: the final pass the desktop runs after 停止 (the same engine
+    function, same result), its segments with word timings and probabilities."""
+    from engine.asr.finalpass import finalize
+    from engine.audio import read_audio
+    from engine.context import open_context
+    c = render_dialogue([Turn("staff", "生活保護の申請について、ご説明します。"),
+                         Turn("citizen", "家賃は月に五万円で、預貯金はほとんどありません。")], seed=4)
+    wav = c.write(tmp_path / "final.wav")
+    data = tmp_path / "d"
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "transcribe", str(wav),
+                        "--final", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    segs = json.loads(r.stdout)
+    assert segs and all(set(s) == {"start", "end", "speaker", "text", "final", "words"} for s in segs)
+    assert all(s["final"] is True and s["speaker"] in ("staff", "citizen") for s in segs)
+    assert cer(c.reference, "".join(s["text"] for s in segs)) < 0.3
+    for s in segs:
+        assert s["words"], s
+        for w in s["words"]:
+            assert set(w) == {"start", "end", "word", "probability"}
+            assert 0.0 <= w["probability"] <= 1.0
+            assert s["start"] - 1.0 <= w["start"] <= w["end"] <= s["end"] + 1.0
+        # the words are a decode of this utterance: their text is (nearly) the segment's text
+        assert cer(s["text"], "".join(w["word"] for w in s["words"])) <= 0.3
+    # the same function the desktop's final pass runs, same configuration → the same transcript
+    ctx = open_context(data)
+    try:
+        same = finalize(read_audio(wav), ctx.config)
+    finally:
+        ctx.close()
+    assert [g.as_dict() for g in same] == segs
+    # plain text: one line per segment
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(data), "transcribe", str(wav),
+                        "--final"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == len(segs), r.stderr
+
+
+def test_cli_transcribe_final_bad_input(tmp_path):
+    bad = tmp_path / "notaudio.wav"
+    bad.write_text("this is not audio")
+    for argv in ([str(bad), "--final"], [str(tmp_path / "missing.wav"), "--final", "--json"],
+                 [str(bad), "--final", "--realtime"]):
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "--data-dir", str(tmp_path / "d"), "transcribe", *argv],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 2, (argv, r.stderr)
+        lines = [ln for ln in r.stderr.strip().splitlines() if ln]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in r.stderr, (argv, r.stderr)
+        assert r.stdout == ""

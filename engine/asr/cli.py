@@ -19,7 +19,21 @@ def _line(seg) -> str:
 
 
 def cmd_transcribe(args) -> int:
-    from engine.cli_support import context, print_json
+    from engine.cli_support import CliInputError, context, print_json
+    if args.final:
+        if args.realtime or args.partials:
+            raise CliInputError("--final decodes the whole file after it ends: it cannot be combined with "
+                                "--realtime or --partials")
+        from .finalpass import final_transcript
+        from ..audio import FileSource
+        FileSource(args.audio)   # a missing or non-audio file fails here, before the model loads
+        segs = final_transcript(args.audio, context(args).config, channels=args.channels)
+        if args.json:
+            print_json([g.as_dict() for g in segs])
+        else:
+            for g in segs:
+                print(_line(g), flush=True)
+        return 0
     from ..audio import FileSource
     from .speakers import speaker_fn_for
     from .transcribe import Final, Partial, as_dict, make_transcriber, stream
@@ -117,7 +131,11 @@ def register(subparsers) -> None:
     t = subparsers.add_parser("transcribe", help="transcribe an audio file (WAV/FLAC/MP3/M4A)")
     t.add_argument("audio")
     t.add_argument("--realtime", action="store_true", help="pace the file in real time (as a microphone)")
-    t.add_argument("--json", action="store_true", help="print a JSON array of {start, end, speaker, text, final}")
+    t.add_argument("--json", action="store_true", help="print a JSON array of {start, end, speaker, text, final} "
+                   "(with --final also words: [{start, end, word, probability}])")
+    t.add_argument("--final", action="store_true",
+                   help="print the final pass (the vote over several decodes the desktop runs after 停止) "
+                        "instead of the live result")
     t.add_argument("--partials", action="store_true", help="also output partial (not yet final) segments")
     t.add_argument("--channels", type=int, choices=(1, 2), default=1,
                    help="2: staff on the left channel, citizen on the right")

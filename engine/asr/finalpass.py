@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,19 +61,51 @@ def chunks(spans: list[tuple[float, float]], upto: float) -> list[tuple[float, f
     return out
 
 
-def _words(segs, offset: float = 0.0) -> list[tuple[float, float, str]]:
-    return [(offset + float(w.start), offset + float(w.end), w.word) for s in segs if kept(s) for w in (s.words or [])]
+@dataclass
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
 
 
-def _group(words, spans) -> list[str]:
+@dataclass
+class FinalSegment:
+    """One utterance of the final pass: its voted text and the words (timings, probabilities) of
+    the decode whose text is closest to the vote — those words can differ from ``text`` where the
+    vote mixed decodes."""
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    speaker: str = "unknown"
+
+    def as_dict(self) -> dict:
+        """The ``transcribe --final --json`` shape: the live shape plus ``words``."""
+        return {"start": round(self.start, 2), "end": round(self.end, 2), "speaker": self.speaker,
+                "text": self.text, "final": True,
+                "words": [{"start": round(w.start, 2), "end": round(w.end, 2), "word": w.word,
+                           "probability": round(w.probability, 3)} for w in self.words]}
+
+
+def _words(segs, offset: float = 0.0) -> list[Word]:
+    return [Word(offset + float(w.start), offset + float(w.end), w.word, float(w.probability))
+            for s in segs if kept(s) for w in (s.words or [])]
+
+
+def _group(words: list[Word], spans) -> list[list[Word]]:
     """Each word goes to the utterance its middle falls in (or the nearest one)."""
-    groups: list[list[str]] = [[] for _ in spans]
+    groups: list[list[Word]] = [[] for _ in spans]
     for w in words:
-        mid = (w[0] + w[1]) / 2
+        mid = (w.start + w.end) / 2
         k = min(range(len(spans)), key=lambda i: 0 if spans[i][0] <= mid <= spans[i][1]
                 else min(abs(mid - spans[i][0]), abs(mid - spans[i][1])))
-        groups[k].append(w[2])
-    return ["".join(g).strip() for g in groups]
+        groups[k].append(w)
+    return groups
+
+
+def _text(words: list[Word]) -> str:
+    return "".join(w.word for w in words).strip()
 
 
 def _align(pivot: str, hyp: str) -> tuple[list[str], list[str]]:
@@ -116,6 +149,11 @@ def vote(hyps: list[str]) -> str:
 
 
 def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) -> list[tuple[float, float, str]]:
+    """:func:`final_segments` as (start, end, text)."""
+    return [(s.start, s.end, s.text) for s in final_segments(audio, config, model, progress)]
+
+
+def final_segments(audio: np.ndarray, config=None, model=None, progress=None) -> list[FinalSegment]:
     """The recording's utterances (cut as the live transcriber cuts them) with their final text:
     beam 5, each of :data:`SYSTEMS` (up to ``asr.final_systems``) decoded and voted on per utterance."""
     from ..models import load_whisper
@@ -135,7 +173,7 @@ def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) 
     speech = sum(b - a for a, b in spans)
     seconds = speech * len(systems) or 1.0
     done = 0.0
-    texts: list[list[str]] = []
+    decodes: list[list[list[Word]]] = []   # per system, per utterance: its words
     try:
         for upto, how in systems:
             if upto <= 0:
@@ -156,27 +194,33 @@ def transcribe_whole(audio: np.ndarray, config=None, model=None, progress=None) 
                                                hotwords=hot if "hotwords" in how and not p else None,
                                                initial_prompt=p if p else None, **common)
                     w = _words(segs, a)
-                    prev += "".join(x[2] for x in w)
+                    prev += "".join(x.word for x in w)
                     words += w
                     done += b - a
                     if progress:
                         progress(min(1.0, done / seconds))
-            texts.append(_group(words, spans))
+            decodes.append(_group(words, spans))
     except Exception as e:
         raise TranscriptionError(f"final pass failed: {e}") from e
+    from .metrics import edit_distance
     out = []
     decoder = None
     for k, (a, b) in enumerate(spans):
-        text = vote([t[k] for t in texts]).strip()
+        texts = [_text(d[k]) for d in decodes]
+        text = vote(texts).strip()
+        words = decodes[min(range(len(texts)), key=lambda i: edit_distance(texts[i], text))][k]
         if len(text) < 2.0 * (b - a) - 2:
             # every decode skipped speech here (Whisper sometimes ends a window early): decode the
             # utterance on its own (same beam, same glossary) instead of losing it
             decoder = decoder or WhisperDecoder(model, language, hot)
-            alone = "".join(x.text for x in decoder.decode(audio[int(a * RATE):int(b * RATE)], beam_size=5)).strip()
+            segs = decoder.decode(audio[int(a * RATE):int(b * RATE)], beam_size=5, words=True)
+            alone = "".join(x.text for x in segs).strip()
             if len(alone) > len(text):
                 text = alone
+                words = [Word(a + float(w.start), a + float(w.end), w.word, float(w.probability))
+                         for x in segs for w in (x.words or [])]
         if text:
-            out.append((a, b, text))
+            out.append(FinalSegment(a, b, text, words))
     return out
 
 
@@ -186,6 +230,20 @@ def label_speakers(audio: np.ndarray, spans: list[tuple[float, float]]) -> list[
         return [ch(audio[int(a * RATE):int(b * RATE)], a, b) for a, b in spans]
     mono = audio if audio.ndim == 1 else audio.mean(axis=1)
     return split_two([features(mono[int(a * RATE):int(b * RATE)]) for a, b in spans])
+
+
+def finalize(audio: np.ndarray, config=None, model=None, progress=None) -> list[FinalSegment]:
+    """The final pass over a whole recording (mono, or (n, 2) with staff left / citizen right):
+    :func:`final_segments` on the mono mix, each labelled with its speaker."""
+    segs = final_segments(audio if audio.ndim == 1 else audio.mean(axis=1), config, model, progress)
+    for g, spk in zip(segs, label_speakers(audio, [(g.start, g.end) for g in segs])):
+        g.speaker = spk
+    return segs
+
+
+def final_transcript(path, config=None, channels: int = 1, model=None) -> list[FinalSegment]:
+    """``madoguchi transcribe AUDIO --final``: the final pass the desktop runs after 停止, on a file."""
+    return finalize(read_audio(path, mono=channels == 1), config, model)
 
 
 def _overlap(a0, a1, b0, b1) -> float:
@@ -219,12 +277,10 @@ def run_final_pass(ctx, session_id: int, model=None, progress=None, on_replace=N
     s = sessions.get(store, session_id)
     audio = read_audio(s["audio_path"], mono=s["channels"] == 1, key=store.key)
     t = time.perf_counter()
-    spans = transcribe_whole(audio if audio.ndim == 1 else audio.mean(axis=1), ctx.config, model, progress)
-    labels = label_speakers(audio, [(a, b) for a, b, _ in spans])
-    if s["speakers_swapped"]:
-        labels = [{"staff": "citizen", "citizen": "staff"}.get(x, x) for x in labels]
-    new = [{"start": a, "end": b, "text": txt, "speaker": spk, "edited": 0, "speaker_edited": 0}
-           for (a, b, txt), spk in zip(spans, labels)]
+    segs = finalize(audio, ctx.config, model, progress)
+    swap = {"staff": "citizen", "citizen": "staff"} if s["speakers_swapped"] else {}
+    new = [{"start": g.start, "end": g.end, "text": g.text, "speaker": swap.get(g.speaker, g.speaker),
+            "edited": 0, "speaker_edited": 0} for g in segs]
     live = sessions.all_segment_rows(store, session_id)
     merged = merge(new, live)
     with store.transaction():

@@ -105,6 +105,7 @@ class Seg:
     start: float
     end: float
     text: str
+    words: list | None = None   # faster-whisper Word objects, when decoded with ``words=True``
 
 
 class WhisperDecoder:
@@ -126,7 +127,7 @@ class WhisperDecoder:
 
     def decode(self, audio: np.ndarray, prefix: str | None = None, beam_size: int = 1,
                timestamps: bool = False, prompt: str | None = None, fallback: bool = True,
-               use_hotwords: bool = True, max_new_tokens: int | None = None) -> list[Seg]:
+               use_hotwords: bool = True, max_new_tokens: int | None = None, words: bool = False) -> list[Seg]:
         if len(audio) < int(0.1 * RATE):
             return []
         if self.short_context:
@@ -135,14 +136,15 @@ class WhisperDecoder:
             segments, _ = self.model.transcribe(
                 np.asarray(audio, np.float32), language=self.language, beam_size=beam_size,
                 vad_filter=False, condition_on_previous_text=False, without_timestamps=not timestamps,
-                prefix=prefix or None, hotwords=self.hotwords if use_hotwords else None,
+                prefix=prefix or None, hotwords=self.hotwords if use_hotwords else None, word_timestamps=words,
                 initial_prompt=prompt or None, temperature=[0.0, 0.2, 0.4] if fallback else 0.0,
                 compression_ratio_threshold=2.4, log_prob_threshold=-1.0, no_speech_threshold=0.6,
                 max_new_tokens=max_new_tokens)
             segments = list(segments)
         except Exception as e:  # ctranslate2 runtime errors
             raise TranscriptionError(f"whisper failed: {e}") from e
-        out = [Seg(float(s.start), float(s.end), s.text.strip()) for s in segments if kept(s)]
+        out = [Seg(float(s.start), float(s.end), s.text.strip(), list(s.words or []) if words else None)
+               for s in segments if kept(s)]
         n = sum(len(s.text) for s in out) - len(prefix or "")
         if out and n / max(len(audio) / RATE, 0.5) > self.max_cps:
             log.info("dropped a hypothesis of %d chars for %.1f s of audio", n, len(audio) / RATE)
