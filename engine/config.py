@@ -81,6 +81,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("asr.final_systems", 5, int, "Final pass: how many differently chunked decodes are voted on (1–5; fewer is faster).",
         check=_positive),
     Key("asr.glossary", True, bool, "Feed the office glossary to Whisper as hotwords."),
+    Key("asr.live_prompt", "glossary", str, "Live Finals: 'glossary' gives Whisper the glossary as its initial prompt; "
+        "'none' decodes without it (on noisy counter audio the prompt makes Whisper write glossary words into "
+        "the noise: docs/benchmarks.md, asr-realistic).", choices=("glossary", "none")),
     Key("llm.model", "llm-default", str, "Drafting model: a manifest name or a .gguf file name in models_dir."),
     Key("llm.threads", 2, int, "CPU threads for the LLM.", check=_positive),
     Key("llm.n_ctx", 4096, int, "Context size of the LLM.", check=lambda v: 512 <= v <= 131072),

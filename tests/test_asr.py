@@ -235,3 +235,19 @@ def test_cli_transcribe_final_bad_input(tmp_path):
         lines = [ln for ln in r.stderr.strip().splitlines() if ln]
         assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in r.stderr, (argv, r.stderr)
         assert r.stdout == ""
+
+
+def test_live_prompt_setting():
+    """`asr.live_prompt`: the glossary as the live Finals' initial prompt, or none (issue 27: on noisy
+    counter audio the prompt makes Whisper write glossary words into the noise)."""
+    from engine.asr.transcribe import make_transcriber
+
+    class Cfg(dict):
+        def get(self, k, d=None):
+            return super().get(k, d)
+    on = make_transcriber(Cfg({"asr.live_prompt": "glossary"}), partials=False, background=False)
+    off = make_transcriber(Cfg({"asr.live_prompt": "none"}), partials=False, background=False)
+    assert on.glossary_prompt and "生活保護" in on.glossary_prompt
+    assert off.glossary_prompt is None
+    from engine.config import KEYS
+    assert KEYS["asr.live_prompt"].default in ("glossary", "none")

@@ -203,10 +203,11 @@ class StreamingTranscriber:
                  max_utterance: float = 12.0, hard_limit: float = 25.0, partials: bool = True,
                  speaker_fn: SpeakerFn | None = None, vad_threshold: float = VAD_THRESHOLD,
                  min_voiced: float = 0.2, adaptive: bool = True, final_beam: int = 5,
-                 partial_model=None, background: bool = True, context_seconds: float = 10.0):
+                 partial_model=None, background: bool = True, context_seconds: float = 10.0,
+                 glossary_prompt: bool = True):
         self.decoder = model if isinstance(model, WhisperDecoder) else WhisperDecoder(model, language, hotwords)
-        # the glossary reaches Finals as the initial prompt (see _decode_final)
-        self.glossary_prompt = prompt_of(hotwords)
+        # the glossary reaches Finals as the initial prompt (see _decode_final), unless told not to
+        self.glossary_prompt = prompt_of(hotwords) if glossary_prompt else None
         self.context_decoder = WhisperDecoder(self.decoder.model, language, None, short_context=True,
                                               context_margin=CONTEXT_MARGIN)
         pm = partial_model if partial_model is not None else self.decoder.model
@@ -496,6 +497,8 @@ def make_transcriber(config=None, speaker_fn: SpeakerFn | None = None, partials:
         kw["partial_model"] = live_model(config, for_partials=True)
     if config is not None and "context_seconds" not in kw:
         kw["context_seconds"] = float(config.get("asr.live_context", 10.0))
+    if config is not None and "glossary_prompt" not in kw:
+        kw["glossary_prompt"] = config.get("asr.live_prompt", "glossary") != "none"
     return StreamingTranscriber(model, language=language, hotwords=hotwords(config),
                                 speaker_fn=speaker_fn, partials=partials, **kw)
 
