@@ -34,11 +34,13 @@ def main() -> int:
     if args.kinds in ("all", "jobs"):
         mdir = tmp / "manuals"
         samples.build(mdir)
+        env = crashkit.user_env(tmp / "idx")
         r = crashkit.crash_job(tmp / "idx", ["manuals", "add", str(mdir), "--user", "kanri"],
-                               "SELECT COUNT(*) AS n FROM manual_chunks", args.runs, max_delay=40, seed=1,
-                               env=crashkit.user_env(tmp / "idx"))
+                               "SELECT COUNT(*) AS n FROM manual_chunks", args.runs, seed=1, env=env,
+                               prepare=crashkit.user_env)
+        print("manual indexing:", "; ".join(r.notes[:1]), flush=True)
         rows.append(("manual indexing (`manuals add`)", r))
-        r = crashkit.crash_migration(tmp / "mig", args.runs, seed=3)
+        r = crashkit.crash_migration(tmp / "mig", args.runs, seed=3, max_delay=None)
         rows.append(("database migration (first open)", r))
     if args.kinds in ("all", "import"):
         # enough photos (40 scenes, each file unique by a trailing comment) that every kill lands
@@ -109,6 +111,10 @@ def main() -> int:
     for section, lines in groups.items():
         if lines:
             tail = ("\n\nWhere the kills landed: " + "; ".join(phases) + ".") if section == "crash-drafting" else ""
+            if section == "crash":
+                tail = "\n\nKill windows: " + "; ".join(f"{n}: {r.notes[0]}" for n, r in rows
+                                                         if r.notes and r.notes[0].startswith("kill window")) + (
+                    ". A run the job finished before its kill starts the next run on a fresh data folder.")
             write_section(section, intros[section] + f"{load}\n\n" + head + "\n".join(lines) + tail)
     return 1 if bad else 0
 

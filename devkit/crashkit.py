@@ -94,17 +94,51 @@ def user_env(data: Path) -> dict:
     return {**os.environ, "MADOGUCHI_PASSWORD": PASSWORD}
 
 
-def crash_job(data: Path, job: list[str], count_sql: str, runs: int, max_delay: float, seed: int = 0,
-              env: dict | None = None) -> CrashResult:
+def job_seconds(data: Path, job: list[str], env: dict | None = None, check: bool = True) -> float:
+    """How long ``job`` takes uninterrupted from an empty start (the kill window is scaled to it)."""
+    t = time.monotonic()
+    r = subprocess.run(CLI + ["--data-dir", str(data)] + job, cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=1800)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{job}: {r.stderr[-500:]}")
+    return time.monotonic() - t
+
+
+def crash_job(data: Path, job: list[str], count_sql: str, runs: int, max_delay: float | None = None,
+              seed: int = 0, env: dict | None = None, prepare=None) -> CrashResult:
     """Kill ``job`` ``runs`` times at random moments; after each kill the DB must be intact and the
-    committed count must not shrink; after the final uninterrupted run the job must be complete."""
+    committed count must not shrink; after the final uninterrupted run the job must be complete.
+
+    With ``prepare`` (a function that sets up an empty data folder), the kill window is the job's
+    own duration, measured once uninterrupted (``max_delay`` None), and a run the job finished
+    before its kill starts the next one on a fresh folder — so nearly every kill lands mid-job on
+    a quiet machine too, instead of after a job that had long completed."""
     rng = random.Random(seed)
     res = CrashResult()
-    db = data / "madoguchi.db"
+    folder = 0
+
+    def fresh() -> Path:
+        nonlocal folder
+        folder += 1
+        if folder == 1:
+            return data                  # the caller's folder, already set up
+        d = data.with_name(f"{data.name}-{folder}")
+        if prepare is not None:
+            prepare(d)
+        return d
+    if max_delay is None:
+        cal = data.with_name(f"{data.name}-calibrate")
+        if prepare is not None:
+            prepare(cal)
+        max_delay = 0.9 * job_seconds(cal, job, env)
+        res.notes.append(f"kill window 0.3–{max_delay:.1f} s (0.9 × the uninterrupted job)")
+    current = fresh()
     before = 0
     for _ in range(runs):
         res.runs += 1
-        res.killed += kill_after(CLI + ["--data-dir", str(data)] + job, rng.uniform(0.3, max_delay), env)
+        db = current / "madoguchi.db"
+        killed = kill_after(CLI + ["--data-dir", str(current)] + job, rng.uniform(0.3, max_delay), env)
+        res.killed += killed
         if db.exists():
             if not integrity(db):
                 res.integrity_failures += 1
@@ -113,7 +147,15 @@ def crash_job(data: Path, job: list[str], count_sql: str, runs: int, max_delay: 
             if after < before:
                 res.lost += before - after
             before = after
-    r = subprocess.run(CLI + ["--data-dir", str(data)] + job, cwd=ROOT, env=env, capture_output=True, text=True,
+        if not killed and prepare is not None:      # the job finished: the next kill needs work left to do
+            r = subprocess.run(CLI + ["--data-dir", str(current)] + job, cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=1800)
+            if r.returncode != 0 or not integrity(db):
+                res.incomplete_after_resume += 1
+                res.notes.append(r.stderr[-500:])
+            current, before = fresh(), 0
+    db = current / "madoguchi.db"
+    r = subprocess.run(CLI + ["--data-dir", str(current)] + job, cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=1800)
     if r.returncode != 0:
         res.incomplete_after_resume += 1
@@ -123,14 +165,18 @@ def crash_job(data: Path, job: list[str], count_sql: str, runs: int, max_delay: 
     return res
 
 
-def crash_migration(tmp: Path, runs: int, seed: int = 0) -> CrashResult:
-    """Kill the first open of a new data folder (all migrations) at random moments."""
+def crash_migration(tmp: Path, runs: int, seed: int = 0, max_delay: float | None = 1.5) -> CrashResult:
+    """Kill the first open of a new data folder (all migrations) at random moments; ``max_delay``
+    None: within 0.9 × the time an uninterrupted first open takes on this machine."""
     rng = random.Random(seed)
     res = CrashResult()
+    if max_delay is None:
+        max_delay = 0.9 * job_seconds(tmp / "mig-calibrate", ["doctor", "--quick"], check=False)
+        res.notes.append(f"kill window 0.05–{max_delay:.1f} s (0.9 × an uninterrupted first open)")
     for i in range(runs):
         data = tmp / f"mig{i}"
         res.runs += 1
-        res.killed += kill_after(CLI + ["--data-dir", str(data), "doctor", "--quick"], rng.uniform(0.05, 1.5))
+        res.killed += kill_after(CLI + ["--data-dir", str(data), "doctor", "--quick"], rng.uniform(0.05, max_delay))
         db = data / "madoguchi.db"
         if db.exists() and not integrity(db):
             res.integrity_failures += 1
