@@ -317,3 +317,25 @@ PAPER_LOW_CONFIDENCE = "読み取りの確かさが低いページ：{pages}（�
 PAPER_RETENTION = ("この書類の画像と文字はこのパソコンにも記録にも保存されません。次の相談を始めるか、"
                    "この画面を閉じると消えます（監査記録には「書類を読み取った」ことだけが残ります）。")
 PAPER_CLOSE = "閉じる"
+
+# ------------------------------------------------------------------ 相談: the live interview checklist
+CHECKLIST_NAME = "聞き取りチェックリスト"
+CHECKLIST_INTENT_NAME = "申請意思の確認状況"
+CHECKLIST_DONE = "✓"
+CHECKLIST_TODO = "□"
+CHECKLIST_ITEM = {
+    "complaint": "主訴", "household": "世帯", "housing": "住居", "rent": "家賃", "income": "収入",
+    "savings": "預貯金・所持金", "debt": "負債・滞納", "health": "健康・就労", "history": "困窮の経緯",
+    "urgency": "急迫の事情", "supporters": "扶養義務者", "other_measures": "他法他施策", "explained": "制度の説明",
+    "intent": "申請意思", "next": "次の予定",
+}
+CHECKLIST_EVIDENCE = "{title}：聞き取り済み（発言 {lines}）"
+CHECKLIST_NOT_YET = "{title}：まだ聞き取っていません"
+CHECKLIST_INTENT = {
+    "expressed": "申請意思：あり ✓",
+    "undecided": "申請意思：保留（相談者は考えたいとのこと）— 記録に残します",
+    "asked": "申請意思：未確認 — 申請について話しましたが、相談者の意思はまだ聞いていません",
+    "not_asked": "申請意思：未確認 — 停止の前に、申請されるかどうかを確認してください",
+}
+CHECKLIST_INTENT_LINES = "（発言 {lines}）"
+CHECKLIST_SEP = "・"

@@ -159,13 +159,15 @@ def body(text: str) -> str:
 
 # ----------------------------------------------------------------------------- content support
 
-# Words a record may use without finding them in the cited lines: its own register, the template's
-# vocabulary, and verbs/nouns every statement needs.
+# Words a record may use without finding them in the cited lines: its own register only (reporting
+# verbs, 「とのこと」「旨」, units) — deliberately smaller than the engine's vocabulary
+# (engine/records/checks.py RECORD_VOCAB, which also lets 生活, 親族, 制度, 必要, 受ける, 希望 … pass), so
+# that this figure is not the engine's own check measured against itself.
 RECORD_VOCAB = set("""
-相談 相談者 本人 職員 世帯 世帯員 記録 確認 説明 申請 意思 申し立て 申立て 申し出 述べる 話す 言う 申す 聞く 伺う
-状況 有無 ある 無い ない いる 居る なる する 成る 為る 出来る できる 思う 考える とのこと 旨 こと 事 もの 物 ため 為 等 など
-現在 今 今後 予定 内容 件 点 方 方法 必要 可能 不可 見込み 見込む 希望 求める 受ける 受理 同席 来所 所 様子 生活
-あり なし 親族 年齢 月額 金額 制度 手続き 手続 案内 助言 伝える 示す 行う 持つ 続く 含む 及ぶ 対応 要 者 人 名 円 万 千 月 日 年 歳 週 回 頃 以上 以下 以内 程度 約 分
+相談 相談者 本人 職員 記録 確認 説明 申請 意思 申し立て 申立て 申し出 述べる 話す 言う 申す
+ある 無い ない いる 居る なる する 成る 為る とのこと 旨 こと 事 もの 物 ため 為 等 など
+現在 今 今後 予定 件 点 方 案内 助言 伝える 示す あり なし 年齢 月額 金額 者 人 名 円 万 千 月 日 年 歳 週 回 頃
+以上 以下 以内 程度 約 分
 """.split())
 SYNONYMS = [{"子", "子供", "子ども", "こども", "児童"}, {"貯金", "預金", "預貯金", "貯蓄"}, {"家賃", "賃料", "家賃額"},
             {"仕事", "就労", "勤務", "働く", "就職", "職"}, {"亡くなる", "死亡", "他界", "死去", "死ぬ"},
@@ -197,7 +199,8 @@ def _content_tokens(text: str) -> list[tuple[str, str]]:
 
 
 def unsupported_words(statement: str, cited: str) -> list[str]:
-    """Content words of ``statement`` found neither in ``cited`` nor in the record vocabulary."""
+    """Content words of ``statement`` found neither in ``cited`` nor in the record vocabulary, and
+    predicates whose negation the statement lost or added (:func:`negation_changes`)."""
     ncited = normalize(cited)
     have = {n for _s, n in _content_tokens(cited)} | {s for s, _n in _content_tokens(cited)}
     missing = []
@@ -207,7 +210,50 @@ def unsupported_words(statement: str, cited: str) -> list[str]:
         if any(w in have or w in ncited for w in _SYN.get(n, _SYN.get(s, ()))):
             continue
         missing.append(s)
-    return list(dict.fromkeys(missing))
+    return list(dict.fromkeys(missing + negation_changes(statement, cited)))
+
+
+_NEG = {"ない", "無い", "ず", "ぬ"}
+_DENIAL = re.compile(r"(^|[、。\s])(いいえ|いえ|いや|ううん)|ありません|ないです|おりません")
+
+
+def _predicates(text: str) -> list[tuple[str, str, bool]]:
+    """(surface, normalised form, negated) of each verb and adjective: negated when an auxiliary
+    after it says so — ない/ず/ぬ, also fused into a dialect auxiliary (頼まれん, 残っとらん)."""
+    from engine.records.checks import _tokenizer
+    toks = list(_tokenizer().tokenize(normalize(text)))
+    out = []
+    for i, m in enumerate(toks):
+        pos = m.part_of_speech()
+        if pos[0] not in ("動詞", "形容詞") or m.normalized_form() in _NEG:
+            continue
+        neg = False
+        for n in toks[i + 1:i + 5]:
+            p = n.part_of_speech()
+            if not (p[0] == "助動詞" or p[1] == "非自立可能" or n.surface() in ("て", "で")):
+                break
+            if n.normalized_form() in _NEG or n.surface() in _NEG or p[0] == "助動詞" and n.surface().endswith("ん") \
+                    and not n.normalized_form().endswith("ん") and n.normalized_form() not in ("ます",):
+                neg = True
+        out.append((m.surface(), m.normalized_form(), neg))
+    return out
+
+
+def negation_changes(statement: str, cited: str) -> list[str]:
+    """Predicates of ``statement`` that the cited lines hold only with the other polarity
+    (「頼まれんよ」 recorded as 「頼まれとのこと」): named as 「頼ま（否定）」. A statement that denies what
+    a staff question asked, answered 「いいえ」, is not a change."""
+    cited_pol: dict[str, set[bool]] = {}
+    for _s, n, neg in _predicates(cited):
+        cited_pol.setdefault(n, set()).add(neg)
+    denial = bool(_DENIAL.search(normalize(cited)))
+    out = []
+    for s, n, neg in _predicates(strip_marks(statement)):
+        pols = cited_pol.get(n)
+        if not pols or neg in pols or neg and denial:
+            continue
+        out.append(f"{s}（否定）")
+    return out
 
 
 # ----------------------------------------------------------------------------- intent

@@ -1,13 +1,16 @@
 """The counter workflow: a recorded consultation that ends in a stored record draft.
 
     cw = CounterConsultation(ctx, user, title="…", consent=True)
-    cw.start(MicSource(...), on_event=fn)     # live transcript events (Partial/Final/Level/…)
+    cw.start(MicSource(...), on_event=fn)     # live transcript events (Partial/Final/Level/…) and
+                                              # the interview checklist (records.checklist.Coverage)
     rec = cw.stop(progress=fn)                # draft → RecordDraft (下書き), moments after 停止
     cw.refine()                               # final pass → transcript + evidence, a new version
 
 While the session runs, an :class:`~engine.records.draft.IncrementalDrafter` in a low-priority
 child process (``engine.records.draft.incremental_job``) follows the stored Final segments and drafts
-them as they come, so the draft is ready moments after 停止. In its own process the LLM can
+them as they come, so the draft is ready moments after 停止; it also reports the live interview
+checklist (:mod:`engine.records.checklist`: which required items are covered, where 申請意思
+stands), passed to ``on_event`` as a ``Coverage`` event. In its own process the LLM can
 neither starve live transcription nor stall the caller's UI thread, and a crash of the native
 model code cannot take the counter application down. The final pass runs after the draft is
 saved (:func:`refine`, also in a child process) and renumbers the transcript; the draft's evidence (live segment numbers) is mapped onto the final segments by time overlap and
@@ -26,7 +29,7 @@ from typing import Callable
 from .asr import sessions
 from .asr.session import ConsultationSession
 from .errors import MadoguchiError
-from .records import checks, workflow
+from .records import checklist, checks, workflow
 from .records import template as rtemplate
 from .jobs import run_in_child
 from .records.draft import draft as draft_segments
@@ -72,6 +75,9 @@ class CounterConsultation:
         self.ctx, self.user = ctx, user
         self.template = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
         self.use_llm = ctx.config["llm.enabled"] if use_llm is None else use_llm
+        # the live interview checklist: nothing covered yet; the drafting child reports each change
+        self.coverage: checklist.Coverage = checklist.coverage([], self.template)
+        self._on_event: Callable | None = None
         self.session = ConsultationSession(ctx, title=title, case_number=case_number, staff_user=user.username,
                                            consent=consent, transcriber=transcriber)
         self.title, self.case_number = title, case_number
@@ -81,6 +87,7 @@ class CounterConsultation:
         return self.session.id
 
     def start(self, source, on_event: Callable | None = None, seconds: float | None = None) -> int:
+        self._on_event = on_event
         sid = self.session.start(source, seconds=seconds, on_event=on_event)
         self._finish = threading.Event()
         self._snapshot = threading.Event()
@@ -103,6 +110,10 @@ class CounterConsultation:
     def _child_progress(self, p) -> None:
         if isinstance(p, tuple) and p and p[0] == "snapshot":
             self._snapshot.set()
+        elif isinstance(p, tuple) and p and p[0] == "coverage":
+            self.coverage = p[1]
+            if self._on_event is not None:
+                self._on_event(p[1])
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.session.wait(timeout)

@@ -1,4 +1,5 @@
 """相談: one big 録音 / 停止 button, consent, microphone, elapsed time, level meter; the live
+interview checklist (required items tick as they are covered, 申請意思 not yet confirmed stands out); the live
 transcript (final lines with speaker colours, the current partial in grey); edit a line or its
 speaker inline, play from a line; after 停止 the final pass and the draft run in the background
 and the record opens in 記録."""
@@ -16,12 +17,14 @@ from engine.asr import sessions
 from engine.asr.transcribe import Final, Partial
 from engine.audio import Level, list_input_devices
 from engine.errors import MadoguchiError
+from engine.records.checklist import Coverage
 
 from .. import changes
 from .. import strings as S
 from ..errors import show_error, unless_offline
 from ..focus import tab_chain
 from ..ops import run_op, store_op
+from .checklist import InterviewChecklist
 from .recordpanel import SPEAKER_FG, fmt_time
 
 ROLE_SEG = Qt.ItemDataRole.UserRole          # segment row id
@@ -98,6 +101,11 @@ class ConsultView(QWidget):
         row.addLayout(side, 1)
         lay.addLayout(row)
 
+        # the live interview checklist: shown from 録音 on, kept after 停止 until the next consultation
+        self.checklist = InterviewChecklist(self)
+        self.checklist.hide()
+        lay.addWidget(self.checklist)
+
         self.transcript = QListWidget(self)
         self.transcript.setWordWrap(True)
         self.transcript.setAccessibleName(S.TRANSCRIPT)
@@ -138,7 +146,7 @@ class ConsultView(QWidget):
         hint_row.addWidget(self.paper_btn)
         lay.addLayout(hint_row)
         self.papers: list = []         # the paper windows of this consultation (nothing of them is stored)
-        tab_chain(self.title, self.case, self.mic, self.consent, self.record_btn, self.transcript,
+        tab_chain(self.title, self.case, self.mic, self.consent, self.record_btn, self.checklist.items, self.transcript,
                   self.play_btn, self.swap_btn, self.swap_all_btn, self.paper_btn)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
@@ -213,6 +221,8 @@ class ConsultView(QWidget):
         self.forget_papers()           # the previous citizen's papers go before the next consultation
         self.transcript.clear()
         self.partial_item = None
+        self.checklist.show_coverage(cw.coverage)      # every required item still to ask
+        self.checklist.show()
         self.started = time.monotonic()
         self.timer.start()
         self._style_button(True)
@@ -236,7 +246,10 @@ class ConsultView(QWidget):
         show_error(self, exc)
 
     def on_event(self, ev) -> None:
-        if isinstance(ev, Level):
+        if isinstance(ev, Coverage):
+            if self.cw is not None:
+                self.checklist.show_coverage(ev)
+        elif isinstance(ev, Level):
             db = max(ev.dbfs) if ev.dbfs else -60.0
             self.level.setValue(int(max(0.0, min(60.0, db + 60.0))))
         elif isinstance(ev, Partial):

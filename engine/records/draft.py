@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 from ..errors import MadoguchiError
 from ..models import ModelError
-from . import checks
+from . import checklist, checks
 from . import items as ritems
 from .model import Draft, Flag, Section, Segment, Statement
 from . import template as rtemplate
@@ -405,8 +405,7 @@ class IncrementalDrafter:
     extracts (method ``mixed``) — and returns the checked :class:`Draft`: moments after 停止 instead of minutes.
     The ``items`` drafter needs no model and no thread: :meth:`finish` drafts everything in milliseconds.
 
-    Use ``IncrementalDrafter.for_session(ctx, session_id)`` and :meth:`poll_store` to follow a
-    stored session instead of feeding segments by hand.
+    Use ``IncrementalDrafter.for_session(ctx, session_id)`` and :meth:`poll_store` to follow a stored session.
     """
 
     def __init__(self, template: Template, config=None, *, model: str | None = None, llm=None,
@@ -455,9 +454,8 @@ class IncrementalDrafter:
 
     def poll_store(self) -> int:
         """Feed segments of the stored session not seen yet; returns how many were new."""
-        last = max(self._seen) if self._seen else 0
         from ..asr import sessions
-        rows = sessions.segments(self.store, self.session_id, after_seq=last)
+        rows = sessions.segments(self.store, self.session_id, after_seq=max(self._seen, default=0))
         self.feed(rows)
         return len(rows)
 
@@ -584,16 +582,18 @@ class IncrementalDrafter:
 
 def incremental_job(ctx, progress, cancel, session_id: int, template: str | None = None,
                     use_llm: bool = True, poll: float = 1.0):
-    """Child-process entry point (:func:`engine.jobs.run_in_child`): follow a recording session and
-    draft its record as segments become final. ``cancel`` here means "the session has stopped: take
-    the last segments and finish". Reports ``("snapshot", n)`` once it has read the final list of
-    live segments (the caller may then replace them with the final pass), and returns the checked
-    :class:`~engine.records.model.Draft`."""
+    """Child-process entry point (:func:`engine.jobs.run_in_child`): follow a recording session and draft its
+    record as segments become final. ``cancel`` here means "the session has stopped: take the last segments and
+    finish". Reports ``("coverage", Coverage)`` (:mod:`.checklist`: the interview checklist) when new segments
+    arrive, ``("snapshot", n)`` once it has read the final list of live segments (the caller may then replace
+    them with the final pass), and returns the checked :class:`~engine.records.model.Draft`."""
     tpl = rtemplate.load(template or ctx.config["records.template"], ctx.data_dir)
     inc = IncrementalDrafter.for_session(ctx, session_id, template=tpl, use_llm=use_llm)
+    report = checklist.reporter(tpl, progress)
     while not cancel.wait(poll):
         if inc.poll_store():
             progress(("segments", len(inc.segments)))
+            report(inc.segments)
     inc.poll_store()
     live = list(inc.segments)
     progress(("snapshot", len(live)))

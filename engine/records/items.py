@@ -17,6 +17,7 @@ milliseconds, so batch and 停止→draft times are those of the checks.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -107,7 +108,9 @@ ENDINGS = [(r"んですけど(も)?$", ""), (r"んですが$", ""), (r"んです
            (r"([えけげせぜてでねへべめれ])ます$", r"\1る"), (r"([^てで])います$", r"\1う"), (r"います$", "いる"), (r"きましょう$", "こう"),
            (r"([えけせてねめれ])ましょう$", r"\1よう"), (r"ないです$", "ない"), (r"たいです$", "たい"),
            (r"かったです$", "かった"), (r"いです$", "い"), (r"です(よ|ね|けど|が)?$", ""),
-           (r"(よ|ね|わ|けど|けん|っちゃ|ばい|って|し|も|や|かね|かな|ん)$", "")]
+           # a final ん only after a dictionary form, た or な/の (しとるん, そうなん): after the a/e-row it is
+           # a negative and stays (おらん, 頼まれん, 分かりません)
+           (r"(よ|ね|わ|けど|けん|っちゃ|ばい|って|し|も|や|かね|かな|(?<=[うくぐすつぬぶむるただなの])ん)$", "")]
 CLAUSE = re.compile(r"[^。！？!?]+[。！？!?]?")
 
 
@@ -147,6 +150,7 @@ def digits(text: str) -> str:
     return re.sub(r"([0-9]+(?:万[0-9]*)?)円", money, t)
 
 
+@functools.lru_cache(maxsize=8192)
 def clean(text: str) -> str:
     """A clause in record register: self-correction resolved, fillers out, numerals as digits,
     polite endings plain."""
@@ -167,11 +171,17 @@ def clean(text: str) -> str:
 
 def clauses(text: str) -> list[str]:
     """Sentences of an utterance in record register (an ASR line without punctuation: split at its
-    pauses, the spaces whisper leaves)."""
+    pauses, the spaces whisper leaves). Cached: the extraction asks once per item, and the live
+    checklist (engine.records.checklist) again for each new line of a session."""
+    return list(_clauses(text or ""))
+
+
+@functools.lru_cache(maxsize=8192)
+def _clauses(text: str) -> tuple[str, ...]:
     out = []
-    for part in re.split(r"[ 　]+", (text or "").strip()):
+    for part in re.split(r"[ 　]+", text.strip()):
         out += [c for c in (clean(m.group(0)) for m in CLAUSE.finditer(checks.normalize(part))) if c]
-    return out
+    return tuple(out)
 
 
 TRIM_AT = 30       # characters (20 and 14 tried on dev: noisy verbatim 30 → 24 %, one critical fact lost on clean)
@@ -387,6 +397,14 @@ def section_items(template) -> dict[str, list[str]]:
     return {s.key: (s.items or DEFAULT_ITEMS.get(s.key, [])) for s in template.sections}
 
 
+def labelled(segments: list[Segment]) -> list[Segment]:
+    """``segments`` as they are, or — without any citizen label (a transcript without speakers) —
+    with the questions taken as staff's and the rest as answers."""
+    if any(g.speaker == "citizen" for g in segments):
+        return segments
+    return [replace(g, speaker="staff" if g.speaker == "staff" or asks(g.text) else "citizen") for g in segments]
+
+
 def draft_items(segments: list[Segment], template, incremental: bool = False) -> Draft:
     """The record drafted from exchanges and catalogue items (not yet checked); ``template``: a
     :class:`~engine.records.template.Template`."""
@@ -394,11 +412,7 @@ def draft_items(segments: list[Segment], template, incremental: bool = False) ->
               method="items", segments=list(segments))
     plan = section_items(template)
     wanted = {k for ks in plan.values() for k in ks}
-    work = segments
-    if not any(g.speaker == "citizen" for g in segments):
-        # no speaker labels (a transcript without them): questions are taken as staff's, the rest as answers
-        work = [replace(g, speaker="staff" if g.speaker == "staff" or asks(g.text) else "citizen") for g in segments]
-    found = extract(work, wanted)
+    found = extract(labelled(segments), wanted)
     corrections = []
     for spec, sec in zip(template.sections, d.sections):
         keys = plan[spec.key]
