@@ -122,3 +122,43 @@ def test_cross_benchmark_runs_on_development_seeds(tmp_path):
     assert m["n"] == 8 and sum(map(sum, m["confusion"])) == 8
     assert m["grade_dist"] == {g: 2 for g in GRADES}
     assert 0 <= m["exact"] <= m["within1"] <= 1
+
+
+@pytest.mark.parametrize("seed", [1008, 1012, 1044, 1064])
+def test_geometry_finds_renderer_b_mirrors_the_orange_mask_missed(seed):
+    """Yellow rims (1008, 1044) and darker shaded ones (1012, 1064): the orange/red rim mask alone
+    found no mirror in these (the quality gate's mirror_not_found); the wide rim colour finds the face
+    inside the drawn mirror's box and the pole under it."""
+    from engine.mirrors import geometry as geo
+    sc = renderb.generate(seed)
+    work, _ = geo.work_copy(sc.image)
+    assert not geo._find_faces(work, geo.rim_mask(work), 0)[0]
+    g = geo.analyse(sc.image)
+    assert g.face is not None and g.pole is not None
+    x0, y0, x1, y1 = sc.labels["mirror"]["box"]
+    cx, cy = g.face.center
+    assert x0 <= cx <= x1 and y0 <= cy <= y1, (g.face.center, sc.labels["mirror"]["box"])
+
+
+def test_windows_in_an_ochre_wall_are_not_mirrors():
+    """The wide rim colour takes in ochre walls, whose windows are ringed holes too: no pole under
+    them, and the wall all around (a rim is a ring with the scene around it) — no mirror."""
+    import cv2
+
+    from engine.mirrors import geometry as geo
+    img = np.full((480, 640, 3), (120, 125, 130), np.uint8)
+    img[40:440, 60:580] = (200, 140, 40)                       # an ochre façade (hue outside the orange mask)
+    for y in range(80, 300, 90):
+        for x in range(100, 560, 110):
+            cv2.ellipse(img, (x + 30, y + 30), (28, 28), 0, 0, 360, (70, 90, 130), -1)   # round windows
+    cv2.rectangle(img, (316, 200), (324, 479), (90, 90, 90), -1)                          # a drainpipe
+    work, _ = geo.work_copy(img)
+    wide = geo.rim_mask(work, wide=True)
+    holes = geo._faces_from_holes(wide)
+    assert holes and not geo._find_faces(work, geo.rim_mask(work), 0)[0]
+    assert geo._outside_share(wide, holes[0]) > geo.WIDE_RIM["outside_max"]
+    assert geo.analyse(img).face is None
+    b = renderb.generate(1008)                                 # a yellow rim in a street: the scene around it
+    bw, _ = geo.work_copy(b.image)
+    bwide = geo.rim_mask(bw, wide=True)
+    assert geo._outside_share(bwide, geo._find_faces(bw, bwide, 0)[0][0]) < geo.WIDE_RIM["outside_max"]

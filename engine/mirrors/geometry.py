@@ -83,10 +83,20 @@ def work_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, (round(w / s), round(h / s)), interpolation=cv2.INTER_AREA), s
 
 
-def rim_mask(work: np.ndarray) -> np.ndarray:
+# The wide rim colour, tried only when the orange/red one finds no mirror: yellow rims, and rims that
+# shade, haze or a camera's colour rendering leave darker or paler than the usual orange.
+WIDE_RIM = {"hue_max": 34, "hue_min": 165, "sat": 70, "val": 45, "outside_max": 0.9,
+            "min_axis": 8.0, "max_ratio": 1.8}
+
+
+def rim_mask(work: np.ndarray, wide: bool = False) -> np.ndarray:
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     H, S, V = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    m = (((H <= 16) | (H >= 170)) & (S >= 110) & (V >= 70)).astype(np.uint8)
+    if wide:
+        c = WIDE_RIM
+        m = (((H <= c["hue_max"]) | (H >= c["hue_min"])) & (S >= c["sat"]) & (V >= c["val"])).astype(np.uint8)
+    else:
+        m = (((H <= 16) | (H >= 170)) & (S >= 110) & (V >= 70)).astype(np.uint8)
     return cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
 
 
@@ -450,6 +460,35 @@ def mirror_offset_pct(face: MirrorFace | None, pole: Pole | None) -> float | Non
     return float(abs(cx - x_axis) * math.cos(t) / max(1e-6, face.radius) * 100)
 
 
+def _outside_share(mask: np.ndarray, f: MirrorFace) -> float:
+    """Share of rim-coloured pixels in the upper half of the band 1.3–1.7 face radii around a face
+    (above the face: not the pole, nor much of the hood; a wall the colour of the rim takes all)."""
+    band = np.zeros_like(mask)
+    c = (int(round(f.center[0])), int(round(f.center[1])))
+    ax = (max(1, int(round(f.axes[0]))), max(1, int(round(f.axes[1]))))
+    cv2.ellipse(band, c, (int(ax[0] * 1.7), int(ax[1] * 1.7)), f.angle, 0, 360, 1, -1)
+    cv2.ellipse(band, c, (int(ax[0] * 1.3), int(ax[1] * 1.3)), f.angle, 0, 360, 0, -1)
+    band[c[1]:] = 0
+    n = int(band.sum())
+    return float((mask & band).sum() / n) if n else 1.0
+
+
+def _find_faces(work: np.ndarray, mask: np.ndarray, seed: int) -> tuple[list[MirrorFace], Pole | None]:
+    """Faces (working px) in one rim mask and the pole under the first: a ringed hole, else a RANSAC
+    ellipse on a broken ring, else a visible rim arc with a pole under it."""
+    faces = _faces_from_holes(mask)
+    if not faces:
+        faces = _faces_ransac(mask, np.random.default_rng(seed))
+    pole = find_pole(work, faces[0]) if faces else None
+    if not faces:
+        # a rim arc with a pole under it: a mirror mostly hidden (e.g. by leaves), not a stray orange thing
+        faces = _faces_partial(mask, np.random.default_rng(seed))
+        pole = find_pole(work, faces[0]) if faces else None
+        if pole is None:
+            faces = []
+    return faces, pole
+
+
 def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
     """Localise the mirror face(s) and pole in an RGB photo (H×W×3 uint8)."""
     h, w = rgb.shape[:2]
@@ -458,18 +497,18 @@ def analyse(rgb: np.ndarray, seed: int = 0) -> Geometry:
     brightness = float(gray.mean())
     sharp = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     over = float((gray >= 250).mean())
-    mask = rim_mask(work)
-    faces = _faces_from_holes(mask)
-    if not faces:
-        faces = _faces_ransac(mask, np.random.default_rng(seed))
     wh, ww = work.shape[:2]
-    pole = find_pole(work, faces[0]) if faces else None
-    if not faces:
-        # a rim arc with a pole under it: a mirror mostly hidden (e.g. by leaves), not a stray orange thing
-        faces = _faces_partial(mask, np.random.default_rng(seed))
-        pole = find_pole(work, faces[0]) if faces else None
-        if pole is None:
-            faces = []
+    faces, pole = _find_faces(work, rim_mask(work), seed)
+    if not faces:    # no orange/red rim: a yellow, shaded or pale one
+        wide = rim_mask(work, wide=True)
+        faces, pole = _find_faces(work, wide, seed)
+        # a wider colour also takes in ochre walls, whose windows are ringed holes too: a face found
+        # this way needs a pole under it, a face of a mirror's size and shape, and must not sit inside
+        # a wall of the rim's colour
+        if (pole is None or min(faces[0].axes) < WIDE_RIM["min_axis"]
+                or max(faces[0].axes) > WIDE_RIM["max_ratio"] * min(faces[0].axes)
+                or _outside_share(wide, faces[0]) > WIDE_RIM["outside_max"]):
+            faces, pole = [], None
     out_faces = []
     for f in faces:
         box = _outer_box(f, ww, wh)
